@@ -1,0 +1,60 @@
+"""Leave-one-out, full-ranking benchmark: each recipe next to Popularity-Count on the same split.
+
+    python bench/benchmark.py --data ml100k beauty [--recipes popularity_count ...] [--override key=value ...]
+
+`--data` names presets in configs/data/ (ml100k, ml1m_half, beauty, sports, toys, yelp read
+../shared/data). Prints a Markdown table of test HR@10, NDCG@10, MRR@10 and the wall time of each run;
+bench/RESULTS.md keeps the last results with the exact commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from omegaconf import open_dict
+
+from personalize_torch.training import train
+
+REPO = Path(__file__).resolve().parents[1]
+BASELINE = "popularity_count"
+
+
+def run(data: str, recipe: str, overrides: list[str], workdir: Path) -> dict:
+    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[f"data={data}", f"recipe={recipe}", "logger=none", *overrides])
+    with open_dict(cfg):
+        cfg.data.path = str((REPO / cfg.data.path).resolve()) if cfg.data.path else None
+        cfg.output_dir = str(workdir / f"{data}-{recipe}")
+        cfg.trainer.enable_progress_bar = False
+    start = time.perf_counter()
+    result = train(cfg)
+    result["seconds"] = time.perf_counter() - start
+    return result
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", nargs="+", default=["ml100k"])
+    p.add_argument("--recipes", nargs="+", default=[BASELINE])
+    p.add_argument("--override", nargs="*", default=[], help="Hydra overrides for every run, e.g. trainer.max_epochs=50")
+    args = p.parse_args()
+    recipes = [BASELINE] + [r for r in args.recipes if r != BASELINE]
+    rows = ["| data | recipe | HR@10 | NDCG@10 | MRR@10 | users | items | seconds |", "|---|---|---|---|---|---|---|---|"]
+    with tempfile.TemporaryDirectory() as tmp:
+        for data in args.data:
+            for recipe in recipes:
+                r = run(data, recipe, args.override, Path(tmp))
+                m = r["metrics"]["test"]
+                rows.append(f"| {data} | {recipe} | {m['hit_rate_at_10']:.4f} | {m['ndcg_at_10']:.4f} | "
+                            f"{m['mrr_at_10']:.4f} | {r['data']['n_users']} | {r['data']['n_items']} | "
+                            f"{r['seconds']:.1f} |")
+                print(rows[-1], flush=True)
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()

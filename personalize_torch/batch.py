@@ -1,0 +1,52 @@
+"""Batch inference from the command line, as a Personalize batch inference job:
+
+    python -m personalize_torch.batch --solution <dir> --input <in.jsonl> --output <out.jsonl> [--num-results N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from personalize_torch.errors import InputError, exit_on_input_error
+from personalize_torch.serving.batch_inference import run_batch_inference
+from personalize_torch.serving.predictor import MAX_RESULTS, Predictor
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m personalize_torch.batch", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--solution", required=True, help="solution version directory written by train.py")
+    p.add_argument("--input", required=True, help="JSON lines, one {\"userId\": ...} per line")
+    p.add_argument("--output", required=True, help="where to write the results (JSON lines)")
+    p.add_argument("--num-results", type=int, default=25, help=f"items per user, 1-{MAX_RESULTS} (default 25)")
+    p.add_argument("--include-seen", action="store_true", help="do not leave out items already in the history")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    return p.parse_args(argv)
+
+
+@exit_on_input_error
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if not 1 <= args.num_results <= MAX_RESULTS:
+        raise InputError(f"must be between 1 and {MAX_RESULTS}, got {args.num_results}", column="--num-results")
+    in_path, out_path = Path(args.input), Path(args.output)
+    if not in_path.exists():
+        raise InputError("input file not found", file=str(in_path))
+    predictor = Predictor.from_dir(args.solution, device=args.device)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}")
+    with open(in_path, encoding="utf-8") as src, open(tmp, "w", encoding="utf-8") as dst, \
+            tqdm(total=in_path.stat().st_size, unit="B", unit_scale=True, desc="batch inference",
+                 disable=None, file=sys.stderr) as bar:
+        counts = run_batch_inference(predictor, src, dst, args.num_results, not args.include_seen, bar)
+    os.replace(tmp, out_path)
+    print(f"{counts['lines']} lines scored ({counts['errors']} with errors) -> {out_path}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

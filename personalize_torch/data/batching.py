@@ -1,0 +1,99 @@
+"""Mini-batches: small dataclasses of tensors, built from CSR sequences without per-event loops."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from personalize_torch.data.sequences import UserSequences
+from personalize_torch.data.split import EvalSet
+
+
+@dataclass
+class SequenceBatch:
+    """Users' recent events, oldest to newest, left-padded with item index 0."""
+
+    user_idx: Tensor    # (B,)
+    items: Tensor       # (B, T)
+    timestamps: Tensor  # (B, T)
+
+    @property
+    def mask(self) -> Tensor:
+        return self.items > 0  # (B, T)
+
+
+@dataclass
+class EvalBatch:
+    inputs: SequenceBatch
+    exclude: Tensor  # (B, E) every item of the history, right-padded with 0: never recommended
+    targets: Tensor  # (B, M) held-out items, right-padded with 0
+
+
+def _gather_padded(values: np.ndarray, starts: np.ndarray, lengths: np.ndarray, width: int, left: bool) -> np.ndarray:
+    """Rows values[starts[b]: starts[b] + lengths[b]] into a (B, width) array padded with 0."""
+    B = len(starts)
+    out = np.zeros((B, width), dtype=values.dtype)
+    if B == 0 or width == 0:
+        return out
+    col = np.arange(width)
+    offset = (width - lengths)[:, None] if left else np.zeros((B, 1), dtype=np.int64)
+    k = col[None, :] - offset  # position inside the row
+    valid = (k >= 0) & (k < lengths[:, None])
+    out[valid] = values[(starts[:, None] + k)[valid]]
+    return out
+
+
+def sequence_batch(seqs: UserSequences, rows: np.ndarray, max_len: int | None = None) -> SequenceBatch:
+    """The last `max_len` events (all when None) of the given user rows; row -1 gives an empty history."""
+    rows = np.asarray(rows, dtype=np.int64)
+    known = rows >= 0
+    safe = np.where(known, rows, 0)
+    lengths = np.where(known, seqs.lengths[safe] if len(seqs) else 0, 0)
+    if max_len is not None:
+        lengths = np.minimum(lengths, max_len)
+    starts = np.where(known, seqs.offsets[safe + 1] - lengths if len(seqs) else 0, 0)
+    width = int(lengths.max(initial=0))
+    items = _gather_padded(seqs.item_idx, starts, lengths, width, left=True)
+    times = _gather_padded(seqs.timestamp, starts, lengths, width, left=True)
+    user_idx = np.where(known, seqs.user_idx[safe] if len(seqs) else 0, 0)
+    return SequenceBatch(torch.from_numpy(user_idx), torch.from_numpy(items), torch.from_numpy(times))
+
+
+def history_items(seqs: UserSequences, rows: np.ndarray) -> Tensor:
+    """Every item of each user row (B, E), right-padded with 0; row -1 gives an empty row."""
+    rows = np.asarray(rows, dtype=np.int64)
+    known = rows >= 0
+    safe = np.where(known, rows, 0)
+    lengths = np.where(known, seqs.lengths[safe] if len(seqs) else 0, 0)
+    starts = np.where(known, seqs.offsets[safe] if len(seqs) else 0, 0)
+    return torch.from_numpy(_gather_padded(seqs.item_idx, starts, lengths, int(lengths.max(initial=0)), left=False))
+
+
+def eval_batch(eval_set: EvalSet, rows: np.ndarray, max_len: int | None = None) -> EvalBatch:
+    rows = np.asarray(rows, dtype=np.int64)
+    hist = eval_set.history
+    t_lengths = np.diff(eval_set.target_offsets)[rows]
+    targets = _gather_padded(eval_set.target_items, eval_set.target_offsets[rows], t_lengths,
+                             int(t_lengths.max(initial=0)), left=False)
+    return EvalBatch(sequence_batch(hist, rows, max_len), history_items(hist, rows), torch.from_numpy(targets))
+
+
+class SequenceCollate:
+    """Collate function of a DataLoader over user row numbers."""
+
+    def __init__(self, seqs: UserSequences, max_len: int | None):
+        self.seqs, self.max_len = seqs, max_len
+
+    def __call__(self, rows: list[int]) -> SequenceBatch:
+        return sequence_batch(self.seqs, np.asarray(rows), self.max_len)
+
+
+class EvalCollate:
+    def __init__(self, eval_set: EvalSet, max_len: int | None):
+        self.eval_set, self.max_len = eval_set, max_len
+
+    def __call__(self, rows: list[int]) -> EvalBatch:
+        return eval_batch(self.eval_set, np.asarray(rows), self.max_len)

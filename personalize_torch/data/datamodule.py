@@ -1,0 +1,79 @@
+"""LightningDataModule: a dataset group -> selected events -> vocabularies -> split -> loaders."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytorch_lightning as pl
+from torch.utils.data import DataLoader
+
+from personalize_torch.data import constants as C
+from personalize_torch.data.batching import EvalCollate, SequenceCollate
+from personalize_torch.data.dataset_group import DatasetGroup
+from personalize_torch.data.event_selection import select_events
+from personalize_torch.data.minimum_data import check_minimum_data
+from personalize_torch.data.sequences import UserSequences, encode_interactions
+from personalize_torch.data.split import Split, make_split
+from personalize_torch.data.vocab import Vocab
+
+
+class InteractionsDataModule(pl.LightningDataModule):
+    def __init__(self, group: DatasetGroup, split: str = "personalize", event_type: str | None = None,
+                 event_value_threshold: float | None = None, batch_size: int = 256, eval_batch_size: int = 256,
+                 max_len: int | None = None, seed: int = 0, check_minimum: bool = True):
+        super().__init__()
+        self.group = group
+        self.split_kind = split
+        self.event_type = event_type
+        self.event_value_threshold = event_value_threshold
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.max_len = max_len  # how many recent events a model reads; set from the recipe
+        self.seed = seed
+        self.check_minimum = check_minimum
+        self.split: Split | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.split is not None:
+            return
+        source = self.group.source
+        self.interactions = select_events(self.group.interactions, self.event_type, self.event_value_threshold,
+                                          source=source)
+        if self.check_minimum:
+            check_minimum_data(self.interactions, source=source)
+        self.item_vocab = Vocab(self.group.catalogue_item_ids())
+        self.user_vocab = Vocab.sorted_from(self.interactions[C.USER_ID])
+        self.sequences: UserSequences = encode_interactions(self.interactions, self.user_vocab, self.item_vocab)
+        self.split = make_split(self.sequences, self.split_kind, seed=self.seed)
+
+    @property
+    def n_items(self) -> int:
+        """Size of the item index space, padding included."""
+        return self.item_vocab.size_with_padding
+
+    @property
+    def n_users(self) -> int:
+        return self.user_vocab.size_with_padding
+
+    def fingerprint(self) -> str:
+        """A hash of exactly the events trained and evaluated on, and the catalogue."""
+        h = hashlib.sha256()
+        for arr in (self.sequences.user_idx, self.sequences.offsets, self.sequences.item_idx, self.sequences.timestamp):
+            h.update(np.ascontiguousarray(arr).tobytes())
+        h.update("\n".join(map(str, self.item_vocab.ids)).encode())
+        return h.hexdigest()[:16]
+
+    def train_dataloader(self) -> DataLoader:
+        train = self.split.train
+        return DataLoader(range(len(train)), batch_size=self.batch_size, shuffle=True,
+                          collate_fn=SequenceCollate(train, self.max_len))
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(range(len(self.split.val)), batch_size=self.eval_batch_size,
+                          collate_fn=EvalCollate(self.split.val, self.max_len))
+
+    def test_dataloader(self) -> DataLoader:
+        eval_set = self.split.test if self.split.test is not None else self.split.val
+        return DataLoader(range(len(eval_set)), batch_size=self.eval_batch_size,
+                          collate_fn=EvalCollate(eval_set, self.max_len))

@@ -1,0 +1,47 @@
+"""A dataset group: the Interactions dataset plus optional Items and Users datasets, with schemas."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from personalize_torch.data import constants as C
+from personalize_torch.data.csv_import import read_dataset_csv
+from personalize_torch.data.schema import Schema
+
+
+@dataclass
+class DatasetGroup:
+    interactions: pd.DataFrame
+    items: pd.DataFrame | None = None
+    users: pd.DataFrame | None = None
+    schemas: dict[str, Schema] = field(default_factory=dict)
+    name: str = "dataset"
+    source: str = "demo data"  # where the interactions came from, for error messages
+
+    @classmethod
+    def from_csv(cls, interactions: str | Path, items: str | Path | None = None, users: str | Path | None = None,
+                 interactions_schema: str | Path | None = None, items_schema: str | Path | None = None,
+                 users_schema: str | Path | None = None, name: str | None = None) -> DatasetGroup:
+        """Import CSVs (schemas optional: inferred from the headers when missing)."""
+        inter_df, inter_schema = read_dataset_csv(interactions, C.INTERACTIONS, interactions_schema)
+        group = cls(inter_df, schemas={C.INTERACTIONS: inter_schema}, name=name or Path(interactions).stem,
+                    source=str(interactions))
+        if items is not None:
+            group.items, group.schemas[C.ITEMS] = read_dataset_csv(items, C.ITEMS, items_schema)
+        if users is not None:
+            group.users, group.schemas[C.USERS] = read_dataset_csv(users, C.USERS, users_schema)
+        return group
+
+    @property
+    def n_interactions(self) -> int:
+        return len(self.interactions)
+
+    def catalogue_item_ids(self) -> pd.Index:
+        """Every item id known to the group: from Interactions and from Items, sorted."""
+        ids = self.interactions[C.ITEM_ID]
+        if self.items is not None:
+            ids = pd.concat([ids, self.items[C.ITEM_ID]])
+        return pd.Index(ids.unique()).sort_values()

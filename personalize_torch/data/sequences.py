@@ -1,0 +1,73 @@
+"""Interactions encoded as per-user chronological sequences in CSR form.
+
+`UserSequences` holds, for users u = 0..n-1 of its own, the items of user u at
+`item_idx[offsets[u]:offsets[u + 1]]`, oldest first, with matching timestamps. Built once with
+vectorized numpy: no Python loops over interactions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from personalize_torch.data import constants as C
+from personalize_torch.data.vocab import Vocab
+
+
+@dataclass
+class UserSequences:
+    user_idx: np.ndarray   # (n_users,) index in the user vocabulary
+    offsets: np.ndarray    # (n_users + 1,)
+    item_idx: np.ndarray   # (n_events,)
+    timestamp: np.ndarray  # (n_events,)
+
+    def __len__(self) -> int:
+        return len(self.user_idx)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def items_of(self, row: int) -> np.ndarray:
+        return self.item_idx[self.offsets[row]:self.offsets[row + 1]]
+
+    def timestamps_of(self, row: int) -> np.ndarray:
+        return self.timestamp[self.offsets[row]:self.offsets[row + 1]]
+
+    @classmethod
+    def from_sorted_events(cls, user_idx: np.ndarray, item_idx: np.ndarray, timestamp: np.ndarray
+                           ) -> UserSequences:
+        """Build from events already sorted by (user, time); users with no events are absent."""
+        users, starts = np.unique(user_idx, return_index=True)
+        offsets = np.append(starts, len(user_idx)).astype(np.int64)
+        return cls(users.astype(np.int64), offsets, item_idx.astype(np.int64), timestamp.astype(np.int64))
+
+    def select_events(self, keep: np.ndarray) -> UserSequences:
+        """Keep the events where `keep` is True (users left with none disappear)."""
+        owner = np.repeat(self.user_idx, self.lengths)
+        return UserSequences.from_sorted_events(owner[keep], self.item_idx[keep], self.timestamp[keep])
+
+    def select_users(self, rows: np.ndarray) -> UserSequences:
+        rows = np.sort(np.asarray(rows, dtype=np.int64))
+        keep = np.zeros(len(self.item_idx), dtype=bool)
+        row_of_event = np.repeat(np.arange(len(self)), self.lengths)
+        keep[np.isin(row_of_event, rows)] = True
+        return self.select_events(keep)
+
+    def position_from_end(self) -> np.ndarray:
+        """For each event, 0 for a user's newest event, 1 for the one before, ..."""
+        ends = np.repeat(self.offsets[1:], self.lengths)
+        return ends - 1 - np.arange(len(self.item_idx))
+
+
+def encode_interactions(interactions: pd.DataFrame, user_vocab: Vocab, item_vocab: Vocab) -> UserSequences:
+    """Sort events by user and time (ties keep file order) and encode ids as indices."""
+    user_idx = user_vocab.to_idx(interactions[C.USER_ID].to_numpy(dtype=object))
+    item_idx = item_vocab.to_idx(interactions[C.ITEM_ID].to_numpy(dtype=object))
+    timestamp = interactions[C.TIMESTAMP].to_numpy(dtype=np.int64)
+    known = (user_idx > 0) & (item_idx > 0)
+    user_idx, item_idx, timestamp = user_idx[known], item_idx[known], timestamp[known]
+    order = np.lexsort((np.arange(len(user_idx)), timestamp, user_idx))
+    return UserSequences.from_sorted_events(user_idx[order], item_idx[order], timestamp[order])

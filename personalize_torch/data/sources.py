@@ -1,0 +1,43 @@
+"""Where a training run's data comes from: Personalize CSVs, a benchmark data set, or the demo data."""
+
+from __future__ import annotations
+
+from personalize_torch.data import constants as C
+from personalize_torch.data.benchmarks import load_amazon_seq, load_movielens
+from personalize_torch.data.dataset_group import DatasetGroup
+from personalize_torch.data.schema import parse_schema
+from personalize_torch.errors import InputError
+
+FORMATS = ("personalize", "movielens", "amazon_seq")
+
+
+def demo_dataset_group(n_users: int = 1000, n_items: int = 400, seed: int = 0) -> DatasetGroup:
+    """The built-in demo data (see `personalize_torch.data.synthetic`) as a dataset group."""
+    from personalize_torch.data.synthetic import generate_demo_data
+
+    demo = generate_demo_data(n_users=n_users, n_items=n_items, seed=seed)
+    schemas = {
+        C.INTERACTIONS: parse_schema(demo.interactions_schema, C.INTERACTIONS, "demo interactions schema"),
+        C.ITEMS: parse_schema(demo.items_schema, C.ITEMS, "demo items schema"),
+        C.USERS: parse_schema(demo.users_schema, C.USERS, "demo users schema"),
+    }
+    return DatasetGroup(demo.interactions, demo.items, demo.users, schemas, name="demo")
+
+
+def load_dataset_group(format: str = "personalize", interactions: str | None = None, items: str | None = None,
+                       users: str | None = None, interactions_schema: str | None = None,
+                       items_schema: str | None = None, users_schema: str | None = None, path: str | None = None,
+                       demo: dict | None = None) -> DatasetGroup:
+    """Load data as a training config names it. No interactions file and no path: the demo data."""
+    if format == "personalize":
+        if interactions is None:
+            return demo_dataset_group(**(demo or {}))
+        return DatasetGroup.from_csv(interactions, items, users, interactions_schema, items_schema, users_schema)
+    if path is None:
+        raise InputError(f"data.format={format} needs data.path", column="data.path")
+    if format == "movielens":
+        return load_movielens(path)
+    if format == "amazon_seq":
+        return load_amazon_seq(path)
+    raise InputError(f"unknown data.format {format!r}; expected one of {', '.join(FORMATS)}", column="data.format")
+

@@ -1,0 +1,10 @@
+"""Recipes by name: the one registry used to rebuild a saved solution version."""
+
+from personalize_torch.recipes.base import Recipe
+from personalize_torch.recipes.popularity_count import PopularityCount
+
+RECIPES: dict[str, type[Recipe]] = {
+    PopularityCount.recipe_name: PopularityCount,
+}
+
+__all__ = ["RECIPES", "Recipe"]

@@ -1,0 +1,88 @@
+"""The LightningModule every recipe builds on.
+
+A recipe supplies `score(inputs) -> (B, n_items)` and either `loss(batch)` (gradient-trained recipes)
+or `accumulate(batch)` (count-based recipes, `count_based = True`, fitted in one pass over the
+training sequences with no optimizer). The base owns validation/test with full-ranking metrics, so
+every recipe is evaluated the same way and saved in the same format.
+
+Hyperparameters are primitives saved with `save_hyperparameters()`, so a checkpoint loads with
+`torch.load(weights_only=True)`; sizes that come from the data (`n_items`) are passed in by training.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor
+
+from personalize_torch.data.batching import EvalBatch, SequenceBatch
+from personalize_torch.metrics.ranking import mask_scores
+from personalize_torch.metrics.ranking_metrics import RankingMetrics
+
+
+class Recipe(pl.LightningModule):
+    recipe_name: ClassVar[str]
+    count_based: ClassVar[bool] = False
+
+    def __init__(self, n_items: int):
+        super().__init__()
+        self.n_items = n_items
+        self.val_metrics = RankingMetrics(n_items)
+        self.test_metrics = RankingMetrics(n_items)
+        if self.count_based:
+            self.automatic_optimization = False
+
+    @property
+    def input_length(self) -> int | None:
+        """How many recent events the model reads per user (None: the whole history)."""
+        return None
+
+    # --- what a recipe supplies -------------------------------------------------------------
+    def score(self, inputs: SequenceBatch) -> Tensor:
+        """Scores (B, n_items) of every item for each user's history; higher is better."""
+        raise NotImplementedError
+
+    def loss(self, batch: SequenceBatch) -> Tensor:
+        raise NotImplementedError
+
+    def accumulate(self, batch: SequenceBatch) -> None:
+        raise NotImplementedError
+
+    # --- training ----------------------------------------------------------------------------
+    def training_step(self, batch: SequenceBatch, batch_idx: int):
+        if self.count_based:
+            self.accumulate(batch)
+            return None
+        loss = self.loss(batch)
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch.items.shape[0])
+        return loss
+
+    def configure_optimizers(self):
+        if self.count_based:
+            return None
+        raise NotImplementedError
+
+    # --- evaluation ----------------------------------------------------------------------------
+    def _evaluate(self, batch: EvalBatch, metrics: RankingMetrics) -> None:
+        with torch.no_grad():
+            scores = mask_scores(self.score(batch.inputs), batch.exclude)
+        metrics.update(scores, batch.targets)
+
+    def validation_step(self, batch: EvalBatch, batch_idx: int) -> None:
+        self._evaluate(batch, self.val_metrics)
+
+    def test_step(self, batch: EvalBatch, batch_idx: int) -> None:
+        self._evaluate(batch, self.test_metrics)
+
+    def _log_metrics(self, stage: str, metrics: RankingMetrics) -> None:
+        values = metrics.compute()
+        self.log_dict({f"{stage}/{k}": v for k, v in values.items()}, prog_bar=False)
+        metrics.reset()
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_metrics("val", self.val_metrics)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_metrics("test", self.test_metrics)

@@ -1,0 +1,80 @@
+"""The HTTP app: Personalize Runtime's GetRecommendations, wire-compatible with boto3.
+
+`boto3.client("personalize-runtime", endpoint_url="http://host:port")` works unchanged: it POSTs JSON
+to /recommendations (with SigV4 headers, which are accepted and not checked) and reads errors in the
+AWS JSON shape (`x-amzn-ErrorType` header + {"message": ...}), raising ResourceNotFoundException or
+InvalidInputException.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from personalize_torch.serving.api_models import (GetRecommendationsRequest, GetRecommendationsResponse,
+                                                  PredictedItem)
+from personalize_torch.serving.predictor import Predictor
+
+
+class ServiceError(Exception):
+    def __init__(self, error_type: str, message: str, status: int):
+        self.error_type, self.message, self.status = error_type, message, status
+
+
+def invalid_input(message: str) -> ServiceError:
+    return ServiceError("InvalidInputException", message, 400)
+
+
+def not_found(message: str) -> ServiceError:
+    return ServiceError("ResourceNotFoundException", message, 404)
+
+
+def arn_name(arn: str) -> str:
+    """The last path segment of an ARN (`arn:aws:personalize:...:campaign/my-campaign` -> `my-campaign`)."""
+    return arn.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+
+
+def create_app(campaigns: dict[str, Predictor]) -> FastAPI:
+    """`campaigns` maps campaign names to predictors; with exactly one, every campaignArn reaches it."""
+    app = FastAPI(title="personalize-torch runtime")
+
+    @app.exception_handler(ServiceError)
+    async def service_error(_: Request, err: ServiceError) -> JSONResponse:
+        return JSONResponse({"__type": err.error_type, "message": err.message}, status_code=err.status,
+                            headers={"x-amzn-ErrorType": err.error_type})
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, err: RequestValidationError) -> JSONResponse:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        return await service_error(request, invalid_input(f"{where}: {first.get('msg')}"))
+
+    def campaign_for(arn: str | None) -> Predictor:
+        if arn is None:
+            raise invalid_input("campaignArn is required")
+        name = arn_name(arn)
+        if name in campaigns:
+            return campaigns[name]
+        if len(campaigns) == 1:
+            return next(iter(campaigns.values()))
+        raise not_found(f"campaign {name!r} does not exist; campaigns: {', '.join(sorted(campaigns))}")
+
+    @app.get("/ping")
+    def ping() -> dict:
+        return {"status": "ok", "campaigns": sorted(campaigns)}
+
+    @app.post("/recommendations", response_model=GetRecommendationsResponse, response_model_exclude_none=True)
+    def get_recommendations(req: GetRecommendationsRequest) -> GetRecommendationsResponse:
+        predictor = campaign_for(req.campaignArn or req.recommenderArn)
+        if req.userId is None:
+            raise invalid_input("userId is required for this campaign's recipe")
+        (items,) = predictor.recommend([req.userId], req.numResults)
+        return GetRecommendationsResponse(
+            itemList=[PredictedItem(itemId=r.item_id, score=round(r.score, 8)) for r in items],
+            recommendationId=f"RID-{uuid.uuid4()}",
+        )
+
+    return app

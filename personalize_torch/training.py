@@ -1,0 +1,64 @@
+"""train(cfg): data module first, then the recipe sized from the data, then the Trainer; saves a
+solution version and returns its metrics. Hydra configs come in; nothing else here knows about Hydra."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+import pytorch_lightning as pl
+from omegaconf import DictConfig, OmegaConf
+
+from personalize_torch.data.datamodule import InteractionsDataModule
+from personalize_torch.data.sources import load_dataset_group
+from personalize_torch.metrics.ranking_metrics import personalize_report
+from personalize_torch.recipes import Recipe
+from personalize_torch.solution_version import save_solution_version
+
+log = logging.getLogger(__name__)
+
+
+def _stage_metrics(metrics: dict, stage: str) -> dict[str, float]:
+    prefix = f"{stage}/"
+    return {k[len(prefix):]: float(v) for k, v in metrics.items() if k.startswith(prefix)}
+
+
+def train(cfg: DictConfig) -> dict:
+    """Train `cfg.recipe` on `cfg.data`; returns {"solution": path, "metrics": {...}, ...}."""
+    pl.seed_everything(cfg.seed, workers=True)
+    data = cfg.data
+    group = load_dataset_group(format=data.format, interactions=data.interactions, items=data["items"],
+                               users=data.users, interactions_schema=data.interactions_schema,
+                               items_schema=data.items_schema, users_schema=data.users_schema, path=data.path,
+                               demo=OmegaConf.to_container(data.demo) if data.demo is not None else None)
+    dm = InteractionsDataModule(group, split=data.split, event_type=data.event_type,
+                                event_value_threshold=data.event_value_threshold, batch_size=data.batch_size,
+                                eval_batch_size=data.eval_batch_size, seed=cfg.seed,
+                                check_minimum=data.check_minimum)
+    dm.setup()
+    recipe: Recipe = hydra.utils.instantiate(cfg.recipe, n_items=dm.n_items)
+    dm.max_len = recipe.input_length
+
+    logger = hydra.utils.instantiate(cfg.logger) if cfg.get("logger") else False
+    # Count-based recipes fit in one pass; their validation runs once, after fitting.
+    trainer_overrides = {"max_epochs": 1, "check_val_every_n_epoch": 2} if recipe.count_based else {}
+    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, logger=logger, **trainer_overrides)
+    trainer.fit(recipe, datamodule=dm)
+    metrics = {"val": _stage_metrics(trainer.validate(recipe, datamodule=dm, verbose=False)[0], "val")}
+    if dm.split.test is not None:
+        metrics["test"] = _stage_metrics(trainer.test(recipe, datamodule=dm, verbose=False)[0], "test")
+    final = metrics.get("test", metrics["val"])
+
+    info = {
+        "data": {"name": group.name, "fingerprint": dm.fingerprint(), "split": dm.split.kind,
+                 "event_type": data.event_type, "event_value_threshold": data.event_value_threshold,
+                 "n_interactions": int(len(dm.sequences.item_idx)), "n_users": len(dm.user_vocab),
+                 "n_items": len(dm.item_vocab)},
+        "metrics": metrics,
+        "personalize_metrics": personalize_report(final),
+    }
+    out = save_solution_version(Path(cfg.output_dir), trainer, recipe, dm.item_vocab, dm.user_vocab,
+                                dm.sequences, info)
+    log.info("solution version saved to %s", out)
+    return {"solution": str(out), **info}

@@ -1,0 +1,41 @@
+"""Shared fixtures: small demo data and one trained solution version per test session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, open_dict
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+SMALL_DEMO = ["data.demo.n_users=300", "data.demo.n_items=120"]
+
+
+def compose_train_config(overrides: list[str], tmp_path: Path) -> DictConfig:
+    """The train.py config as Hydra composes it, with outputs under tmp_path and no Hydra run dir."""
+    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=overrides)
+    with open_dict(cfg):
+        cfg.output_dir = str(tmp_path / "solution")
+        if cfg.get("logger"):
+            cfg.logger.save_dir = str(tmp_path / "logs")
+        cfg.trainer.enable_progress_bar = False
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def trained_solution(tmp_path_factory) -> dict:
+    """Popularity-Count trained on small demo data through training.train (the train.py path)."""
+    from personalize_torch.training import train
+
+    tmp = tmp_path_factory.mktemp("trained")
+    return train(compose_train_config(SMALL_DEMO, tmp))
+
+
+def shared_data(*parts: str) -> Path:
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} is not available")
+    return path

@@ -1,0 +1,70 @@
+"""The contract every recipe in RECIPES keeps, checked on small demo data."""
+
+import numpy as np
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from personalize_torch.data.datamodule import InteractionsDataModule
+from personalize_torch.data.sources import demo_dataset_group
+from personalize_torch.recipes import RECIPES
+from personalize_torch.serving.predictor import Predictor
+from personalize_torch.solution_version import load_solution_version, save_solution_version
+
+
+@pytest.fixture(scope="module")
+def datamodule():
+    dm = InteractionsDataModule(demo_dataset_group(n_users=200, n_items=80, seed=3), split="leave_one_out",
+                                batch_size=64)
+    dm.setup()
+    return dm
+
+
+def fit(recipe_cls, dm, tmp_path):
+    recipe = recipe_cls(n_items=dm.n_items)
+    dm.max_len = recipe.input_length
+    trainer = pl.Trainer(max_epochs=1 if recipe.count_based else 2, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
+                         default_root_dir=tmp_path)
+    trainer.fit(recipe, datamodule=dm)
+    return recipe, trainer
+
+
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_recipe_contract(name, datamodule, tmp_path):
+    dm = datamodule
+    recipe, trainer = fit(RECIPES[name], dm, tmp_path)
+    batch = next(iter(dm.val_dataloader())).inputs
+    scores = recipe.score(batch)
+    assert scores.shape == (batch.items.shape[0], dm.n_items)
+    assert torch.isfinite(scores).all()
+
+    out = save_solution_version(tmp_path / "sv", trainer, recipe, dm.item_vocab, dm.user_vocab, dm.sequences,
+                                {"metrics": {}})
+    loaded = load_solution_version(out)
+    assert type(loaded.recipe) is RECIPES[name]
+    assert torch.equal(loaded.recipe.score(batch), scores.detach())
+
+    # Padding and the user's own items are never recommended; unknown users still get a full list.
+    predictor = Predictor(loaded)
+    users = list(dm.user_vocab.ids[:5]) + ["never-seen-user"]
+    recs = predictor.recommend(users, num_results=10)
+    for user, items in zip(users, recs):
+        assert len(items) == 10
+        ids = [r.item_id for r in items]
+        assert len(set(ids)) == 10 and all(i in set(dm.item_vocab.ids) for i in ids)
+        row = loaded.history_rows([user])[0]
+        seen = set(dm.item_vocab.to_id(loaded.histories.items_of(row))) if row >= 0 else set()
+        assert not seen & set(ids)
+        assert all(a.score >= b.score for a, b in zip(items, items[1:]))
+
+
+def test_popularity_count_counts_distinct_users(datamodule, tmp_path):
+    dm = datamodule
+    recipe, _ = fit(RECIPES["popularity_count"], dm, tmp_path)
+    train = dm.split.train
+    owner = np.repeat(np.arange(len(train)), train.lengths)
+    pairs = np.unique(owner * dm.n_items + train.item_idx)
+    expected = np.bincount(pairs % dm.n_items, minlength=dm.n_items)
+    assert recipe.user_counts.numpy().tolist() == expected.tolist()
+    assert recipe.n_users.item() == len(train)

@@ -1,0 +1,83 @@
+"""Sequences, hold-out splits and padded batches on tiny hand-made data."""
+
+import numpy as np
+import pandas as pd
+
+from personalize_torch.data import constants as C
+from personalize_torch.data.batching import eval_batch, history_items, sequence_batch
+from personalize_torch.data.sequences import encode_interactions
+from personalize_torch.data.split import leave_one_out, personalize_holdout
+from personalize_torch.data.vocab import Vocab
+
+
+def tiny_interactions() -> pd.DataFrame:
+    # user a: x(1) y(2) z(3) w(4); user b: y(5) x(6) z(7); user c: w(8) only. Rows shuffled on purpose.
+    rows = [("a", "z", 3), ("b", "x", 6), ("a", "x", 1), ("c", "w", 8), ("a", "w", 4), ("b", "y", 5),
+            ("a", "y", 2), ("b", "z", 7)]
+    return pd.DataFrame(rows, columns=[C.USER_ID, C.ITEM_ID, C.TIMESTAMP])
+
+
+def encoded():
+    df = tiny_interactions()
+    items = Vocab.sorted_from(df[C.ITEM_ID])   # w=1 x=2 y=3 z=4
+    users = Vocab.sorted_from(df[C.USER_ID])   # a=1 b=2 c=3
+    return encode_interactions(df, users, items), items, users
+
+
+def test_vocab_roundtrip_and_unknown_ids():
+    v = Vocab.sorted_from(["b", "a", "c", "a"])
+    assert v.to_idx(["a", "c", "zz"]).tolist() == [1, 3, 0]
+    assert v.to_id([2]).tolist() == ["b"]
+    assert v.extended(["d", "a"]).to_idx(["a", "d"]).tolist() == [1, 4]
+
+
+def test_sequences_are_chronological_per_user():
+    seqs, items, _ = encoded()
+    assert seqs.user_idx.tolist() == [1, 2, 3]
+    assert items.to_id(seqs.items_of(0)).tolist() == ["x", "y", "z", "w"]
+    assert items.to_id(seqs.items_of(1)).tolist() == ["y", "x", "z"]
+    assert seqs.timestamps_of(1).tolist() == [5, 6, 7]
+
+
+def test_leave_one_out_targets_last_and_second_last():
+    seqs, items, _ = encoded()
+    split = leave_one_out(seqs)
+    # a: train x y, val target z, test target w; b: train y, val x, test z; c (1 event): train only.
+    assert [items.to_id(split.train.items_of(r)).tolist() for r in range(len(split.train))] == \
+        [["x", "y"], ["y"], ["w"]]
+    assert items.to_id(split.val.target_items).tolist() == ["z", "x"]
+    assert items.to_id(split.test.target_items).tolist() == ["w", "z"]
+    assert items.to_id(split.test.history.items_of(0)).tolist() == ["x", "y", "z"]
+
+
+def test_personalize_holdout_keeps_oldest_90_percent_as_input():
+    rng = np.random.default_rng(0)
+    n_users, per_user = 200, 20
+    df = pd.DataFrame({
+        C.USER_ID: np.repeat([f"u{i}" for i in range(n_users)], per_user),
+        C.ITEM_ID: [f"i{j}" for j in rng.permutation(per_user * n_users) % 500],
+        C.TIMESTAMP: np.tile(np.arange(per_user), n_users),
+    })
+    seqs = encode_interactions(df, Vocab.sorted_from(df[C.USER_ID]), Vocab.sorted_from(df[C.ITEM_ID]))
+    split = personalize_holdout(seqs, seed=1)
+    assert len(split.train) == 180 and len(split.val) <= 20
+    assert set(split.train.user_idx).isdisjoint(split.val.history.user_idx)
+    for row in range(len(split.val)):
+        hist_t = split.val.history.timestamps_of(row)
+        assert hist_t.tolist() == list(range(18))                 # oldest 90% as input
+        assert 1 <= len(split.val.targets_of(row)) <= 2           # newest 10% (2 events) as targets
+        assert not set(split.val.targets_of(row)) & set(split.val.history.items_of(row))
+
+
+def test_batches_pad_histories_left_and_targets_right():
+    seqs, items, _ = encoded()
+    batch = sequence_batch(seqs, np.array([0, 1, -1]), max_len=3)
+    assert items.to_id(batch.items[0].numpy()).tolist() == ["y", "z", "w"]   # last 3 of a
+    assert batch.items[1].tolist()[0] > 0 and batch.items[2].tolist() == [0, 0, 0]  # unknown user: empty
+    assert batch.mask.sum(1).tolist() == [3, 3, 0]
+    assert history_items(seqs, np.array([1, -1])).tolist() == [[3, 2, 4], [0, 0, 0]]
+    split = leave_one_out(seqs)
+    eb = eval_batch(split.test, np.array([0, 1]), max_len=2)
+    assert eb.inputs.items.tolist() == [[3, 4], [3, 2]]
+    assert eb.exclude.tolist() == [[2, 3, 4], [3, 2, 0]]
+    assert eb.targets.tolist() == [[1], [4]]
