@@ -38,12 +38,14 @@ def train(cfg: DictConfig) -> dict:
                                 check_minimum=data.check_minimum)
     dm.setup()
     recipe: Recipe = hydra.utils.instantiate(cfg.recipe, n_items=dm.n_items)
-    dm.max_len = recipe.input_length
+    dm.configure_for(recipe)
 
     logger = hydra.utils.instantiate(cfg.logger) if cfg.get("logger") else False
     # Count-based recipes fit in one pass; their validation runs once, after fitting.
     trainer_overrides = {"max_epochs": 1, "check_val_every_n_epoch": 2} if recipe.count_based else {}
-    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, logger=logger, **trainer_overrides)
+    callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
+    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, logger=logger, callbacks=callbacks,
+                                                  **trainer_overrides)
     trainer.fit(recipe, datamodule=dm)
     metrics = {"val": _stage_metrics(trainer.validate(recipe, datamodule=dm, verbose=False)[0], "val")}
     if dm.split.test is not None:

@@ -81,3 +81,18 @@ def test_batches_pad_histories_left_and_targets_right():
     assert eb.inputs.items.tolist() == [[3, 4], [3, 2]]
     assert eb.exclude.tolist() == [[2, 3, 4], [3, 2, 0]]
     assert eb.targets.tolist() == [[1], [4]]
+
+
+def test_training_windows_cover_every_transition_once():
+    from personalize_torch.data.batching import training_windows, window_batch
+
+    seqs, items, _ = encoded()   # a: x y z w (4 events), b: y x z (3), c: w (1)
+    rows, ends = training_windows(seqs, np.arange(3), window=3)
+    batch = window_batch(seqs, rows, ends, max_len=3)
+    windows = [items.to_id(r[r > 0].numpy()).tolist() for r in batch.items]
+    # a -> [y z w] and [x y] (sharing y); b -> [y x z]; c -> [w] (no transition, kept as is)
+    assert windows == [["y", "z", "w"], ["x", "y"], ["y", "x", "z"], ["w"]]
+    transitions = sum(len(w) - 1 for w in windows)
+    assert transitions == (4 - 1) + (3 - 1) + 0
+    whole_rows, whole_ends = training_windows(seqs, np.arange(3), window=None)
+    assert whole_ends.tolist() == seqs.offsets[1:].tolist()

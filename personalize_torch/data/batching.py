@@ -81,14 +81,44 @@ def eval_batch(eval_set: EvalSet, rows: np.ndarray, max_len: int | None = None) 
     return EvalBatch(sequence_batch(hist, rows, max_len), history_items(hist, rows), torch.from_numpy(targets))
 
 
-class SequenceCollate:
-    """Collate function of a DataLoader over user row numbers."""
+def training_windows(seqs: UserSequences, rows: np.ndarray, window: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Cut each user's history into windows of `window` events, newest first, consecutive windows
+    sharing one event (so every next-event transition is in exactly one window); windows of fewer than
+    2 events are dropped. Returns (row, end) pairs, `end` an exclusive offset into the flat arrays.
+    `window=None`: one window per user, the whole history."""
+    rows = np.asarray(rows, dtype=np.int64)
+    lengths = seqs.lengths[rows]
+    if window is None:
+        return rows, seqs.offsets[rows + 1]
+    step = max(window - 1, 1)
+    n_windows = np.maximum(1, np.ceil((lengths - 1) / step).astype(np.int64))  # windows per user
+    row_of = np.repeat(rows, n_windows)
+    k = np.arange(n_windows.sum()) - np.repeat(np.cumsum(n_windows) - n_windows, n_windows)
+    ends = seqs.offsets[row_of + 1] - k * step
+    return row_of, ends
 
-    def __init__(self, seqs: UserSequences, max_len: int | None):
-        self.seqs, self.max_len = seqs, max_len
 
-    def __call__(self, rows: list[int]) -> SequenceBatch:
-        return sequence_batch(self.seqs, np.asarray(rows), self.max_len)
+def window_batch(seqs: UserSequences, rows: np.ndarray, ends: np.ndarray, max_len: int | None) -> SequenceBatch:
+    """Events [max(user start, end - max_len), end) of each (row, end) pair, left-padded."""
+    starts = seqs.offsets[rows]
+    if max_len is not None:
+        starts = np.maximum(starts, ends - max_len)
+    lengths = ends - starts
+    width = int(lengths.max(initial=0))
+    items = _gather_padded(seqs.item_idx, starts, lengths, width, left=True)
+    times = _gather_padded(seqs.timestamp, starts, lengths, width, left=True)
+    return SequenceBatch(torch.from_numpy(seqs.user_idx[rows]), torch.from_numpy(items), torch.from_numpy(times))
+
+
+class WindowCollate:
+    """Collate function of a DataLoader over indices into (row, end) training windows."""
+
+    def __init__(self, seqs: UserSequences, rows: np.ndarray, ends: np.ndarray, max_len: int | None):
+        self.seqs, self.rows, self.ends, self.max_len = seqs, rows, ends, max_len
+
+    def __call__(self, picks: list[int]) -> SequenceBatch:
+        picks = np.asarray(picks)
+        return window_batch(self.seqs, self.rows[picks], self.ends[picks], self.max_len)
 
 
 class EvalCollate:

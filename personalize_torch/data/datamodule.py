@@ -9,7 +9,7 @@ import pytorch_lightning as pl
 from torch.utils.data import DataLoader
 
 from personalize_torch.data import constants as C
-from personalize_torch.data.batching import EvalCollate, SequenceCollate
+from personalize_torch.data.batching import EvalCollate, WindowCollate, training_windows
 from personalize_torch.data.dataset_group import DatasetGroup
 from personalize_torch.data.event_selection import select_events
 from personalize_torch.data.minimum_data import check_minimum_data
@@ -30,6 +30,8 @@ class InteractionsDataModule(pl.LightningDataModule):
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
         self.max_len = max_len  # how many recent events a model reads; set from the recipe
+        self.train_max_len = max_len  # how many recent events a training example holds
+        self.train_length_percentiles: tuple[float, float] | None = None  # drop training users outside these
         self.seed = seed
         self.check_minimum = check_minimum
         self.split: Split | None = None
@@ -64,10 +66,25 @@ class InteractionsDataModule(pl.LightningDataModule):
         h.update("\n".join(map(str, self.item_vocab.ids)).encode())
         return h.hexdigest()[:16]
 
+    def configure_for(self, recipe) -> None:
+        """Take the recipe's input length, training window and history-length trims."""
+        self.max_len = recipe.input_length
+        self.train_max_len = recipe.train_length
+        self.train_length_percentiles = recipe.train_user_length_percentiles
+
+    def train_rows(self) -> np.ndarray:
+        """Training users (rows of split.train), trimmed by history-length percentiles when asked."""
+        lengths = self.split.train.lengths
+        if self.train_length_percentiles is None or not len(lengths):
+            return np.arange(len(lengths))
+        low, high = np.quantile(lengths, self.train_length_percentiles)
+        return np.flatnonzero((lengths >= low) & (lengths <= high))
+
     def train_dataloader(self) -> DataLoader:
-        train = self.split.train
-        return DataLoader(range(len(train)), batch_size=self.batch_size, shuffle=True,
-                          collate_fn=SequenceCollate(train, self.max_len))
+        """Every training user's history cut into windows of `train_max_len` events, shuffled."""
+        rows, ends = training_windows(self.split.train, self.train_rows(), self.train_max_len)
+        return DataLoader(range(len(rows)), batch_size=self.batch_size, shuffle=True,
+                          collate_fn=WindowCollate(self.split.train, rows, ends, self.train_max_len))
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(range(len(self.split.val)), batch_size=self.eval_batch_size,

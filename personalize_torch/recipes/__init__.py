@@ -2,9 +2,11 @@
 
 from personalize_torch.recipes.base import Recipe
 from personalize_torch.recipes.popularity_count import PopularityCount
+from personalize_torch.recipes.user_personalization import UserPersonalization
 
 RECIPES: dict[str, type[Recipe]] = {
     PopularityCount.recipe_name: PopularityCount,
+    UserPersonalization.recipe_name: UserPersonalization,
 }
 
 __all__ = ["RECIPES", "Recipe"]

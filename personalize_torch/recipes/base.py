@@ -11,6 +11,7 @@ Hyperparameters are primitives saved with `save_hyperparameters()`, so a checkpo
 
 from __future__ import annotations
 
+import inspect
 from typing import ClassVar
 
 import pytorch_lightning as pl
@@ -20,6 +21,7 @@ from torch import Tensor
 from personalize_torch.data.batching import EvalBatch, SequenceBatch
 from personalize_torch.metrics.ranking import mask_scores
 from personalize_torch.metrics.ranking_metrics import RankingMetrics
+from personalize_torch.recipes.hyperparameters import coerce
 
 
 class Recipe(pl.LightningModule):
@@ -33,6 +35,27 @@ class Recipe(pl.LightningModule):
         self.test_metrics = RankingMetrics(n_items)
         if self.count_based:
             self.automatic_optimization = False
+
+    def _save_hyperparameters(self, values: dict) -> None:
+        """Save the constructor's arguments, strings coerced to the defaults' types (Personalize sends strings)."""
+        params = inspect.signature(type(self).__init__).parameters
+        hp = {}
+        for name, p in params.items():
+            if name == "self" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                continue
+            default = None if p.default is p.empty else p.default
+            hp[name] = coerce(name, values[name], default)
+        self.save_hyperparameters(hp)
+
+    @property
+    def train_length(self) -> int | None:
+        """How many recent events of a user a training example holds (None: the whole history)."""
+        return self.input_length
+
+    @property
+    def train_user_length_percentiles(self) -> tuple[float, float] | None:
+        """Drop training users whose history length is outside these percentiles (None: keep all)."""
+        return None
 
     @property
     def input_length(self) -> int | None:
@@ -62,7 +85,8 @@ class Recipe(pl.LightningModule):
     def configure_optimizers(self):
         if self.count_based:
             return None
-        raise NotImplementedError
+        return torch.optim.AdamW(self.parameters(), lr=self.hparams.learning_rate,
+                                 weight_decay=self.hparams.weight_decay)
 
     # --- evaluation ----------------------------------------------------------------------------
     def _evaluate(self, batch: EvalBatch, metrics: RankingMetrics) -> None:

@@ -1,0 +1,115 @@
+"""User-Personalization (aws-user-personalization): a causal transformer over each user's recent events.
+
+What each hyperparameter does (Personalize's names where Personalize has them):
+- `hidden_dimension` (32-256): size of item embeddings and hidden states.
+- `bptt` (2-512): how many recent events the model reads and backpropagates through. Personalize allows
+  2-32; dense data (MovieLens) gains from longer.
+- `recency_mask` (true/false): weight the loss towards recent events, so recent popularity trends
+  count more. Each predicted event's weight rises linearly with its time, from `1 - recency_strength`
+  for the oldest event in the training data to 1 for the newest.
+- `min_user_history_length_percentile` / `max_user_history_length_percentile`: training users whose
+  history length is below / above these percentiles of all users are left out of training (they are
+  still served and evaluated).
+- `loss`: `full` softmax over the catalogue, `sampled` softmax with logQ correction
+  (`num_negatives` shared negatives drawn from popularity^0.75), or `auto`: full up to
+  `full_softmax_max_items` items.
+Users with no history get the most popular items (counted during the first training epoch).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from personalize_torch.data.batching import SequenceBatch
+from personalize_torch.losses import full_softmax_loss, sampled_softmax_loss
+from personalize_torch.models.transformer import SequenceTransformer
+from personalize_torch.recipes.base import Recipe
+from personalize_torch.recipes.hyperparameters import check_range
+
+
+class UserPersonalization(Recipe):
+    recipe_name = "user_personalization"
+
+    def __init__(self, n_items: int, hidden_dimension: int = 64, bptt: int = 50, num_layers: int = 2,
+                 num_heads: int = 2, dropout: float = 0.2, learning_rate: float = 1e-3, weight_decay: float = 0.0,
+                 loss: str = "auto", num_negatives: int = 512, full_softmax_max_items: int = 100_000,
+                 recency_mask: bool = True, recency_strength: float = 0.5,
+                 min_user_history_length_percentile: float = 0.0,
+                 max_user_history_length_percentile: float = 0.99):
+        super().__init__(n_items)
+        self._save_hyperparameters(locals())
+        hp = self.hparams
+        check_range("hidden_dimension", hp.hidden_dimension, 8, 1024)
+        check_range("bptt", hp.bptt, 2, 512)
+        check_range("recency_strength", hp.recency_strength, 0.0, 1.0)
+        check_range("min_user_history_length_percentile", hp.min_user_history_length_percentile, 0.0, 1.0)
+        check_range("max_user_history_length_percentile", hp.max_user_history_length_percentile, 0.0, 1.0)
+        if hp.loss not in ("auto", "full", "sampled"):
+            from personalize_torch.errors import InputError
+            raise InputError(f"expected auto, full or sampled, got {hp.loss!r}", column="loss")
+        self.model = SequenceTransformer(n_items, hp.hidden_dimension, hp.bptt, hp.num_layers, hp.num_heads,
+                                         hp.dropout)
+        self.register_buffer("item_counts", torch.zeros(n_items))   # popularity, for users with no history
+        self.register_buffer("time_range", torch.zeros(2, dtype=torch.float64))
+
+    @property
+    def input_length(self) -> int:
+        return self.hparams.bptt
+
+    @property
+    def train_length(self) -> int:
+        return self.hparams.bptt + 1  # bptt inputs, each predicting the event after it
+
+    @property
+    def train_user_length_percentiles(self) -> tuple[float, float]:
+        return (self.hparams.min_user_history_length_percentile, self.hparams.max_user_history_length_percentile)
+
+    @property
+    def uses_full_softmax(self) -> bool:
+        loss = self.hparams.loss
+        return loss == "full" or (loss == "auto" and self.n_items <= self.hparams.full_softmax_max_items)
+
+    def on_fit_start(self) -> None:
+        dm = getattr(self.trainer, "datamodule", None)
+        if dm is not None and getattr(dm, "split", None) is not None and len(dm.split.train.timestamp):
+            t = dm.split.train.timestamp
+            self.time_range.copy_(torch.tensor([t.min(), t.max()], dtype=torch.float64))
+
+    def _recency_weights(self, times: Tensor) -> Tensor | None:
+        if not self.hparams.recency_mask:
+            return None
+        t0, t1 = self.time_range.tolist()
+        if t1 <= t0:
+            t0, t1 = float(times.min()), float(times.max())
+        age = ((times.double() - t0) / max(t1 - t0, 1e-9)).clamp(0, 1).float()
+        return 1.0 - self.hparams.recency_strength * (1.0 - age)
+
+    def loss(self, batch: SequenceBatch) -> Tensor:
+        if self.current_epoch == 0:
+            self.item_counts += torch.bincount(batch.items.flatten(), minlength=self.n_items).float()
+            self.item_counts[0] = 0
+        bptt = self.hparams.bptt
+        inputs, targets = batch.items[:, :-1][:, -bptt:], batch.items[:, 1:][:, -bptt:]
+        predict = (inputs > 0) & (targets > 0)                                   # (B, T)
+        hidden = self.model(inputs)[predict]                                     # (N, C)
+        target = targets[predict]                                                # (N,)
+        weights = self._recency_weights(batch.timestamps[:, 1:][:, -bptt:][predict])
+        table = self.model.item_embedding.weight
+        if self.uses_full_softmax:
+            return full_softmax_loss(hidden, target, table, weights)
+        proposal = (self.item_counts + 1.0).pow(0.75)
+        proposal[0] = 0
+        log_q = (proposal / proposal.sum()).log()
+        return sampled_softmax_loss(hidden, target, table, log_q, self.hparams.num_negatives, weights)
+
+    def score(self, inputs: SequenceBatch) -> Tensor:
+        items = inputs.items
+        if items.shape[1] == 0:
+            items = torch.zeros(items.shape[0], 1, dtype=torch.long, device=items.device)
+        logits = self.model.item_scores(self.model(items)[:, -1])                # (B, n_items)
+        logits[:, 0] = -torch.inf
+        probs = torch.softmax(logits, dim=1)
+        popular = (self.item_counts / self.item_counts.sum().clamp(min=1)).expand_as(probs)
+        has_history = (items > 0).any(1, keepdim=True)
+        return torch.where(has_history, probs, popular)
