@@ -1,11 +1,14 @@
-"""Training callbacks: keep the weights of the best validation epoch."""
+"""Training callbacks: keep the weights of the best validation epoch; a line of metrics per epoch."""
 
 from __future__ import annotations
 
 import copy
+import logging
 import math
 
 import pytorch_lightning as pl
+
+log = logging.getLogger(__name__)
 
 
 class RestoreBestWeights(pl.Callback):
@@ -28,3 +31,20 @@ class RestoreBestWeights(pl.Callback):
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.best_state is not None:
             pl_module.load_state_dict(self.best_state)
+
+
+class EpochSummary(pl.Callback):
+    """One log line per validation: epoch, training loss, and the monitored validation metrics."""
+
+    def __init__(self, metrics: tuple[str, ...] = ("val/ndcg_at_10", "val/hit_rate_at_10")):
+        self.metrics = metrics
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        values = trainer.callback_metrics
+        parts = [f"epoch {trainer.current_epoch}"]
+        if "train/loss" in values:
+            parts.append(f"train/loss {float(values['train/loss']):.4f}")
+        parts += [f"{m} {float(values[m]):.4f}" for m in self.metrics if m in values]
+        log.info("  ".join(parts))

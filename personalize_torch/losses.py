@@ -6,7 +6,12 @@
   distribution q, with the logQ correction (logits minus log q) so the estimate stays unbiased for
   popular items (Yi et al. 2019); accidental hits of the target among the negatives are masked.
 
-Both take the hidden states of the positions to predict (N, C), their targets (N,), the output item
+* `slate_choice_loss`: the user's choice among what was shown — a softmax over the impression slate
+  (the chosen item plus the shown-and-not-chosen ones). It is a separate term: skipped items are only
+  pushed below the chosen one for this user, never down the whole catalogue, which would punish the
+  items that are shown most (their exposure is the catalogue softmax's business, via an item bias).
+
+All take the hidden states of the positions to predict (N, C), their targets (N,), the output item
 embedding table (n_items, C, row 0 = padding) and optional per-position weights (N,).
 """
 
@@ -25,21 +30,44 @@ def _weighted_mean(losses: Tensor, weights: Tensor | None) -> Tensor:
     return (losses * weights).sum() / weights.sum().clamp(min=1e-12)
 
 
-def full_softmax_loss(hidden: Tensor, targets: Tensor, item_embedding: Tensor, weights: Tensor | None = None
-                      ) -> Tensor:
+def full_softmax_loss(hidden: Tensor, targets: Tensor, item_embedding: Tensor, weights: Tensor | None = None,
+                      item_bias: Tensor | None = None) -> Tensor:
     logits = hidden @ item_embedding.T                                   # (N, n_items)
+    if item_bias is not None:
+        logits = logits + item_bias
     logits[:, 0] = -math.inf                                             # padding is never a next item
     return _weighted_mean(F.cross_entropy(logits, targets, reduction="none"), weights)
 
 
 def sampled_softmax_loss(hidden: Tensor, targets: Tensor, item_embedding: Tensor, log_q: Tensor,
-                         num_negatives: int, weights: Tensor | None = None, generator: torch.Generator | None = None
-                         ) -> Tensor:
+                         num_negatives: int, weights: Tensor | None = None, generator: torch.Generator | None = None,
+                         item_bias: Tensor | None = None) -> Tensor:
     """`log_q` (n_items,): log-probabilities of the proposal; padding must have probability 0."""
     negatives = torch.multinomial(log_q.exp(), num_negatives, replacement=True, generator=generator)  # (K,)
-    pos = (hidden * item_embedding[targets]).sum(-1, keepdim=True) - log_q[targets, None]        # (N, 1)
-    neg = hidden @ item_embedding[negatives].T - log_q[None, negatives]                            # (N, K)
+    bias = item_bias if item_bias is not None else torch.zeros_like(log_q)
+    pos = (hidden * item_embedding[targets]).sum(-1, keepdim=True) + (bias - log_q)[targets, None]  # (N, 1)
+    neg = hidden @ item_embedding[negatives].T + (bias - log_q)[None, negatives]                  # (N, K)
     neg = neg.masked_fill(negatives[None, :] == targets[:, None], -math.inf)                       # accidental hits
     logits = torch.cat([pos, neg], dim=1)
     labels = torch.zeros(len(targets), dtype=torch.long, device=hidden.device)
     return _weighted_mean(F.cross_entropy(logits, labels, reduction="none"), weights)
+
+
+def slate_choice_loss(hidden: Tensor, targets: Tensor, slates: Tensor, item_embedding: Tensor,
+                      weights: Tensor | None = None) -> Tensor:
+    """Cross-entropy of the chosen item against the other items of its slate (N, S; 0 = padding).
+
+    Positions whose slate shows nothing besides the chosen item carry no choice and are skipped; the
+    result is 0 when no position has a real slate.
+    """
+    others = slates.masked_fill(slates == targets[:, None], 0)              # chosen item counted once
+    has_choice = (others > 0).any(1)
+    if not has_choice.any():
+        return hidden.sum() * 0.0
+    hidden, targets, others = hidden[has_choice], targets[has_choice], others[has_choice]
+    candidates = torch.cat([targets[:, None], others], dim=1)                # (n, 1 + S), chosen first
+    logits = torch.einsum("nc,nsc->ns", hidden, item_embedding[candidates])
+    logits = logits.masked_fill(candidates == 0, -math.inf)
+    labels = torch.zeros(len(targets), dtype=torch.long, device=hidden.device)
+    losses = F.cross_entropy(logits, labels, reduction="none")
+    return _weighted_mean(losses, weights[has_choice] if weights is not None else None)

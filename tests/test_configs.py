@@ -29,7 +29,7 @@ def test_every_data_preset_composes(data):
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
         cfg = compose(config_name="train", overrides=[f"data={data}"])
     assert cfg.data.split in ("personalize", "leave_one_out")
-    assert cfg.data.format in ("personalize", "movielens", "amazon_seq")
+    assert cfg.data.format in ("personalize", "movielens", "amazon_seq", "mind")
 
 
 def test_serve_config_composes():

@@ -96,3 +96,24 @@ def test_training_windows_cover_every_transition_once():
     assert transitions == (4 - 1) + (3 - 1) + 0
     whole_rows, whole_ends = training_windows(seqs, np.arange(3), window=None)
     assert whole_ends.tolist() == seqs.offsets[1:].tolist()
+
+
+def test_impressions_follow_their_events_through_sorting_splitting_and_batching():
+    from personalize_torch.data.batching import training_windows, window_batch
+
+    df = tiny_interactions()
+    slate_of = {("a", "x"): "", ("a", "y"): "z|y", ("a", "z"): "z|w", ("a", "w"): "w|x|y",
+                ("b", "y"): "y", ("b", "x"): "x|y|unknown", ("b", "z"): "z", ("c", "w"): "w"}
+    df[C.IMPRESSION] = [slate_of[(u, i)] for u, i in zip(df[C.USER_ID], df[C.ITEM_ID])]
+    items = Vocab.sorted_from(df[C.ITEM_ID])
+    seqs = encode_interactions(df, Vocab.sorted_from(df[C.USER_ID]), items)
+    slates = [items.to_id(seqs.impressions.row(e)).tolist() if len(seqs.impressions.row(e)) else []
+              for e in range(len(seqs.item_idx))]
+    # a: x("") y(z|y) z(z|w) w(w|x|y); b: y(y) x(x|y|unknown -> unknown dropped) z(z); c: w(w)
+    assert slates == [[], ["z", "y"], ["z", "w"], ["w", "x", "y"], ["y"], ["x", "y"], ["z"], ["w"]]
+    train = leave_one_out(seqs).train   # a: x y; b: y; c: w
+    rows, ends = training_windows(train, np.arange(len(train)), window=None)
+    batch = window_batch(train, rows, ends, None)
+    assert batch.impressions.shape == (3, 2, 2)
+    assert batch.impressions[0].tolist() == [[0, 0], [4, 3]]     # a: x has no slate, y shown with z
+    assert batch.impressions[1].tolist() == [[0, 0], [3, 0]]     # b (left-padded): y

@@ -19,6 +19,7 @@ class SequenceBatch:
     user_idx: Tensor    # (B,)
     items: Tensor       # (B, T)
     timestamps: Tensor  # (B, T)
+    impressions: Tensor | None = None  # (B, T, S) slate shown at each event, right-padded with 0
 
     @property
     def mask(self) -> Tensor:
@@ -107,7 +108,12 @@ def window_batch(seqs: UserSequences, rows: np.ndarray, ends: np.ndarray, max_le
     width = int(lengths.max(initial=0))
     items = _gather_padded(seqs.item_idx, starts, lengths, width, left=True)
     times = _gather_padded(seqs.timestamp, starts, lengths, width, left=True)
-    return SequenceBatch(torch.from_numpy(seqs.user_idx[rows]), torch.from_numpy(items), torch.from_numpy(times))
+    impressions = None
+    if seqs.impressions is not None:
+        event = _gather_padded(np.arange(1, len(seqs.item_idx) + 1), starts, lengths, width, left=True) - 1
+        impressions = torch.from_numpy(seqs.impressions.padded(event))
+    return SequenceBatch(torch.from_numpy(seqs.user_idx[rows]), torch.from_numpy(items), torch.from_numpy(times),
+                         impressions)
 
 
 class WindowCollate:

@@ -3,6 +3,9 @@
 * MovieLens: ml-100k (`u.data`, `u.item`, `u.user`), ml-1m style `::` files (`ratings.dat`, or the
   partial `ratings.PARTIAL-*.dat.gz`; `movies.dat`, `users.dat`) and ml-latest-small (`ratings.csv`,
   `movies.csv`). Ratings become EVENT_TYPE "rating" with the rating as EVENT_VALUE.
+* MIND behaviors (`behaviors.tsv`: impression id, user, time, clicked-before history, `N1-0 N2-1`
+  impressions): every click (`-1`) is an event whose IMPRESSION is the whole slate shown; the history
+  clicks come first, one second apart, before the user's first impression (their real times are unknown).
 * Amazon/Yelp sequences (`USER ITEM ITEM ...` a line, chronological, no timestamps): TIMESTAMP is the
   position in the user's sequence, which keeps the order and nothing more.
 """
@@ -110,3 +113,34 @@ def load_amazon_seq(path: str | Path) -> DatasetGroup:
     schema = Schema(C.INTERACTIONS, [Field(C.USER_ID, "string"), Field(C.ITEM_ID, "string"),
                                      Field(C.TIMESTAMP, "long")], str(path))
     return DatasetGroup(interactions, schemas={C.INTERACTIONS: schema}, name=path.stem, source=str(path))
+
+
+def load_mind(path: str | Path) -> DatasetGroup:
+    path = Path(path)
+    behaviors = path / "behaviors.tsv" if path.is_dir() else path
+    if not behaviors.exists():
+        raise InputError("no MIND behaviors.tsv", file=str(path))
+    raw = pd.read_csv(behaviors, sep="\t", names=["impression_id", "user", "time", "history", "impressions"],
+                      dtype=str, keep_default_na=False)
+    raw["ts"] = (pd.to_datetime(raw["time"], format="%m/%d/%Y %I:%M:%S %p").astype("int64") // 10**9)
+    # Clicks inside impressions, each with its slate.
+    shown = raw["impressions"].str.split(" ")
+    slates = shown.map(lambda tokens: "|".join(t.rsplit("-", 1)[0] for t in tokens))
+    exploded = raw.assign(token=shown, IMPRESSION=slates).explode("token")
+    clicks = exploded[exploded["token"].str.endswith("-1")]
+    clicks = pd.DataFrame({C.USER_ID: clicks["user"], C.ITEM_ID: clicks["token"].str[:-2],
+                           C.TIMESTAMP: clicks["ts"], C.IMPRESSION: clicks["IMPRESSION"]})
+    # Clicked-before histories: from each user's earliest row, one second apart, ending before it.
+    first = raw.sort_values("ts", kind="stable").drop_duplicates("user")
+    history = first.assign(item=first["history"].str.split(" ")).explode("item")
+    history = history[history["item"].fillna("").str.len() > 0]
+    position_from_end = history.groupby(level=0).cumcount(ascending=False)
+    past = pd.DataFrame({C.USER_ID: history["user"], C.ITEM_ID: history["item"],
+                         C.TIMESTAMP: history["ts"] - 3600 - position_from_end, C.IMPRESSION: ""})
+    interactions = pd.concat([past, clicks], ignore_index=True)
+    interactions = interactions.astype({C.USER_ID: "string", C.ITEM_ID: "string", C.IMPRESSION: "string",
+                                        C.TIMESTAMP: "int64"})
+    schema = Schema(C.INTERACTIONS, [Field(C.USER_ID, "string"), Field(C.ITEM_ID, "string"),
+                                     Field(C.TIMESTAMP, "long"), Field(C.IMPRESSION, "string", nullable=True)],
+                    str(behaviors))
+    return DatasetGroup(interactions, schemas={C.INTERACTIONS: schema}, name="mind", source=str(behaviors))

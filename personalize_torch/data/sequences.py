@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from personalize_torch.data import constants as C
+from personalize_torch.data.ragged import Ragged
 from personalize_torch.data.vocab import Vocab
 
 
@@ -22,6 +23,7 @@ class UserSequences:
     offsets: np.ndarray    # (n_users + 1,)
     item_idx: np.ndarray   # (n_events,)
     timestamp: np.ndarray  # (n_events,)
+    impressions: Ragged | None = None  # per event: the slate shown (item indices), when the data has one
 
     def __len__(self) -> int:
         return len(self.user_idx)
@@ -37,17 +39,19 @@ class UserSequences:
         return self.timestamp[self.offsets[row]:self.offsets[row + 1]]
 
     @classmethod
-    def from_sorted_events(cls, user_idx: np.ndarray, item_idx: np.ndarray, timestamp: np.ndarray
-                           ) -> UserSequences:
+    def from_sorted_events(cls, user_idx: np.ndarray, item_idx: np.ndarray, timestamp: np.ndarray,
+                           impressions: Ragged | None = None) -> UserSequences:
         """Build from events already sorted by (user, time); users with no events are absent."""
         users, starts = np.unique(user_idx, return_index=True)
         offsets = np.append(starts, len(user_idx)).astype(np.int64)
-        return cls(users.astype(np.int64), offsets, item_idx.astype(np.int64), timestamp.astype(np.int64))
+        return cls(users.astype(np.int64), offsets, item_idx.astype(np.int64), timestamp.astype(np.int64),
+                   impressions)
 
     def select_events(self, keep: np.ndarray) -> UserSequences:
         """Keep the events where `keep` is True (users left with none disappear)."""
         owner = np.repeat(self.user_idx, self.lengths)
-        return UserSequences.from_sorted_events(owner[keep], self.item_idx[keep], self.timestamp[keep])
+        impressions = self.impressions.take(np.flatnonzero(keep)) if self.impressions is not None else None
+        return UserSequences.from_sorted_events(owner[keep], self.item_idx[keep], self.timestamp[keep], impressions)
 
     def select_users(self, rows: np.ndarray) -> UserSequences:
         rows = np.sort(np.asarray(rows, dtype=np.int64))
@@ -70,4 +74,8 @@ def encode_interactions(interactions: pd.DataFrame, user_vocab: Vocab, item_voca
     known = (user_idx > 0) & (item_idx > 0)
     user_idx, item_idx, timestamp = user_idx[known], item_idx[known], timestamp[known]
     order = np.lexsort((np.arange(len(user_idx)), timestamp, user_idx))
-    return UserSequences.from_sorted_events(user_idx[order], item_idx[order], timestamp[order])
+    impressions = None
+    if C.IMPRESSION in interactions.columns:
+        impressions = Ragged.from_delimited(interactions[C.IMPRESSION], item_vocab, C.MULTI_VALUE_SEPARATOR)
+        impressions = impressions.take(np.flatnonzero(known)[order])
+    return UserSequences.from_sorted_events(user_idx[order], item_idx[order], timestamp[order], impressions)

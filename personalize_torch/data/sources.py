@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from personalize_torch.data import constants as C
-from personalize_torch.data.benchmarks import load_amazon_seq, load_movielens
+from personalize_torch.data.benchmarks import load_amazon_seq, load_mind, load_movielens
 from personalize_torch.data.dataset_group import DatasetGroup
 from personalize_torch.data.schema import parse_schema
 from personalize_torch.errors import InputError
 
-FORMATS = ("personalize", "movielens", "amazon_seq")
+FORMATS = ("personalize", "movielens", "amazon_seq", "mind")
 
 
 def demo_dataset_group(n_users: int = 1000, n_items: int = 400, seed: int = 0) -> DatasetGroup:
@@ -39,5 +39,7 @@ def load_dataset_group(format: str = "personalize", interactions: str | None = N
         return load_movielens(path)
     if format == "amazon_seq":
         return load_amazon_seq(path)
+    if format == "mind":
+        return load_mind(path)
     raise InputError(f"unknown data.format {format!r}; expected one of {', '.join(FORMATS)}", column="data.format")
 

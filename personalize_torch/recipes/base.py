@@ -79,7 +79,7 @@ class Recipe(pl.LightningModule):
             self.accumulate(batch)
             return None
         loss = self.loss(batch)
-        self.log("train/loss", loss, prog_bar=True, batch_size=batch.items.shape[0])
+        self.log("train/loss", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=batch.items.shape[0])
         return loss
 
     def configure_optimizers(self):

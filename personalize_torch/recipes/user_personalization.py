@@ -13,6 +13,10 @@ What each hyperparameter does (Personalize's names where Personalize has them):
 - `loss`: `full` softmax over the catalogue, `sampled` softmax with logQ correction
   (`num_negatives` shared negatives drawn from popularity^0.75), or `auto`: full up to
   `full_softmax_max_items` items.
+- `impression_weight`: weight of the slate-choice term (losses.slate_choice_loss) for events with an
+  IMPRESSION: the chosen item against the items shown with it and not chosen, for this user. The
+  catalogue softmax keeps a per-item bias that absorbs exposure/popularity, so skipped items are not
+  pushed down globally. 0 ignores impressions.
 Users with no history get the most popular items (counted during the first training epoch).
 """
 
@@ -22,7 +26,7 @@ import torch
 from torch import Tensor
 
 from personalize_torch.data.batching import SequenceBatch
-from personalize_torch.losses import full_softmax_loss, sampled_softmax_loss
+from personalize_torch.losses import full_softmax_loss, sampled_softmax_loss, slate_choice_loss
 from personalize_torch.models.transformer import SequenceTransformer
 from personalize_torch.recipes.base import Recipe
 from personalize_torch.recipes.hyperparameters import check_range
@@ -36,7 +40,7 @@ class UserPersonalization(Recipe):
                  loss: str = "auto", num_negatives: int = 512, full_softmax_max_items: int = 100_000,
                  recency_mask: bool = True, recency_strength: float = 0.5,
                  min_user_history_length_percentile: float = 0.0,
-                 max_user_history_length_percentile: float = 0.99):
+                 max_user_history_length_percentile: float = 0.99, impression_weight: float = 1.0):
         super().__init__(n_items)
         self._save_hyperparameters(locals())
         hp = self.hparams
@@ -50,6 +54,7 @@ class UserPersonalization(Recipe):
             raise InputError(f"expected auto, full or sampled, got {hp.loss!r}", column="loss")
         self.model = SequenceTransformer(n_items, hp.hidden_dimension, hp.bptt, hp.num_layers, hp.num_heads,
                                          hp.dropout)
+        self.item_bias = torch.nn.Parameter(torch.zeros(n_items))  # exposure / popularity, catalogue-wide
         self.register_buffer("item_counts", torch.zeros(n_items))   # popularity, for users with no history
         self.register_buffer("time_range", torch.zeros(2, dtype=torch.float64))
 
@@ -97,17 +102,23 @@ class UserPersonalization(Recipe):
         weights = self._recency_weights(batch.timestamps[:, 1:][:, -bptt:][predict])
         table = self.model.item_embedding.weight
         if self.uses_full_softmax:
-            return full_softmax_loss(hidden, target, table, weights)
-        proposal = (self.item_counts + 1.0).pow(0.75)
-        proposal[0] = 0
-        log_q = (proposal / proposal.sum()).log()
-        return sampled_softmax_loss(hidden, target, table, log_q, self.hparams.num_negatives, weights)
+            loss = full_softmax_loss(hidden, target, table, weights, self.item_bias)
+        else:
+            proposal = (self.item_counts + 1.0).pow(0.75)
+            proposal[0] = 0
+            log_q = (proposal / proposal.sum()).log()
+            loss = sampled_softmax_loss(hidden, target, table, log_q, self.hparams.num_negatives, weights,
+                                        item_bias=self.item_bias)
+        if batch.impressions is not None and self.hparams.impression_weight > 0:
+            slates = batch.impressions[:, 1:][:, -bptt:][predict]                 # slate shown with each target
+            loss = loss + self.hparams.impression_weight * slate_choice_loss(hidden, target, slates, table, weights)
+        return loss
 
     def score(self, inputs: SequenceBatch) -> Tensor:
         items = inputs.items
         if items.shape[1] == 0:
             items = torch.zeros(items.shape[0], 1, dtype=torch.long, device=items.device)
-        logits = self.model.item_scores(self.model(items)[:, -1])                # (B, n_items)
+        logits = self.model.item_scores(self.model(items)[:, -1]) + self.item_bias  # (B, n_items)
         logits[:, 0] = -torch.inf
         probs = torch.softmax(logits, dim=1)
         popular = (self.item_counts / self.item_counts.sum().clamp(min=1)).expand_as(probs)

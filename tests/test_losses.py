@@ -1,0 +1,53 @@
+"""Losses against hand-computed values."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from personalize_torch.losses import full_softmax_loss, sampled_softmax_loss, slate_choice_loss
+
+
+def test_full_softmax_never_predicts_padding_and_matches_cross_entropy():
+    emb = torch.tensor([[9.0, 9.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    hidden = torch.tensor([[2.0, 0.0]])
+    loss = full_softmax_loss(hidden, torch.tensor([1]), emb)
+    logits = torch.tensor([[2.0, 0.0, 2.0]])  # items 1..3; padding's 18 is ignored
+    assert loss.item() == pytest.approx(F.cross_entropy(logits, torch.tensor([0])).item())
+    bias = torch.tensor([0.0, 0.0, 0.0, -1.0])
+    with_bias = full_softmax_loss(hidden, torch.tensor([1]), emb, item_bias=bias)
+    assert with_bias.item() == pytest.approx(F.cross_entropy(torch.tensor([[2.0, 0.0, 1.0]]), torch.tensor([0])).item())
+
+
+def test_slate_choice_is_a_softmax_over_the_shown_items_only():
+    emb = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [5.0, 5.0]])
+    hidden = torch.tensor([[1.0, 2.0], [3.0, 0.0]])
+    targets = torch.tensor([1, 2])
+    # user 0 chose 1 out of {1, 2, 3}; user 1 chose 2 out of {2} only (no choice: skipped)
+    slates = torch.tensor([[2, 1, 3], [2, 0, 0]])
+    loss = slate_choice_loss(hidden, targets, slates, emb)
+    s1, s2, s3 = 1.0, 2.0, 3.0     # hidden . emb[item] for user 0
+    expected = -math.log(math.exp(s1) / (math.exp(s1) + math.exp(s2) + math.exp(s3)))
+    assert loss.item() == pytest.approx(expected)  # item 4, never shown, plays no part
+    assert slate_choice_loss(hidden[1:], targets[1:], slates[1:], emb).item() == 0.0
+
+
+def test_sampled_softmax_with_all_negatives_equal_to_full_softmax_under_uniform_q():
+    torch.manual_seed(0)
+    n_items = 6
+    emb = torch.randn(n_items, 4)
+    hidden = torch.randn(3, 4)
+    targets = torch.tensor([1, 2, 5])
+    log_q = torch.full((n_items,), math.log(1 / (n_items - 1)))
+    log_q[0] = -math.inf
+    generator = torch.Generator().manual_seed(0)
+    sampled = sampled_softmax_loss(hidden, targets, emb, log_q, 20000, generator=generator)
+    # With K uniform negatives (accidental hits masked), the negatives' exp-logits sum to about
+    # K * sum_{j != t} exp(s_j), the positive's to (n - 1) exp(s_t): the loss is log(1 + that ratio).
+    scores = hidden @ emb.T
+    expected = []
+    for i, t in enumerate(targets.tolist()):
+        others = sum(math.exp(scores[i, j]) for j in range(1, n_items) if j != t)
+        expected.append(math.log(1 + 20000 * others / ((n_items - 1) * math.exp(scores[i, t]))))
+    assert sampled.item() == pytest.approx(sum(expected) / 3, abs=0.02)
