@@ -3,6 +3,7 @@ solution version and returns its metrics. Hydra configs come in; nothing else he
 
 from __future__ import annotations
 
+import inspect
 import logging
 from pathlib import Path
 
@@ -24,6 +25,15 @@ def _stage_metrics(metrics: dict, stage: str) -> dict[str, float]:
     return {k[len(prefix):]: float(v) for k, v in metrics.items() if k.startswith(prefix)}
 
 
+def data_sizes(dm: InteractionsDataModule, recipe_cls: type) -> dict:
+    """The sizes a recipe takes from the data (n_items always; context cardinalities if it accepts them)."""
+    params = inspect.signature(recipe_cls.__init__).parameters
+    sizes = {"n_items": dm.n_items}
+    if "context_cardinalities" in params:
+        sizes["context_cardinalities"] = dm.context_cardinalities
+    return sizes
+
+
 def train(cfg: DictConfig) -> dict:
     """Train `cfg.recipe` on `cfg.data`; returns {"solution": path, "metrics": {...}, ...}."""
     pl.seed_everything(cfg.seed, workers=True)
@@ -37,7 +47,7 @@ def train(cfg: DictConfig) -> dict:
                                 eval_batch_size=data.eval_batch_size, seed=cfg.seed,
                                 check_minimum=data.check_minimum)
     dm.setup()
-    recipe: Recipe = hydra.utils.instantiate(cfg.recipe, n_items=dm.n_items)
+    recipe: Recipe = hydra.utils.instantiate(cfg.recipe, **data_sizes(dm, hydra.utils.get_class(cfg.recipe._target_)))
     dm.configure_for(recipe)
 
     logger = hydra.utils.instantiate(cfg.logger) if cfg.get("logger") else False

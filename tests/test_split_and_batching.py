@@ -117,3 +117,21 @@ def test_impressions_follow_their_events_through_sorting_splitting_and_batching(
     assert batch.impressions.shape == (3, 2, 2)
     assert batch.impressions[0].tolist() == [[0, 0], [4, 3]]     # a: x has no slate, y shown with z
     assert batch.impressions[1].tolist() == [[0, 0], [3, 0]]     # b (left-padded): y
+
+
+def test_context_columns_are_encoded_per_event_and_batched():
+    from personalize_torch.data.batching import training_windows, window_batch
+    from personalize_torch.data.sequences import build_context_vocabs, context_fields
+
+    df = tiny_interactions()
+    df["DEVICE"] = ["mobile" if u == "a" and i in ("x", "y") else "desktop" for u, i in zip(df[C.USER_ID], df[C.ITEM_ID])]
+    df.loc[df[C.USER_ID] == "c", "DEVICE"] = None
+    assert context_fields(df) == ["DEVICE"]
+    vocabs = build_context_vocabs(df, ["DEVICE"])                    # desktop=1 mobile=2
+    seqs = encode_interactions(df, Vocab.sorted_from(df[C.USER_ID]), Vocab.sorted_from(df[C.ITEM_ID]), vocabs)
+    assert seqs.context[:, 0].tolist() == [2, 2, 1, 1, 1, 1, 1, 0]  # a: x y z w, b: y x z, c: w (missing)
+    rows, ends = training_windows(seqs, np.arange(3), window=3)
+    batch = window_batch(seqs, rows, ends, 3)
+    assert batch.context[..., 0].tolist() == [[2, 1, 1], [0, 2, 2], [1, 1, 1], [0, 0, 0]]
+    latest = sequence_batch(seqs, np.array([0, -1]), max_len=2)
+    assert latest.context[..., 0].tolist() == [[1, 1], [0, 0]]

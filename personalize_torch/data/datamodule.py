@@ -13,7 +13,8 @@ from personalize_torch.data.batching import EvalCollate, WindowCollate, training
 from personalize_torch.data.dataset_group import DatasetGroup
 from personalize_torch.data.event_selection import select_events
 from personalize_torch.data.minimum_data import check_minimum_data
-from personalize_torch.data.sequences import UserSequences, encode_interactions
+from personalize_torch.data.sequences import (UserSequences, build_context_vocabs, context_fields,
+                                              encode_interactions)
 from personalize_torch.data.split import Split, make_split
 from personalize_torch.data.vocab import Vocab
 
@@ -46,13 +47,21 @@ class InteractionsDataModule(pl.LightningDataModule):
             check_minimum_data(self.interactions, source=source)
         self.item_vocab = Vocab(self.group.catalogue_item_ids())
         self.user_vocab = Vocab.sorted_from(self.interactions[C.USER_ID])
-        self.sequences: UserSequences = encode_interactions(self.interactions, self.user_vocab, self.item_vocab)
+        fields = context_fields(self.interactions, self.group.schemas.get(C.INTERACTIONS))
+        self.context_vocabs = build_context_vocabs(self.interactions, fields)
+        self.sequences: UserSequences = encode_interactions(self.interactions, self.user_vocab, self.item_vocab,
+                                                            self.context_vocabs)
         self.split = make_split(self.sequences, self.split_kind, seed=self.seed)
 
     @property
     def n_items(self) -> int:
         """Size of the item index space, padding included."""
         return self.item_vocab.size_with_padding
+
+    @property
+    def context_cardinalities(self) -> list[int]:
+        """Size of each contextual field's index space (padding / unknown = 0 included), in field order."""
+        return [v.size_with_padding for v in self.context_vocabs.values()]
 
     @property
     def n_users(self) -> int:

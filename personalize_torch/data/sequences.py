@@ -24,6 +24,7 @@ class UserSequences:
     item_idx: np.ndarray   # (n_events,)
     timestamp: np.ndarray  # (n_events,)
     impressions: Ragged | None = None  # per event: the slate shown (item indices), when the data has one
+    context: np.ndarray | None = None  # (n_events, F) per event: contextual field values (index, 0 = none)
 
     def __len__(self) -> int:
         return len(self.user_idx)
@@ -40,18 +41,20 @@ class UserSequences:
 
     @classmethod
     def from_sorted_events(cls, user_idx: np.ndarray, item_idx: np.ndarray, timestamp: np.ndarray,
-                           impressions: Ragged | None = None) -> UserSequences:
+                           impressions: Ragged | None = None, context: np.ndarray | None = None) -> UserSequences:
         """Build from events already sorted by (user, time); users with no events are absent."""
         users, starts = np.unique(user_idx, return_index=True)
         offsets = np.append(starts, len(user_idx)).astype(np.int64)
         return cls(users.astype(np.int64), offsets, item_idx.astype(np.int64), timestamp.astype(np.int64),
-                   impressions)
+                   impressions, context)
 
     def select_events(self, keep: np.ndarray) -> UserSequences:
         """Keep the events where `keep` is True (users left with none disappear)."""
         owner = np.repeat(self.user_idx, self.lengths)
         impressions = self.impressions.take(np.flatnonzero(keep)) if self.impressions is not None else None
-        return UserSequences.from_sorted_events(owner[keep], self.item_idx[keep], self.timestamp[keep], impressions)
+        context = self.context[keep] if self.context is not None else None
+        return UserSequences.from_sorted_events(owner[keep], self.item_idx[keep], self.timestamp[keep], impressions,
+                                                context)
 
     def select_users(self, rows: np.ndarray) -> UserSequences:
         rows = np.sort(np.asarray(rows, dtype=np.int64))
@@ -66,8 +69,10 @@ class UserSequences:
         return ends - 1 - np.arange(len(self.item_idx))
 
 
-def encode_interactions(interactions: pd.DataFrame, user_vocab: Vocab, item_vocab: Vocab) -> UserSequences:
-    """Sort events by user and time (ties keep file order) and encode ids as indices."""
+def encode_interactions(interactions: pd.DataFrame, user_vocab: Vocab, item_vocab: Vocab,
+                        context_vocabs: dict[str, Vocab] | None = None) -> UserSequences:
+    """Sort events by user and time (ties keep file order) and encode ids as indices; with
+    `context_vocabs`, also each contextual column (values not in its vocabulary become 0)."""
     user_idx = user_vocab.to_idx(interactions[C.USER_ID].to_numpy(dtype=object))
     item_idx = item_vocab.to_idx(interactions[C.ITEM_ID].to_numpy(dtype=object))
     timestamp = interactions[C.TIMESTAMP].to_numpy(dtype=np.int64)
@@ -78,4 +83,22 @@ def encode_interactions(interactions: pd.DataFrame, user_vocab: Vocab, item_voca
     if C.IMPRESSION in interactions.columns:
         impressions = Ragged.from_delimited(interactions[C.IMPRESSION], item_vocab, C.MULTI_VALUE_SEPARATOR)
         impressions = impressions.take(np.flatnonzero(known)[order])
-    return UserSequences.from_sorted_events(user_idx[order], item_idx[order], timestamp[order], impressions)
+    context = None
+    if context_vocabs:
+        rows = np.flatnonzero(known)[order]
+        context = np.stack([vocab.to_idx(interactions[name].to_numpy(dtype=object)[rows])
+                            for name, vocab in context_vocabs.items()], axis=1)
+    return UserSequences.from_sorted_events(user_idx[order], item_idx[order], timestamp[order], impressions,
+                                            context)
+
+
+def context_fields(interactions: pd.DataFrame, schema=None) -> list[str]:
+    """Contextual columns of an Interactions dataset: non-reserved string fields (e.g. DEVICE)."""
+    if schema is not None:
+        return [f.name for f in schema.metadata_fields if f.type == "string" and not f.textual]
+    reserved = set(C.REQUIRED_FIELDS[C.INTERACTIONS]) | set(C.RESERVED_OPTIONAL_FIELDS[C.INTERACTIONS])
+    return [c for c in interactions.columns if c not in reserved and not pd.api.types.is_numeric_dtype(interactions[c])]
+
+
+def build_context_vocabs(interactions: pd.DataFrame, fields: list[str]) -> dict[str, Vocab]:
+    return {name: Vocab.sorted_from(interactions[name].dropna().astype(str)) for name in fields}

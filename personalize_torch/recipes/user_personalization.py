@@ -13,6 +13,11 @@ What each hyperparameter does (Personalize's names where Personalize has them):
 - `loss`: `full` softmax over the catalogue, `sampled` softmax with logQ correction
   (`num_negatives` shared negatives drawn from popularity^0.75), or `auto`: full up to
   `full_softmax_max_items` items.
+- `context_cardinalities` (from the data, not a knob): contextual interaction fields such as DEVICE.
+  Each event's context is embedded and added to its input; the context of the event being predicted
+  (at request time, the request's `context`; in evaluation, the user's latest context) is embedded
+  separately and added to the user's state before scoring, so "what does this user want on mobile"
+  can differ from "on desktop".
 - `impression_weight`: weight of the slate-choice term (losses.slate_choice_loss) for events with an
   IMPRESSION: the chosen item against the items shown with it and not chosen, for this user. The
   catalogue softmax keeps a per-item bias that absorbs exposure/popularity, so skipped items are not
@@ -40,7 +45,8 @@ class UserPersonalization(Recipe):
                  loss: str = "auto", num_negatives: int = 512, full_softmax_max_items: int = 100_000,
                  recency_mask: bool = True, recency_strength: float = 0.5,
                  min_user_history_length_percentile: float = 0.0,
-                 max_user_history_length_percentile: float = 0.99, impression_weight: float = 1.0):
+                 max_user_history_length_percentile: float = 0.99, impression_weight: float = 1.0,
+                 context_cardinalities: list[int] | None = None):
         super().__init__(n_items)
         self._save_hyperparameters(locals())
         hp = self.hparams
@@ -54,6 +60,11 @@ class UserPersonalization(Recipe):
             raise InputError(f"expected auto, full or sampled, got {hp.loss!r}", column="loss")
         self.model = SequenceTransformer(n_items, hp.hidden_dimension, hp.bptt, hp.num_layers, hp.num_heads,
                                          hp.dropout)
+        cards = list(context_cardinalities or [])
+        self.context_embeddings = torch.nn.ModuleList(torch.nn.Embedding(n, hp.hidden_dimension, padding_idx=0)
+                                                      for n in cards)
+        self.next_context_embeddings = torch.nn.ModuleList(
+            torch.nn.Embedding(n, hp.hidden_dimension, padding_idx=0) for n in cards)
         self.item_bias = torch.nn.Parameter(torch.zeros(n_items))  # exposure / popularity, catalogue-wide
         self.register_buffer("item_counts", torch.zeros(n_items))   # popularity, for users with no history
         self.register_buffer("time_range", torch.zeros(2, dtype=torch.float64))
@@ -90,6 +101,12 @@ class UserPersonalization(Recipe):
         age = ((times.double() - t0) / max(t1 - t0, 1e-9)).clamp(0, 1).float()
         return 1.0 - self.hparams.recency_strength * (1.0 - age)
 
+    def _embed_context(self, context: Tensor | None, tables: torch.nn.ModuleList) -> Tensor | None:
+        """Sum of the field embeddings of context (..., F); None when the model has no context fields."""
+        if context is None or not len(tables):
+            return None
+        return sum(table(context[..., f]) for f, table in enumerate(tables))
+
     def loss(self, batch: SequenceBatch) -> Tensor:
         if self.current_epoch == 0:
             self.item_counts += torch.bincount(batch.items.flatten(), minlength=self.n_items).float()
@@ -97,7 +114,11 @@ class UserPersonalization(Recipe):
         bptt = self.hparams.bptt
         inputs, targets = batch.items[:, :-1][:, -bptt:], batch.items[:, 1:][:, -bptt:]
         predict = (inputs > 0) & (targets > 0)                                   # (B, T)
-        hidden = self.model(inputs)[predict]                                     # (N, C)
+        context = batch.context[:, :-1][:, -bptt:] if batch.context is not None else None
+        hidden = self.model(inputs, self._embed_context(context, self.context_embeddings))   # (B, T, C)
+        if batch.context is not None and len(self.next_context_embeddings):
+            hidden = hidden + self._embed_context(batch.context[:, 1:][:, -bptt:], self.next_context_embeddings)
+        hidden = hidden[predict]                                                 # (N, C)
         target = targets[predict]                                                # (N,)
         weights = self._recency_weights(batch.timestamps[:, 1:][:, -bptt:][predict])
         table = self.model.item_embedding.weight
@@ -115,10 +136,17 @@ class UserPersonalization(Recipe):
         return loss
 
     def score(self, inputs: SequenceBatch) -> Tensor:
-        items = inputs.items
+        items, context = inputs.items, inputs.context
         if items.shape[1] == 0:
             items = torch.zeros(items.shape[0], 1, dtype=torch.long, device=items.device)
-        logits = self.model.item_scores(self.model(items)[:, -1]) + self.item_bias  # (B, n_items)
+            context = None
+        last = self.model(items, self._embed_context(context, self.context_embeddings))[:, -1]   # (B, C)
+        next_context = inputs.next_context
+        if next_context is None and context is not None:
+            next_context = context[:, -1]                     # the user's latest context
+        if next_context is not None and len(self.next_context_embeddings):
+            last = last + self._embed_context(next_context, self.next_context_embeddings)
+        logits = self.model.item_scores(last) + self.item_bias                    # (B, n_items)
         logits[:, 0] = -torch.inf
         probs = torch.softmax(logits, dim=1)
         popular = (self.item_counts / self.item_counts.sum().clamp(min=1)).expand_as(probs)
