@@ -2,8 +2,10 @@
 
     solution.json          recipe, hyperparameters, data fingerprint, metrics, creation time
     model.ckpt             the Lightning checkpoint (state dict + primitive hyperparameters)
-    items.parquet          ITEM_ID of item index 1, 2, ... (index 0 is padding)
-    user_histories.parquet USER_ID and each user's items (indices, oldest first) and timestamps
+    items.parquet          ITEM_ID of item index 1, 2, ... (index 0 is padding) and the Items metadata
+    users.parquet          the Users metadata (when the dataset group has one)
+    user_histories.parquet USER_ID and each user's items (indices, oldest first), timestamps, event types
+                           and contextual fields (indices into the vocabularies in solution.json)
 
 The directory is written under a temporary name and renamed into place, so a crash never leaves
 half a model where a model is expected.
@@ -20,11 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
 from personalize_torch.data import constants as C
+from personalize_torch.data.datamodule import InteractionsDataModule
 from personalize_torch.data.sequences import UserSequences
 from personalize_torch.data.vocab import Vocab
 from personalize_torch.errors import InputError
@@ -35,6 +39,7 @@ SOLUTION_JSON = "solution.json"
 CHECKPOINT = "model.ckpt"
 ITEMS_FILE = "items.parquet"
 HISTORIES_FILE = "user_histories.parquet"
+USERS_FILE = "users.parquet"
 
 
 @dataclass
@@ -45,6 +50,10 @@ class SolutionVersion:
     item_vocab: Vocab
     user_vocab: Vocab
     histories: UserSequences  # rows sorted by user index
+    items: pd.DataFrame  # ITEM_ID and metadata, row i = item index i + 1
+    users: pd.DataFrame | None = None  # USER_ID and metadata
+    context_vocabs: dict[str, Vocab] | None = None
+    event_type_vocab: Vocab | None = None
 
     @property
     def recipe_name(self) -> str:
@@ -59,30 +68,48 @@ class SolutionVersion:
         return np.where(known, rows, -1)
 
 
-def _write_histories(path: Path, user_vocab: Vocab, seqs: UserSequences) -> None:
+def _write_histories(path: Path, user_vocab: Vocab, seqs: UserSequences, context_names: list[str]) -> None:
     offsets = pa.array(seqs.offsets.astype(np.int32))
-    table = pa.table({
+    columns = {
         C.USER_ID: pa.array(user_vocab.to_id(seqs.user_idx).astype(str)),
         "ITEM_IDX": pa.ListArray.from_arrays(offsets, pa.array(seqs.item_idx)),
         C.TIMESTAMP: pa.ListArray.from_arrays(offsets, pa.array(seqs.timestamp)),
-    })
-    pq.write_table(table, path)
+    }
+    if seqs.event_type is not None:
+        columns["EVENT_TYPE_IDX"] = pa.ListArray.from_arrays(offsets, pa.array(seqs.event_type))
+    for f, name in enumerate(context_names):
+        columns[f"CONTEXT_{name}"] = pa.ListArray.from_arrays(offsets, pa.array(seqs.context[:, f]))
+    pq.write_table(pa.table(columns), path)
 
 
-def _read_histories(path: Path) -> tuple[Vocab, UserSequences]:
+def _read_histories(path: Path, context_names: list[str]) -> tuple[Vocab, UserSequences]:
     table = pq.read_table(path)
+
+    def values(name: str) -> np.ndarray:
+        return table.column(name).combine_chunks().values.to_numpy().astype(np.int64)
+
     user_ids = table.column(C.USER_ID).to_pylist()
     items = table.column("ITEM_IDX").combine_chunks()
-    times = table.column(C.TIMESTAMP).combine_chunks()
-    user_vocab = Vocab(user_ids)
+    context = np.stack([values(f"CONTEXT_{n}") for n in context_names], axis=1) if context_names else None
+    event_type = values("EVENT_TYPE_IDX") if "EVENT_TYPE_IDX" in table.column_names else None
     seqs = UserSequences(np.arange(1, len(user_ids) + 1, dtype=np.int64), items.offsets.to_numpy().astype(np.int64),
-                         items.values.to_numpy().astype(np.int64), times.values.to_numpy().astype(np.int64))
-    return user_vocab, seqs
+                         values("ITEM_IDX"), values(C.TIMESTAMP), None, context, event_type)
+    return Vocab(user_ids), seqs
 
 
-def save_solution_version(out_dir: str | Path, trainer, recipe: Recipe, item_vocab: Vocab, user_vocab: Vocab,
-                          histories: UserSequences, info: dict) -> Path:
-    """Write a solution version to `out_dir` (replacing a solution version already there)."""
+def _item_table(dm: InteractionsDataModule) -> pd.DataFrame:
+    """ITEM_ID in index order with the Items metadata (null for items the Items dataset lacks)."""
+    items = pd.DataFrame({C.ITEM_ID: np.asarray(dm.item_vocab.ids, dtype=str)})
+    if dm.group.items is not None:
+        meta = dm.group.items.drop_duplicates(C.ITEM_ID, keep="last").astype({C.ITEM_ID: str})
+        items = items.merge(meta, on=C.ITEM_ID, how="left")
+    return items
+
+
+def save_solution_version(out_dir: str | Path, trainer, recipe: Recipe, dm: InteractionsDataModule, info: dict
+                          ) -> Path:
+    """Write a solution version to `out_dir` (replacing a solution version already there): the recipe's
+    weights, the data module's vocabularies, every user's history and the item / user metadata."""
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / SOLUTION_JSON).exists():
         raise InputError("output_dir exists and is not a solution version; choose a new or empty directory",
@@ -91,13 +118,21 @@ def save_solution_version(out_dir: str | Path, trainer, recipe: Recipe, item_voc
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
         trainer.save_checkpoint(tmp / CHECKPOINT)
-        pq.write_table(pa.table({C.ITEM_ID: pa.array(np.asarray(item_vocab.ids, dtype=str))}), tmp / ITEMS_FILE)
-        _write_histories(tmp / HISTORIES_FILE, user_vocab, histories)
+        _item_table(dm).to_parquet(tmp / ITEMS_FILE, index=False)
+        if dm.group.users is not None:
+            dm.group.users.to_parquet(tmp / USERS_FILE, index=False)
+        context_names = list(dm.context_vocabs)
+        _write_histories(tmp / HISTORIES_FILE, dm.user_vocab, dm.sequences, context_names)
         full_info = {
             "format_version": FORMAT_VERSION,
             "recipe": recipe.recipe_name,
             "hyperparameters": dict(recipe.hparams),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "schemas": {name: schema.to_avro() for name, schema in dm.group.schemas.items()},
+            "vocabularies": {
+                "context": {name: [str(v) for v in vocab.ids] for name, vocab in dm.context_vocabs.items()},
+                "event_type": [str(v) for v in dm.event_type_vocab.ids] if dm.event_type_vocab is not None else None,
+            },
             **info,
         }
         (tmp / SOLUTION_JSON).write_text(json.dumps(full_info, indent=2, default=float))
@@ -127,6 +162,11 @@ def load_solution_version(path: str | Path, map_location: str = "cpu") -> Soluti
     recipe = recipe_cls(**checkpoint["hyper_parameters"])
     recipe.load_state_dict(checkpoint["state_dict"])
     recipe.eval()
-    item_ids = pq.read_table(path / ITEMS_FILE).column(C.ITEM_ID).to_pylist()
-    user_vocab, histories = _read_histories(path / HISTORIES_FILE)
-    return SolutionVersion(path, info, recipe, Vocab(item_ids), user_vocab, histories)
+    items = pd.read_parquet(path / ITEMS_FILE)
+    users = pd.read_parquet(path / USERS_FILE) if (path / USERS_FILE).exists() else None
+    vocabularies = info.get("vocabularies", {})
+    context_vocabs = {name: Vocab(ids) for name, ids in (vocabularies.get("context") or {}).items()}
+    event_types = vocabularies.get("event_type")
+    user_vocab, histories = _read_histories(path / HISTORIES_FILE, list(context_vocabs))
+    return SolutionVersion(path, info, recipe, Vocab(items[C.ITEM_ID].astype(str)), user_vocab, histories, items,
+                           users, context_vocabs, Vocab(event_types) if event_types is not None else None)

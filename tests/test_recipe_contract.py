@@ -10,6 +10,7 @@ from personalize_torch.data.sources import demo_dataset_group
 from personalize_torch.recipes import RECIPES
 from personalize_torch.serving.predictor import Predictor
 from personalize_torch.solution_version import load_solution_version, save_solution_version
+from personalize_torch.training import data_sizes
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +22,7 @@ def datamodule():
 
 
 def fit(recipe_cls, dm, tmp_path):
-    recipe = recipe_cls(n_items=dm.n_items)
+    recipe = recipe_cls(**data_sizes(dm, recipe_cls))
     dm.configure_for(recipe)
     trainer = pl.Trainer(max_epochs=1 if recipe.count_based else 2, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
@@ -32,7 +33,7 @@ def fit(recipe_cls, dm, tmp_path):
 
 @pytest.mark.parametrize("name", sorted(RECIPES))
 def test_gradients_reach_the_item_embeddings(name, datamodule):
-    recipe = RECIPES[name](n_items=datamodule.n_items)
+    recipe = RECIPES[name](**data_sizes(datamodule, RECIPES[name]))
     if recipe.count_based:
         pytest.skip("count-based recipes have no gradients")
     datamodule.configure_for(recipe)
@@ -55,8 +56,7 @@ def test_recipe_contract(name, datamodule, tmp_path):
     assert scores.shape == (batch.items.shape[0], dm.n_items)
     assert torch.isfinite(scores).all()
 
-    out = save_solution_version(tmp_path / "sv", trainer, recipe, dm.item_vocab, dm.user_vocab, dm.sequences,
-                                {"metrics": {}})
+    out = save_solution_version(tmp_path / "sv", trainer, recipe, dm, {"metrics": {}})
     loaded = load_solution_version(out)
     assert type(loaded.recipe) is RECIPES[name]
     with torch.no_grad():

@@ -25,6 +25,7 @@ class UserSequences:
     timestamp: np.ndarray  # (n_events,)
     impressions: Ragged | None = None  # per event: the slate shown (item indices), when the data has one
     context: np.ndarray | None = None  # (n_events, F) per event: contextual field values (index, 0 = none)
+    event_type: np.ndarray | None = None  # (n_events,) per event: EVENT_TYPE index (0 = none)
 
     def __len__(self) -> int:
         return len(self.user_idx)
@@ -41,20 +42,22 @@ class UserSequences:
 
     @classmethod
     def from_sorted_events(cls, user_idx: np.ndarray, item_idx: np.ndarray, timestamp: np.ndarray,
-                           impressions: Ragged | None = None, context: np.ndarray | None = None) -> UserSequences:
+                           impressions: Ragged | None = None, context: np.ndarray | None = None,
+                           event_type: np.ndarray | None = None) -> UserSequences:
         """Build from events already sorted by (user, time); users with no events are absent."""
         users, starts = np.unique(user_idx, return_index=True)
         offsets = np.append(starts, len(user_idx)).astype(np.int64)
         return cls(users.astype(np.int64), offsets, item_idx.astype(np.int64), timestamp.astype(np.int64),
-                   impressions, context)
+                   impressions, context, event_type)
 
     def select_events(self, keep: np.ndarray) -> UserSequences:
         """Keep the events where `keep` is True (users left with none disappear)."""
         owner = np.repeat(self.user_idx, self.lengths)
         impressions = self.impressions.take(np.flatnonzero(keep)) if self.impressions is not None else None
         context = self.context[keep] if self.context is not None else None
+        event_type = self.event_type[keep] if self.event_type is not None else None
         return UserSequences.from_sorted_events(owner[keep], self.item_idx[keep], self.timestamp[keep], impressions,
-                                                context)
+                                                context, event_type)
 
     def select_users(self, rows: np.ndarray) -> UserSequences:
         rows = np.sort(np.asarray(rows, dtype=np.int64))
@@ -70,9 +73,11 @@ class UserSequences:
 
 
 def encode_interactions(interactions: pd.DataFrame, user_vocab: Vocab, item_vocab: Vocab,
-                        context_vocabs: dict[str, Vocab] | None = None) -> UserSequences:
+                        context_vocabs: dict[str, Vocab] | None = None, event_type_vocab: Vocab | None = None
+                        ) -> UserSequences:
     """Sort events by user and time (ties keep file order) and encode ids as indices; with
-    `context_vocabs`, also each contextual column (values not in its vocabulary become 0)."""
+    `context_vocabs`, also each contextual column (values not in its vocabulary become 0), and with
+    `event_type_vocab` the EVENT_TYPE column."""
     user_idx = user_vocab.to_idx(interactions[C.USER_ID].to_numpy(dtype=object))
     item_idx = item_vocab.to_idx(interactions[C.ITEM_ID].to_numpy(dtype=object))
     timestamp = interactions[C.TIMESTAMP].to_numpy(dtype=np.int64)
@@ -83,13 +88,16 @@ def encode_interactions(interactions: pd.DataFrame, user_vocab: Vocab, item_voca
     if C.IMPRESSION in interactions.columns:
         impressions = Ragged.from_delimited(interactions[C.IMPRESSION], item_vocab, C.MULTI_VALUE_SEPARATOR)
         impressions = impressions.take(np.flatnonzero(known)[order])
+    rows = np.flatnonzero(known)[order]
     context = None
     if context_vocabs:
-        rows = np.flatnonzero(known)[order]
         context = np.stack([vocab.to_idx(interactions[name].to_numpy(dtype=object)[rows])
                             for name, vocab in context_vocabs.items()], axis=1)
+    event_type = None
+    if event_type_vocab is not None and C.EVENT_TYPE in interactions.columns:
+        event_type = event_type_vocab.to_idx(interactions[C.EVENT_TYPE].to_numpy(dtype=object)[rows])
     return UserSequences.from_sorted_events(user_idx[order], item_idx[order], timestamp[order], impressions,
-                                            context)
+                                            context, event_type)
 
 
 def context_fields(interactions: pd.DataFrame, schema=None) -> list[str]:
