@@ -9,12 +9,14 @@ from pathlib import Path
 
 import hydra
 import pytorch_lightning as pl
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from personalize_torch.data.datamodule import InteractionsDataModule
 from personalize_torch.data.sources import load_dataset_group
 from personalize_torch.metrics.ranking_metrics import personalize_report
-from personalize_torch.recipes import Recipe
+from personalize_torch.errors import InputError
+from personalize_torch.recipes import RECIPES, Recipe
+from personalize_torch.solution_config import read_solution_config
 from personalize_torch.solution_version import save_solution_version
 
 log = logging.getLogger(__name__)
@@ -34,8 +36,30 @@ def data_sizes(dm: InteractionsDataModule, recipe_cls: type) -> dict:
     return sizes
 
 
+def apply_solution_config(cfg: DictConfig) -> None:
+    """Merge a Personalize CreateSolution JSON (`solution_config=<path>`) into the config."""
+    path = cfg.get("solution_config")
+    if not path:
+        return
+    sc = read_solution_config(path)
+    with open_dict(cfg):
+        if sc["recipe"] is not None:
+            if sc["recipe"] not in RECIPES:
+                raise InputError(f"recipe {sc['recipe']!r} is not available; available: {', '.join(sorted(RECIPES))}",
+                                 file=str(path), column="recipeArn")
+            if sc["recipe"] != cfg.recipe._target_.rsplit(".", 2)[-2]:
+                cfg.recipe = {"_target_": f"{RECIPES[sc['recipe']].__module__}.{RECIPES[sc['recipe']].__name__}"}
+        if sc["event_type"] is not None:
+            cfg.data.event_type = sc["event_type"]
+        if sc["event_value_threshold"] is not None:
+            cfg.data.event_value_threshold = sc["event_value_threshold"]
+        for name, value in sc["hyperparameters"].items():
+            cfg.recipe[name] = value
+
+
 def train(cfg: DictConfig) -> dict:
     """Train `cfg.recipe` on `cfg.data`; returns {"solution": path, "metrics": {...}, ...}."""
+    apply_solution_config(cfg)
     pl.seed_everything(cfg.seed, workers=True)
     data = cfg.data
     group = load_dataset_group(format=data.format, interactions=data.interactions, items=data["items"],
@@ -70,7 +94,6 @@ def train(cfg: DictConfig) -> dict:
         "metrics": metrics,
         "personalize_metrics": personalize_report(final),
     }
-    out = save_solution_version(Path(cfg.output_dir), trainer, recipe, dm.item_vocab, dm.user_vocab,
-                                dm.sequences, info)
+    out = save_solution_version(Path(cfg.output_dir), trainer, recipe, dm, info)
     log.info("solution version saved to %s", out)
     return {"solution": str(out), **info}
