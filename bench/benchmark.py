@@ -10,6 +10,7 @@ bench/RESULTS.md keeps the last results with the exact commands.
 from __future__ import annotations
 
 import argparse
+import logging
 import tempfile
 import time
 from pathlib import Path
@@ -37,6 +38,7 @@ def run(data: str, recipe: str, overrides: list[str], workdir: Path) -> dict:
 
 
 def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", nargs="+", default=["ml100k"])
     p.add_argument("--recipes", nargs="+", default=[BASELINE])

@@ -10,6 +10,7 @@ off-taste); `mind` is the MIND sample in ../shared/data/mind converted to Person
 from __future__ import annotations
 
 import argparse
+import logging
 import statistics
 import tempfile
 from pathlib import Path
@@ -37,6 +38,7 @@ def run(data: str, impression_weight: float, seed: int, overrides: list[str], wo
 
 
 def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", nargs="+", default=["demo"])
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
