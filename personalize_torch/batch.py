@@ -1,6 +1,8 @@
 """Batch inference from the command line, as a Personalize batch inference job:
 
     python -m personalize_torch.batch --solution <dir> --input <in.jsonl> --output <out.jsonl> [--num-results N]
+
+Input lines are {"userId": ...} (recommendations for a user) or {"itemId": ...} (related items).
 """
 
 from __future__ import annotations
@@ -21,10 +23,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m personalize_torch.batch", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--solution", required=True, help="solution version directory written by train.py")
-    p.add_argument("--input", required=True, help="JSON lines, one {\"userId\": ...} per line")
+    p.add_argument("--input", required=True, help="JSON lines, one {\"userId\": ...} or {\"itemId\": ...} per line")
     p.add_argument("--output", required=True, help="where to write the results (JSON lines)")
-    p.add_argument("--num-results", type=int, default=25, help=f"items per user, 1-{MAX_RESULTS} (default 25)")
-    p.add_argument("--include-seen", action="store_true", help="do not leave out items already in the history")
+    p.add_argument("--num-results", type=int, default=25, help=f"items per line, 1-{MAX_RESULTS} (default 25)")
+    p.add_argument("--include-seen", action="store_true", help="do not leave out items already in the user's history")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     return p.parse_args(argv)
 

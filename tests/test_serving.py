@@ -8,6 +8,7 @@ import boto3
 import botocore.exceptions
 import pytest
 import uvicorn
+from tests.conftest import SMALL_DEMO, compose_train_config
 from fastapi.testclient import TestClient
 
 from personalize_torch.serving.app import arn_name, create_app
@@ -19,6 +20,20 @@ ARN = "arn:aws:personalize:us-east-1:123456789012:campaign/{}"
 @pytest.fixture(scope="module")
 def predictor(trained_solution):
     return Predictor.from_dir(trained_solution["solution"])
+
+
+@pytest.fixture(scope="module")
+def sims_predictor(tmp_path_factory):
+    """SIMS trained on small demo data through training.train (the train.py path)."""
+    from personalize_torch.training import train
+
+    cfg = compose_train_config(SMALL_DEMO + ["recipe=sims", "logger=none"], tmp_path_factory.mktemp("sims"))
+    return Predictor.from_dir(train(cfg)["solution"])
+
+
+def item_with_neighbours(predictor: Predictor) -> str:
+    idx = int((predictor.recipe.neighbor_idx > 0).sum(1).argmax())
+    return predictor.solution.item_vocab.to_id([idx])[0]
 
 
 def test_arn_name():
@@ -42,6 +57,31 @@ def test_get_recommendations_shape_and_errors(predictor):
                                                      "numResults": 501})
     assert too_many.status_code == 400 and "numResults" in too_many.json()["message"]
     assert client.get("/ping").json()["campaigns"] == ["news", "shop"]
+    neither = client.post("/recommendations", json={"campaignArn": ARN.format("shop"), "numResults": 5})
+    assert neither.status_code == 400 and neither.headers["x-amzn-ErrorType"] == "InvalidInputException"
+    assert "userId or itemId" in neither.json()["message"]
+
+
+def test_get_recommendations_for_an_item(sims_predictor, predictor):
+    client = TestClient(create_app({"similar": sims_predictor, "shop": predictor}))
+    item = item_with_neighbours(sims_predictor)
+    r = client.post("/recommendations", json={"campaignArn": ARN.format("similar"), "itemId": item, "numResults": 8})
+    assert r.status_code == 200
+    body = r.json()
+    assert set(body) == {"itemList", "recommendationId"} and len(body["itemList"]) == 8
+    assert body["itemList"] == [{"itemId": x.item_id, "score": round(x.score, 8)}
+                                for x in sims_predictor.recommend_related([item], 8)[0]]
+    assert item not in {x["itemId"] for x in body["itemList"]}
+    # The first items are the item's stored neighbours, scoring above 1 (popular fill-ins score at most 1).
+    idx = sims_predictor.solution.item_vocab.to_idx([item])[0]
+    first = sims_predictor.solution.item_vocab.to_id(sims_predictor.recipe.neighbor_idx[idx, :3].long().numpy())
+    assert [x["itemId"] for x in body["itemList"][:3]] == list(first) and body["itemList"][2]["score"] > 1
+    # An unknown item gets the popular items; a recipe that is not item-based answers too.
+    unknown = client.post("/recommendations", json={"campaignArn": ARN.format("similar"), "itemId": "nope"})
+    cold = sims_predictor.recommend(["never-seen-user"], 25)[0]
+    assert [x["itemId"] for x in unknown.json()["itemList"]] == [x.item_id for x in cold]
+    pop = client.post("/recommendations", json={"campaignArn": ARN.format("shop"), "itemId": item, "numResults": 5})
+    assert pop.status_code == 200 and item not in {x["itemId"] for x in pop.json()["itemList"]}
 
 
 def free_port() -> int:
@@ -50,10 +90,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_unmodified_boto3_client(predictor):
+def test_unmodified_boto3_client(predictor, sims_predictor):
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app({"shop": predictor}), host="127.0.0.1", port=port,
-                                           log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(create_app({"shop": predictor, "similar": sims_predictor}),
+                                           host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
@@ -67,6 +107,11 @@ def test_unmodified_boto3_client(predictor):
         assert [x["itemId"] for x in response["itemList"]] == \
             [x.item_id for x in predictor.recommend([user], 4)[0]]
         assert response["recommendationId"].startswith("RID-")
+        item = item_with_neighbours(sims_predictor)
+        related = client.get_recommendations(campaignArn=ARN.format("similar"), itemId=item, numResults=6)
+        assert [x["itemId"] for x in related["itemList"]] == \
+            [x.item_id for x in sims_predictor.recommend_related([item], 6)[0]]
+        assert item not in {x["itemId"] for x in related["itemList"]}
         with pytest.raises(botocore.exceptions.ClientError) as err:
             client.get_recommendations(campaignArn=ARN.format("shop"), numResults=4)
         assert err.value.response["Error"]["Code"] == "InvalidInputException"

@@ -2,10 +2,12 @@
 
 from personalize_torch.recipes.base import Recipe
 from personalize_torch.recipes.popularity_count import PopularityCount
+from personalize_torch.recipes.sims import SIMS
 from personalize_torch.recipes.user_personalization import UserPersonalization
 
 RECIPES: dict[str, type[Recipe]] = {
     PopularityCount.recipe_name: PopularityCount,
+    SIMS.recipe_name: SIMS,
     UserPersonalization.recipe_name: UserPersonalization,
 }
 

@@ -1,5 +1,8 @@
 """The HTTP app: Personalize Runtime's GetRecommendations, wire-compatible with boto3.
 
+`userId` asks for a user's recommendations, `itemId` for items related to an item (SIMS's input; every
+recipe answers it, see `Predictor.recommend_related`); the response has the same shape either way.
+
 `boto3.client("personalize-runtime", endpoint_url="http://host:port")` works unchanged: it POSTs JSON
 to /recommendations (with SigV4 headers, which are accepted and not checked) and reads errors in the
 AWS JSON shape (`x-amzn-ErrorType` header + {"message": ...}), raising ResourceNotFoundException or
@@ -69,9 +72,12 @@ def create_app(campaigns: dict[str, Predictor]) -> FastAPI:
     @app.post("/recommendations", response_model=GetRecommendationsResponse, response_model_exclude_none=True)
     def get_recommendations(req: GetRecommendationsRequest) -> GetRecommendationsResponse:
         predictor = campaign_for(req.campaignArn or req.recommenderArn)
-        if req.userId is None:
-            raise invalid_input("userId is required for this campaign's recipe")
-        (items,) = predictor.recommend([req.userId], req.numResults)
+        if req.itemId is not None:  # related items; a userId as well leaves out that user's items
+            (items,) = predictor.recommend_related([req.itemId], req.numResults, [req.userId])
+        elif req.userId is not None:
+            (items,) = predictor.recommend([req.userId], req.numResults)
+        else:
+            raise invalid_input("userId or itemId is required")
         return GetRecommendationsResponse(
             itemList=[PredictedItem(itemId=r.item_id, score=round(r.score, 8)) for r in items],
             recommendationId=f"RID-{uuid.uuid4()}",

@@ -1,8 +1,14 @@
 """Batch inference in Personalize's JSON-lines format, streamed in chunks (bounded memory).
 
-Input line:  {"userId": "4638"}
-Output line: {"input": {"userId": "4638"}, "output": {"recommendedItems": [...], "scores": [...]}, "error": null}
-A bad line gets {"input": <the line>, "output": null, "error": "<what is wrong>"}; other lines are unaffected.
+User input (USER_PERSONALIZATION-style):
+    {"userId": "4638"}
+    -> {"input": {"userId": "4638"}, "output": {"recommendedItems": [...], "scores": [...]}, "error": null}
+Related-items input (SIMS-style; every recipe answers it, see `Predictor.recommend_related`):
+    {"itemId": "105"}
+    -> {"input": {"itemId": "105"}, "output": {"recommendedItems": [...], "scores": [...]}, "error": null}
+The queried item is never recommended. A line with both is a related-items query for `itemId` that
+also leaves out the user's own items. A bad line (not JSON, neither id, an id that is not a non-empty
+string) gets {"input": <the line>, "output": null, "error": "<what is wrong>"}; other lines are unaffected.
 """
 
 from __future__ import annotations
@@ -25,22 +31,30 @@ def _parse(line: str) -> tuple[object, str | None]:
     except json.JSONDecodeError as err:
         return line.rstrip("\n"), f"invalid JSON: {err.msg} at character {err.pos}"
     if not isinstance(obj, dict):
-        return obj, "each line must be a JSON object such as {\"userId\": \"42\"}"
-    user_id = obj.get("userId")
-    if not isinstance(user_id, str) or not user_id:
-        return obj, "userId is required and must be a non-empty string"
+        return obj, "each line must be a JSON object such as {\"userId\": \"42\"} or {\"itemId\": \"105\"}"
+    given = [key for key in ("userId", "itemId") if obj.get(key) is not None]  # null counts as absent
+    if not given:
+        return obj, "userId or itemId is required"
+    for key in given:
+        if not isinstance(obj[key], str) or not obj[key]:
+            return obj, f"{key} must be a non-empty string"
     return obj, None
 
 
 def _results(predictor: Predictor, lines: list[str], num_results: int, exclude_seen: bool) -> Iterator[dict]:
     parsed = [_parse(line) for line in lines]
-    valid = [obj["userId"] for obj, err in parsed if err is None]
-    recs = iter(predictor.recommend(valid, num_results, exclude_seen) if valid else [])
+    good = [obj for obj, err in parsed if err is None]
+    by_item = [obj for obj in good if obj.get("itemId") is not None]
+    by_user = [obj["userId"] for obj in good if obj.get("itemId") is None]
+    user_recs = iter(predictor.recommend(by_user, num_results, exclude_seen) if by_user else [])
+    item_recs = iter(predictor.recommend_related([o["itemId"] for o in by_item], num_results,
+                                                 [o.get("userId") for o in by_item], exclude_seen)
+                     if by_item else [])
     for obj, err in parsed:
         if err is not None:
             yield {"input": obj, "output": None, "error": err}
             continue
-        items = next(recs)
+        items = next(item_recs) if obj.get("itemId") is not None else next(user_recs)
         yield {"input": obj, "output": {"recommendedItems": [r.item_id for r in items],
                                         "scores": [round(r.score, 8) for r in items]}, "error": None}
 
