@@ -2,6 +2,7 @@
 
     python serve.py solution=<dir> port=8080
     python serve.py 'campaigns={shop: outputs/a/solution, news: outputs/b/solution}'
+    python serve.py solution=<dir> 'filters={no_horror: "EXCLUDE ItemID WHERE Items.GENRES IN (\"Horror\")"}'
 """
 
 import sys
@@ -16,20 +17,34 @@ from personalize_torch.errors import InputError
 def main(cfg: DictConfig) -> None:
     import uvicorn
 
-    from personalize_torch.serving.app import create_app
+    from omegaconf import OmegaConf
+
+    from personalize_torch.filters import Filter
+    from personalize_torch.serving.app import CampaignSettings, create_app
     from personalize_torch.serving.predictor import Predictor
 
     try:
-        paths = dict(cfg.campaigns or {})
+        entries = OmegaConf.to_container(cfg.campaigns or {})
         if cfg.solution:
-            paths.setdefault("default", cfg.solution)
-        if not paths:
+            entries.setdefault("default", {"solution": cfg.solution, "exploration_weight": cfg.exploration_weight,
+                                           "exploration_item_age_cut_off": cfg.exploration_item_age_cut_off})
+        if not entries:
             raise InputError("nothing to serve: give solution=<dir> or campaigns={name: dir}", column="solution")
-        campaigns = {name: Predictor.from_dir(path, device=cfg.device) for name, path in paths.items()}
+        campaigns, settings = {}, {}
+        for name, entry in entries.items():
+            entry = {"solution": entry} if isinstance(entry, str) else dict(entry)
+            campaigns[name] = Predictor.from_dir(entry.pop("solution"), device=cfg.device)
+            settings[name] = CampaignSettings(**entry)
+        filters = {}
+        for name, expression in (cfg.filters or {}).items():
+            try:
+                filters[name] = Filter.parse(expression)
+            except InputError as err:
+                raise InputError(f"filter {name!r}: {err.describe()}", column="filters") from None
     except InputError as err:
         print(f"error: {err.describe()}", file=sys.stderr)
         sys.exit(2)
-    uvicorn.run(create_app(campaigns), host=cfg.host, port=cfg.port, log_level=cfg.log_level)
+    uvicorn.run(create_app(campaigns, filters, settings), host=cfg.host, port=cfg.port, log_level=cfg.log_level)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ Input lines are {"userId": ...} (recommendations for a user) or {"itemId": ...} 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from personalize_torch.errors import InputError, exit_on_input_error
+from personalize_torch.filters import Filter
 from personalize_torch.serving.batch_inference import run_batch_inference
 from personalize_torch.serving.predictor import MAX_RESULTS, Predictor
 
@@ -27,6 +29,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--output", required=True, help="where to write the results (JSON lines)")
     p.add_argument("--num-results", type=int, default=25, help=f"items per line, 1-{MAX_RESULTS} (default 25)")
     p.add_argument("--include-seen", action="store_true", help="do not leave out items already in the user's history")
+    p.add_argument("--filter", default=None,
+                   help="a Personalize filter expression, e.g. 'EXCLUDE ItemID WHERE Items.GENRES IN (\"Horror\")'")
+    p.add_argument("--filter-values", default=None,
+                   help='the filter\'s parameters as JSON, e.g. \'{"GENRE": "\\"Comedy\\""}\' (lines may add filterValues)')
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     return p.parse_args(argv)
 
@@ -39,13 +45,25 @@ def main(argv: list[str] | None = None) -> None:
     in_path, out_path = Path(args.input), Path(args.output)
     if not in_path.exists():
         raise InputError("input file not found", file=str(in_path))
+    job_filter = Filter.parse(args.filter) if args.filter else None
+    job_filter_values = None
+    if args.filter_values:
+        try:
+            job_filter_values = json.loads(args.filter_values)
+        except json.JSONDecodeError as err:
+            raise InputError(f"not valid JSON ({err.msg})", column="--filter-values") from None
+        if not isinstance(job_filter_values, dict):
+            raise InputError("expected a JSON object of strings", column="--filter-values")
     predictor = Predictor.from_dir(args.solution, device=args.device)
+    if job_filter is not None:
+        job_filter.validate(predictor.catalogue)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}")
     with open(in_path, encoding="utf-8") as src, open(tmp, "w", encoding="utf-8") as dst, \
             tqdm(total=in_path.stat().st_size, unit="B", unit_scale=True, desc="batch inference",
                  disable=None, file=sys.stderr) as bar:
-        counts = run_batch_inference(predictor, src, dst, args.num_results, not args.include_seen, bar)
+        counts = run_batch_inference(predictor, src, dst, args.num_results, not args.include_seen, bar, job_filter,
+                                     job_filter_values)
     os.replace(tmp, out_path)
     print(f"{counts['lines']} lines scored ({counts['errors']} with errors) -> {out_path}", file=sys.stderr)
 

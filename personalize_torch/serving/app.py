@@ -12,14 +12,17 @@ InvalidInputException.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from personalize_torch.errors import InputError
+from personalize_torch.filters import Filter
 from personalize_torch.serving.api_models import (GetRecommendationsRequest, GetRecommendationsResponse,
                                                   PredictedItem)
-from personalize_torch.serving.predictor import Predictor
+from personalize_torch.serving.predictor import Predictor, RequestOptions
 
 
 class ServiceError(Exception):
@@ -40,9 +43,22 @@ def arn_name(arn: str) -> str:
     return arn.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
 
 
-def create_app(campaigns: dict[str, Predictor]) -> FastAPI:
-    """`campaigns` maps campaign names to predictors; with exactly one, every campaignArn reaches it."""
+@dataclass
+class CampaignSettings:
+    """A campaign's campaignConfig: itemExplorationConfig's explorationWeight and explorationItemAgeCutOff."""
+
+    exploration_weight: float = 0.0
+    exploration_item_age_cut_off: float = 30.0
+
+
+def create_app(campaigns: dict[str, Predictor], filters: dict[str, Filter] | None = None,
+               settings: dict[str, CampaignSettings] | None = None) -> FastAPI:
+    """`campaigns` maps campaign names to predictors (with exactly one, every campaignArn reaches it);
+    `filters` maps filter names (the last segment of a filterArn) to parsed filters; `settings` holds
+    each campaign's exploration settings."""
     app = FastAPI(title="personalize-torch runtime")
+    filters = dict(filters or {})
+    settings = dict(settings or {})
 
     @app.exception_handler(ServiceError)
     async def service_error(_: Request, err: ServiceError) -> JSONResponse:
@@ -55,15 +71,29 @@ def create_app(campaigns: dict[str, Predictor]) -> FastAPI:
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
         return await service_error(request, invalid_input(f"{where}: {first.get('msg')}"))
 
-    def campaign_for(arn: str | None) -> Predictor:
+    def campaign_name(arn: str | None) -> str:
         if arn is None:
             raise invalid_input("campaignArn is required")
         name = arn_name(arn)
         if name in campaigns:
-            return campaigns[name]
+            return name
         if len(campaigns) == 1:
-            return next(iter(campaigns.values()))
+            return next(iter(campaigns))
         raise not_found(f"campaign {name!r} does not exist; campaigns: {', '.join(sorted(campaigns))}")
+
+    def request_options(req: GetRecommendationsRequest, campaign: str) -> RequestOptions:
+        chosen = None
+        if req.filterArn is not None:
+            name = arn_name(req.filterArn)
+            if name not in filters:
+                raise not_found(f"filter {name!r} does not exist; filters: {', '.join(sorted(filters)) or 'none'}")
+            chosen = filters[name]
+        elif req.filterValues:
+            raise invalid_input("filterValues were given without a filterArn")
+        config = settings.get(campaign, CampaignSettings())
+        return RequestOptions(filter=chosen, filter_values=req.filterValues, context=req.context,
+                              exploration_weight=config.exploration_weight,
+                              exploration_item_age_cut_off=config.exploration_item_age_cut_off)
 
     @app.get("/ping")
     def ping() -> dict:
@@ -71,13 +101,18 @@ def create_app(campaigns: dict[str, Predictor]) -> FastAPI:
 
     @app.post("/recommendations", response_model=GetRecommendationsResponse, response_model_exclude_none=True)
     def get_recommendations(req: GetRecommendationsRequest) -> GetRecommendationsResponse:
-        predictor = campaign_for(req.campaignArn or req.recommenderArn)
-        if req.itemId is not None:  # related items; a userId as well leaves out that user's items
-            (items,) = predictor.recommend_related([req.itemId], req.numResults, [req.userId])
-        elif req.userId is not None:
-            (items,) = predictor.recommend([req.userId], req.numResults)
-        else:
-            raise invalid_input("userId or itemId is required")
+        campaign = campaign_name(req.campaignArn or req.recommenderArn)
+        predictor = campaigns[campaign]
+        options = request_options(req, campaign)
+        try:
+            if req.itemId is not None:  # related items; a userId as well leaves out that user's items
+                (items,) = predictor.recommend_related([req.itemId], req.numResults, [req.userId], options=options)
+            elif req.userId is not None:
+                (items,) = predictor.recommend([req.userId], req.numResults, options=options)
+            else:
+                raise invalid_input("userId or itemId is required")
+        except InputError as err:
+            raise invalid_input(err.describe()) from None
         return GetRecommendationsResponse(
             itemList=[PredictedItem(itemId=r.item_id, score=round(r.score, 8)) for r in items],
             recommendationId=f"RID-{uuid.uuid4()}",

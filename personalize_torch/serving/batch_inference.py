@@ -6,6 +6,7 @@ User input (USER_PERSONALIZATION-style):
 Related-items input (SIMS-style; every recipe answers it, see `Predictor.recommend_related`):
     {"itemId": "105"}
     -> {"input": {"itemId": "105"}, "output": {"recommendedItems": [...], "scores": [...]}, "error": null}
+Lines may carry Personalize's per-line `filterValues` (used with the job's filter) and `context`.
 The queried item is never recommended. A line with both is a related-items query for `itemId` that
 also leaves out the user's own items. A bad line (not JSON, neither id, an id that is not a non-empty
 string) gets {"input": <the line>, "output": null, "error": "<what is wrong>"}; other lines are unaffected.
@@ -19,7 +20,9 @@ from typing import IO
 
 from tqdm import tqdm
 
-from personalize_torch.serving.predictor import MAX_RESULTS, Predictor
+from personalize_torch.errors import InputError
+from personalize_torch.filters import Filter
+from personalize_torch.serving.predictor import MAX_RESULTS, Predictor, RequestOptions
 
 CHUNK_LINES = 512
 
@@ -38,37 +41,78 @@ def _parse(line: str) -> tuple[object, str | None]:
     for key in given:
         if not isinstance(obj[key], str) or not obj[key]:
             return obj, f"{key} must be a non-empty string"
+    for key in ("filterValues", "context"):
+        value = obj.get(key)
+        if value is not None and (not isinstance(value, dict) or
+                                  not all(isinstance(v, str) for v in value.values())):
+            return obj, f"{key} must be an object of strings"
     return obj, None
 
 
-def _results(predictor: Predictor, lines: list[str], num_results: int, exclude_seen: bool) -> Iterator[dict]:
+def _recommend(predictor: Predictor, objs: list[dict], num_results: int, exclude_seen: bool,
+               job_filter: Filter | None, job_filter_values: dict | None) -> list:
+    """Recommendations for valid input objects, in order (user lines and item lines batched apart)."""
+    def options(group: list[dict]) -> RequestOptions:
+        return RequestOptions(filter=job_filter,
+                              filter_values=[{**(job_filter_values or {}), **(o.get("filterValues") or {})}
+                                             for o in group],
+                              context=[o.get("context") for o in group])
+
+    by_item = [o for o in objs if o.get("itemId") is not None]
+    by_user = [o for o in objs if o.get("itemId") is None]
+    user_recs = iter(predictor.recommend([o["userId"] for o in by_user], num_results, exclude_seen,
+                                         options(by_user)) if by_user else [])
+    item_recs = iter(predictor.recommend_related([o["itemId"] for o in by_item], num_results,
+                                                 [o.get("userId") for o in by_item], exclude_seen,
+                                                 options(by_item)) if by_item else [])
+    return [next(item_recs) if o.get("itemId") is not None else next(user_recs) for o in objs]
+
+
+def _results(predictor: Predictor, lines: list[str], num_results: int, exclude_seen: bool,
+             job_filter: Filter | None = None, job_filter_values: dict | None = None) -> Iterator[dict]:
     parsed = [_parse(line) for line in lines]
     good = [obj for obj, err in parsed if err is None]
-    by_item = [obj for obj in good if obj.get("itemId") is not None]
-    by_user = [obj["userId"] for obj in good if obj.get("itemId") is None]
-    user_recs = iter(predictor.recommend(by_user, num_results, exclude_seen) if by_user else [])
-    item_recs = iter(predictor.recommend_related([o["itemId"] for o in by_item], num_results,
-                                                 [o.get("userId") for o in by_item], exclude_seen)
-                     if by_item else [])
+    try:
+        recs = iter(_recommend(predictor, good, num_results, exclude_seen, job_filter, job_filter_values))
+    except InputError:
+        # Some line's request is bad (e.g. a missing INCLUDE filter parameter): score line by line so
+        # the error lands on that line only.
+        recs = iter(_one_by_one(predictor, good, num_results, exclude_seen, job_filter, job_filter_values))
     for obj, err in parsed:
         if err is not None:
             yield {"input": obj, "output": None, "error": err}
             continue
-        items = next(item_recs) if obj.get("itemId") is not None else next(user_recs)
+        items = next(recs)
+        if isinstance(items, InputError):
+            yield {"input": obj, "output": None, "error": items.describe()}
+            continue
         yield {"input": obj, "output": {"recommendedItems": [r.item_id for r in items],
                                         "scores": [round(r.score, 8) for r in items]}, "error": None}
 
 
+def _one_by_one(predictor, objs, num_results, exclude_seen, job_filter, job_filter_values) -> list:
+    out = []
+    for obj in objs:
+        try:
+            out.append(_recommend(predictor, [obj], num_results, exclude_seen, job_filter, job_filter_values)[0])
+        except InputError as err:
+            out.append(err)
+    return out
+
+
 def run_batch_inference(predictor: Predictor, lines: Iterable[str], out: IO[str], num_results: int = 25,
-                        exclude_seen: bool = True, progress: tqdm | None = None) -> dict[str, int]:
-    """Score every non-blank input line and write one output line each, in input order."""
+                        exclude_seen: bool = True, progress: tqdm | None = None, job_filter: Filter | None = None,
+                        job_filter_values: dict | None = None) -> dict[str, int]:
+    """Score every non-blank input line and write one output line each, in input order; with a filter
+    (Personalize's batch job filterArn), its parameters come from `job_filter_values` and each line's
+    `filterValues`."""
     if not 1 <= num_results <= MAX_RESULTS:
         raise ValueError(f"num_results must be between 1 and {MAX_RESULTS}")
     counts = {"lines": 0, "errors": 0}
     chunk: list[str] = []
 
     def flush() -> None:
-        for result in _results(predictor, chunk, num_results, exclude_seen):
+        for result in _results(predictor, chunk, num_results, exclude_seen, job_filter, job_filter_values):
             out.write(json.dumps(result) + "\n")
             counts["lines"] += 1
             counts["errors"] += result["error"] is not None

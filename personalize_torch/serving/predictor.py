@@ -2,18 +2,36 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from personalize_torch.data import constants as C
 from personalize_torch.data.batching import SequenceBatch, history_items, sequence_batch
+from personalize_torch.errors import InputError
+from personalize_torch.filters import Catalogue, Filter
 from personalize_torch.metrics.ranking import mask_scores, ranked_items
+from personalize_torch.serving.exploration import explore, exploration_distribution, item_ages_days
+from personalize_torch.serving.filtering import build_catalogue
 from personalize_torch.solution_version import SolutionVersion, load_solution_version
 
 MAX_RESULTS = 500
+
+
+@dataclass
+class RequestOptions:
+    """What a request can ask besides who it is for: Personalize's filterArn / filterValues, context,
+    and the campaign's exploration settings (explorationWeight, explorationItemAgeCutOff in days)."""
+
+    filter: Filter | None = None
+    filter_values: Mapping[str, str] | Sequence[Mapping[str, str] | None] | None = None
+    context: Mapping[str, str] | Sequence[Mapping[str, str] | None] | None = None
+    exploration_weight: float = 0.0
+    exploration_item_age_cut_off: float = 30.0
 
 
 @dataclass
@@ -36,18 +54,51 @@ class Predictor:
         ids = [u if u is not None else "" for u in user_ids]
         return self.solution.history_rows(ids) if ids else np.zeros(0, dtype=np.int64)
 
-    def recommend(self, user_ids: Sequence[str | None], num_results: int = 25, exclude_seen: bool = True
-                  ) -> list[list[RecommendedItem]]:
+    @cached_property
+    def catalogue(self) -> Catalogue:
+        """The filter catalogue (items, users, interactions), built on first use."""
+        return build_catalogue(self.solution)
+
+    @cached_property
+    def _exploration(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Interaction count and age in days of each item, for exploration."""
+        h, items = self.solution.histories, self.solution.items
+        n = self.solution.item_vocab.size_with_padding
+        counts = np.bincount(h.item_idx, minlength=n).astype(np.float32)
+        first_seen = np.full(n, np.inf)
+        np.minimum.at(first_seen, h.item_idx, h.timestamp.astype(float))
+        creation = None
+        if C.CREATION_TIMESTAMP in items.columns:
+            creation = np.concatenate([[np.nan], items[C.CREATION_TIMESTAMP].to_numpy(dtype=float, na_value=np.nan)])
+        now = float(h.timestamp.max()) if len(h.timestamp) else 0.0
+        return torch.from_numpy(counts), torch.from_numpy(item_ages_days(creation, first_seen, now).astype(np.float32))
+
+    def context_indices(self, contexts: Sequence[Mapping[str, str] | None]) -> torch.Tensor | None:
+        """(B, F) indices of each request's context values; None when the solution has no context fields."""
+        vocabs = self.solution.context_vocabs or {}
+        if not vocabs:
+            return None
+        out = np.zeros((len(contexts), len(vocabs)), dtype=np.int64)
+        for b, context in enumerate(contexts):
+            for name, value in (context or {}).items():
+                if name not in vocabs:
+                    raise InputError(f"unknown context field {name!r}; this solution's context fields: "
+                                     f"{', '.join(vocabs)}", column="context")
+                out[b, list(vocabs).index(name)] = vocabs[name].to_idx([str(value)])[0]
+        return torch.from_numpy(out)
+
+    def recommend(self, user_ids: Sequence[str | None], num_results: int = 25, exclude_seen: bool = True,
+                  options: RequestOptions | None = None) -> list[list[RecommendedItem]]:
         """Top `num_results` items for each user; unknown (or None) users get the cold-start ranking."""
         sol = self.solution
         rows = self._history_rows(user_ids)
         inputs = sequence_batch(sol.histories, rows, self.recipe.input_length)
         exclude = history_items(sol.histories, rows) if exclude_seen else None
-        return self._top(inputs, exclude, num_results)
+        return self._top(inputs, exclude, num_results, options, user_ids)
 
     def recommend_related(self, item_ids: Sequence[str], num_results: int = 25,
-                          user_ids: Sequence[str | None] | None = None, exclude_seen: bool = True
-                          ) -> list[list[RecommendedItem]]:
+                          user_ids: Sequence[str | None] | None = None, exclude_seen: bool = True,
+                          options: RequestOptions | None = None) -> list[list[RecommendedItem]]:
         """Top `num_results` items related to each item (Personalize's RELATED_ITEMS input, `itemId`).
 
         The recipe scores a history made of just this one item: for SIMS, the item's neighbours; for
@@ -63,14 +114,30 @@ class Predictor:
         exclude = idx
         if user_ids is not None and exclude_seen:
             exclude = torch.cat([idx, history_items(self.solution.histories, self._history_rows(user_ids))], 1)
-        return self._top(inputs, exclude, num_results)
+        return self._top(inputs, exclude, num_results, options, user_ids, current_items=idx.view(-1).numpy())
 
-    def _top(self, inputs: SequenceBatch, exclude: torch.Tensor | None, num_results: int
-             ) -> list[list[RecommendedItem]]:
-        """Score `inputs`, leave out `exclude` (B, E) and padding, and return the top items of each row."""
+    def _top(self, inputs: SequenceBatch, exclude: torch.Tensor | None, num_results: int,
+             options: RequestOptions | None = None, user_ids: Sequence[str | None] | None = None,
+             current_items: Sequence[str] | None = None) -> list[list[RecommendedItem]]:
+        """Score `inputs`, apply context / exploration / filter, leave out `exclude` (B, E) and padding,
+        and return the top items of each row."""
+        options = options or RequestOptions()
+        B = inputs.items.shape[0]
+        if options.context is not None:
+            contexts = [options.context] * B if isinstance(options.context, Mapping) else list(options.context)
+            inputs.next_context = self.context_indices(contexts)
         with torch.no_grad():
             scores = self.recipe.score(inputs.to(self.device))
         scores = mask_scores(scores, exclude.to(self.device) if exclude is not None else None)
+        if options.exploration_weight > 0:
+            counts, ages = self._exploration
+            p = exploration_distribution(counts, ages, options.exploration_item_age_cut_off).to(self.device)
+            scores = explore(scores, p, options.exploration_weight)
+        if options.filter is not None:
+            rows = self.catalogue.user_rows([u if u is not None else "" for u in (user_ids or [None] * B)])
+            allowed = options.filter.item_mask(self.catalogue, list(rows), options.filter_values,
+                                               current_items=current_items)
+            scores = scores.masked_fill(~allowed.view(B, -1).to(self.device), float("-inf"))
         k = min(max(int(num_results), 0), MAX_RESULTS, scores.shape[1])
         top = ranked_items(scores, k)
         top_scores = scores.gather(1, top).cpu().numpy()
