@@ -9,6 +9,7 @@ from pathlib import Path
 
 import hydra
 import pytorch_lightning as pl
+import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from personalize_torch.data.datamodule import InteractionsDataModule
@@ -33,7 +34,26 @@ def data_sizes(dm: InteractionsDataModule, recipe_cls: type) -> dict:
     sizes = {"n_items": dm.n_items}
     if "context_cardinalities" in params:
         sizes["context_cardinalities"] = dm.context_cardinalities
+    if "item_value_slots" in params:
+        features = dm.item_features
+        sizes.update(item_value_vocab_size=features.vocab_size, item_value_slots=features.categorical.shape[1],
+                     item_numeric_features=features.numeric.shape[1])
     return sizes
+
+
+def build_recipe(recipe_cfg: DictConfig, dm: InteractionsDataModule) -> Recipe:
+    """The recipe a config names (`_target_` + hyperparameters), sized from the data."""
+    params = {k: v for k, v in OmegaConf.to_container(recipe_cfg, resolve=True).items() if k != "_target_"}
+    return make_recipe(hydra.utils.get_class(recipe_cfg._target_), dm, **params)
+
+
+def make_recipe(recipe_cls: type[Recipe], dm: InteractionsDataModule, **hyperparameters) -> Recipe:
+    """A recipe with the sizes it takes from the data, given the item metadata when it reads it."""
+    recipe = recipe_cls(**data_sizes(dm, recipe_cls), **hyperparameters)
+    if hasattr(recipe, "set_item_features"):
+        features = dm.item_features
+        recipe.set_item_features(torch.from_numpy(features.categorical), torch.from_numpy(features.numeric))
+    return recipe
 
 
 def apply_solution_config(cfg: DictConfig) -> None:
@@ -71,7 +91,7 @@ def train(cfg: DictConfig) -> dict:
                                 eval_batch_size=data.eval_batch_size, seed=cfg.seed,
                                 check_minimum=data.check_minimum)
     dm.setup()
-    recipe: Recipe = hydra.utils.instantiate(cfg.recipe, **data_sizes(dm, hydra.utils.get_class(cfg.recipe._target_)))
+    recipe = build_recipe(cfg.recipe, dm)
     dm.configure_for(recipe)
 
     logger = hydra.utils.instantiate(cfg.logger) if cfg.get("logger") else False

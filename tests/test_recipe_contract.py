@@ -10,7 +10,7 @@ from personalize_torch.data.sources import demo_dataset_group
 from personalize_torch.recipes import RECIPES
 from personalize_torch.serving.predictor import Predictor
 from personalize_torch.solution_version import load_solution_version, save_solution_version
-from personalize_torch.training import data_sizes
+from personalize_torch.training import make_recipe
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +22,7 @@ def datamodule():
 
 
 def fit(recipe_cls, dm, tmp_path):
-    recipe = recipe_cls(**data_sizes(dm, recipe_cls))
+    recipe = make_recipe(recipe_cls, dm)
     dm.configure_for(recipe)
     trainer = pl.Trainer(max_epochs=1 if recipe.count_based else 2, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
@@ -33,7 +33,7 @@ def fit(recipe_cls, dm, tmp_path):
 
 @pytest.mark.parametrize("name", sorted(RECIPES))
 def test_gradients_reach_the_item_embeddings(name, datamodule):
-    recipe = RECIPES[name](**data_sizes(datamodule, RECIPES[name]))
+    recipe = make_recipe(RECIPES[name], datamodule)
     if recipe.count_based:
         pytest.skip("count-based recipes have no gradients")
     datamodule.configure_for(recipe)

@@ -108,11 +108,11 @@ def test_request_context_reaches_a_context_aware_recipe(tmp_path):
     from personalize_torch.data.sources import demo_dataset_group
     from personalize_torch.recipes.user_personalization import UserPersonalization
     from personalize_torch.solution_version import load_solution_version, save_solution_version
-    from personalize_torch.training import data_sizes
+    from personalize_torch.training import make_recipe
 
     dm = InteractionsDataModule(demo_dataset_group(n_users=150, n_items=60, seed=2), split="leave_one_out")
     dm.setup()
-    recipe = UserPersonalization(**data_sizes(dm, UserPersonalization), hidden_dimension=16, bptt=10)
+    recipe = make_recipe(UserPersonalization, dm, hidden_dimension=16, bptt=10)
     assert recipe.hparams.context_cardinalities == dm.context_cardinalities == [4]
     dm.configure_for(recipe)
     trainer = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from functools import cached_property
 
 import numpy as np
 import pytorch_lightning as pl
@@ -12,6 +13,7 @@ from personalize_torch.data import constants as C
 from personalize_torch.data.batching import EvalCollate, WindowCollate, training_windows
 from personalize_torch.data.dataset_group import DatasetGroup
 from personalize_torch.data.event_selection import select_events
+from personalize_torch.data.item_features import ItemFeatures, build_item_features
 from personalize_torch.data.minimum_data import check_minimum_data
 from personalize_torch.data.sequences import (UserSequences, build_context_vocabs, context_fields,
                                               encode_interactions)
@@ -59,6 +61,11 @@ class InteractionsDataModule(pl.LightningDataModule):
     def n_items(self) -> int:
         """Size of the item index space, padding included."""
         return self.item_vocab.size_with_padding
+
+    @cached_property
+    def item_features(self) -> ItemFeatures:
+        """The Items metadata as model inputs, aligned with the item vocabulary."""
+        return build_item_features(self.group.items, self.group.schemas.get(C.ITEMS), self.item_vocab)
 
     @property
     def context_cardinalities(self) -> list[int]:

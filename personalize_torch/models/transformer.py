@@ -60,15 +60,17 @@ class SequenceTransformer(nn.Module):
         with torch.no_grad():
             self.item_embedding.weight[0].zero_()
 
-    def forward(self, items: Tensor, extra: Tensor | None = None) -> Tensor:
-        """Hidden states (B, T, C) for left-padded `items` (B, T); `extra` (B, T, C) is added to the input."""
+    def forward(self, items: Tensor, extra: Tensor | None = None, item_table: Tensor | None = None) -> Tensor:
+        """Hidden states (B, T, C) for left-padded `items` (B, T); `extra` (B, T, C) is added to the input;
+        `item_table` (n_items, C) replaces the item embedding table (e.g. with metadata added)."""
         B, T = items.shape
         items = items[:, -self.max_len:]
         T = items.shape[1]
         valid = items > 0                                                        # (B, T)
         # Positions count back from the newest event, so the last event always has position 0.
         positions = torch.arange(T - 1, -1, -1, device=items.device)
-        x = self.item_embedding(items) + self.position_embedding(positions)[None]
+        table = self.item_embedding.weight if item_table is None else item_table
+        x = table[items] + self.position_embedding(positions)[None]
         if extra is not None:
             x = x + extra[:, -T:]
         x = self.drop(x * valid.unsqueeze(-1))
@@ -80,6 +82,7 @@ class SequenceTransformer(nn.Module):
             x = block(x, attn_mask)
         return self.ln_f(x)
 
-    def item_scores(self, hidden: Tensor) -> Tensor:
+    def item_scores(self, hidden: Tensor, item_table: Tensor | None = None) -> Tensor:
         """Scores (..., n_items) of every item for hidden states (..., C); tied input/output embeddings."""
-        return hidden @ self.item_embedding.weight.T
+        table = self.item_embedding.weight if item_table is None else item_table
+        return hidden @ table.T

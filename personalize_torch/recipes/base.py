@@ -44,7 +44,10 @@ class Recipe(pl.LightningModule):
             if name == "self" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
                 continue
             default = None if p.default is p.empty else p.default
-            hp[name] = coerce(name, values[name], default)
+            value = values[name]
+            if not isinstance(value, (str, bytes, dict)) and hasattr(value, "__iter__"):
+                value = list(value)  # e.g. an OmegaConf ListConfig: keep checkpoints primitive
+            hp[name] = coerce(name, value, default)
         self.save_hyperparameters(hp)
 
     @property

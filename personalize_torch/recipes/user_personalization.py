@@ -18,6 +18,9 @@ What each hyperparameter does (Personalize's names where Personalize has them):
   (at request time, the request's `context`; in evaluation, the user's latest context) is embedded
   separately and added to the user's state before scoring, so "what does this user want on mobile"
   can differ from "on desktop".
+- Item metadata (`use_item_metadata`; sizes from the data): each item's vector is its id embedding plus
+  the mean embedding of its categorical values (`|` multi-values) plus a projection of its numeric
+  fields (CREATION_TIMESTAMP included), so items with few or no interactions are placed by what they are.
 - `impression_weight`: weight of the slate-choice term (losses.slate_choice_loss) for events with an
   IMPRESSION: the chosen item against the items shown with it and not chosen, for this user. The
   catalogue softmax keeps a per-item bias that absorbs exposure/popularity, so skipped items are not
@@ -32,6 +35,7 @@ from torch import Tensor
 
 from personalize_torch.data.batching import SequenceBatch
 from personalize_torch.losses import full_softmax_loss, sampled_softmax_loss, slate_choice_loss
+from personalize_torch.models.item_encoder import ItemMetadataEncoder
 from personalize_torch.models.transformer import SequenceTransformer
 from personalize_torch.recipes.base import Recipe
 from personalize_torch.recipes.hyperparameters import check_range
@@ -46,7 +50,8 @@ class UserPersonalization(Recipe):
                  recency_mask: bool = True, recency_strength: float = 0.5,
                  min_user_history_length_percentile: float = 0.0,
                  max_user_history_length_percentile: float = 0.99, impression_weight: float = 1.0,
-                 context_cardinalities: list[int] | None = None):
+                 context_cardinalities: list[int] | None = None, use_item_metadata: bool = True,
+                 item_value_vocab_size: int = 0, item_value_slots: int = 0, item_numeric_features: int = 0):
         super().__init__(n_items)
         self._save_hyperparameters(locals())
         hp = self.hparams
@@ -65,6 +70,11 @@ class UserPersonalization(Recipe):
                                                       for n in cards)
         self.next_context_embeddings = torch.nn.ModuleList(
             torch.nn.Embedding(n, hp.hidden_dimension, padding_idx=0) for n in cards)
+        self.item_metadata = None
+        if use_item_metadata and (item_value_slots or item_numeric_features):
+            self.item_metadata = ItemMetadataEncoder(hp.hidden_dimension, item_value_vocab_size, item_numeric_features)
+        self.register_buffer("item_values", torch.zeros(n_items, item_value_slots, dtype=torch.long))
+        self.register_buffer("item_numeric", torch.zeros(n_items, item_numeric_features))
         self.item_bias = torch.nn.Parameter(torch.zeros(n_items))  # exposure / popularity, catalogue-wide
         self.register_buffer("item_counts", torch.zeros(n_items))   # popularity, for users with no history
         self.register_buffer("time_range", torch.zeros(2, dtype=torch.float64))
@@ -101,6 +111,19 @@ class UserPersonalization(Recipe):
         age = ((times.double() - t0) / max(t1 - t0, 1e-9)).clamp(0, 1).float()
         return 1.0 - self.hparams.recency_strength * (1.0 - age)
 
+    def set_item_features(self, categorical: Tensor, numeric: Tensor) -> None:
+        """Item metadata from the data (see data/item_features.py), kept as buffers in the checkpoint."""
+        self.item_values.copy_(categorical)
+        self.item_numeric.copy_(numeric)
+
+    def item_table(self) -> Tensor:
+        """(n_items, C) item vectors: id embeddings plus metadata, used for inputs and for scoring."""
+        table = self.model.item_embedding.weight
+        if self.item_metadata is not None:
+            meta = self.item_metadata(self.item_values, self.item_numeric)
+            table = table + meta * (torch.arange(len(table), device=table.device) > 0).unsqueeze(1)
+        return table
+
     def _embed_context(self, context: Tensor | None, tables: torch.nn.ModuleList) -> Tensor | None:
         """Sum of the field embeddings of context (..., F); None when the model has no context fields."""
         if context is None or not len(tables):
@@ -115,13 +138,13 @@ class UserPersonalization(Recipe):
         inputs, targets = batch.items[:, :-1][:, -bptt:], batch.items[:, 1:][:, -bptt:]
         predict = (inputs > 0) & (targets > 0)                                   # (B, T)
         context = batch.context[:, :-1][:, -bptt:] if batch.context is not None else None
-        hidden = self.model(inputs, self._embed_context(context, self.context_embeddings))   # (B, T, C)
+        table = self.item_table()
+        hidden = self.model(inputs, self._embed_context(context, self.context_embeddings), table)   # (B, T, C)
         if batch.context is not None and len(self.next_context_embeddings):
             hidden = hidden + self._embed_context(batch.context[:, 1:][:, -bptt:], self.next_context_embeddings)
         hidden = hidden[predict]                                                 # (N, C)
         target = targets[predict]                                                # (N,)
         weights = self._recency_weights(batch.timestamps[:, 1:][:, -bptt:][predict])
-        table = self.model.item_embedding.weight
         if self.uses_full_softmax:
             loss = full_softmax_loss(hidden, target, table, weights, self.item_bias)
         else:
@@ -140,13 +163,14 @@ class UserPersonalization(Recipe):
         if items.shape[1] == 0:
             items = torch.zeros(items.shape[0], 1, dtype=torch.long, device=items.device)
             context = None
-        last = self.model(items, self._embed_context(context, self.context_embeddings))[:, -1]   # (B, C)
+        table = self.item_table()
+        last = self.model(items, self._embed_context(context, self.context_embeddings), table)[:, -1]   # (B, C)
         next_context = inputs.next_context
         if next_context is None and context is not None:
             next_context = context[:, -1]                     # the user's latest context
         if next_context is not None and len(self.next_context_embeddings):
             last = last + self._embed_context(next_context, self.next_context_embeddings)
-        logits = self.model.item_scores(last) + self.item_bias                    # (B, n_items)
+        logits = self.model.item_scores(last, table) + self.item_bias             # (B, n_items)
         logits[:, 0] = -torch.inf
         probs = torch.softmax(logits, dim=1)
         popular = (self.item_counts / self.item_counts.sum().clamp(min=1)).expand_as(probs)
