@@ -110,6 +110,19 @@ def save_solution_version(out_dir: str | Path, trainer, recipe: Recipe, dm: Inte
                           ) -> Path:
     """Write a solution version to `out_dir` (replacing a solution version already there): the recipe's
     weights, the data module's vocabularies, every user's history and the item / user metadata."""
+    features = dm.item_features
+    return write_solution_version(
+        out_dir, trainer.save_checkpoint, recipe, _item_table(dm), dm.group.users, dm.user_vocab, dm.sequences,
+        dm.context_vocabs, dm.event_type_vocab,
+        {"schemas": {name: schema.to_avro() for name, schema in dm.group.schemas.items()},
+         "item_features": features.describe(), **info})
+
+
+def write_solution_version(out_dir: str | Path, write_checkpoint, recipe: Recipe, items: pd.DataFrame,
+                           users: pd.DataFrame | None, user_vocab: Vocab, histories: UserSequences,
+                           context_vocabs: dict[str, Vocab], event_type_vocab: Vocab | None, info: dict) -> Path:
+    """Write the files of a solution version under a temporary name, then rename it into place.
+    `write_checkpoint(path)` writes the model checkpoint (e.g. `trainer.save_checkpoint`)."""
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / SOLUTION_JSON).exists():
         raise InputError("output_dir exists and is not a solution version; choose a new or empty directory",
@@ -117,21 +130,19 @@ def save_solution_version(out_dir: str | Path, trainer, recipe: Recipe, dm: Inte
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
-        trainer.save_checkpoint(tmp / CHECKPOINT)
-        _item_table(dm).to_parquet(tmp / ITEMS_FILE, index=False)
-        if dm.group.users is not None:
-            dm.group.users.to_parquet(tmp / USERS_FILE, index=False)
-        context_names = list(dm.context_vocabs)
-        _write_histories(tmp / HISTORIES_FILE, dm.user_vocab, dm.sequences, context_names)
+        write_checkpoint(tmp / CHECKPOINT)
+        items.to_parquet(tmp / ITEMS_FILE, index=False)
+        if users is not None:
+            users.to_parquet(tmp / USERS_FILE, index=False)
+        _write_histories(tmp / HISTORIES_FILE, user_vocab, histories, list(context_vocabs))
         full_info = {
             "format_version": FORMAT_VERSION,
             "recipe": recipe.recipe_name,
             "hyperparameters": dict(recipe.hparams),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "schemas": {name: schema.to_avro() for name, schema in dm.group.schemas.items()},
             "vocabularies": {
-                "context": {name: [str(v) for v in vocab.ids] for name, vocab in dm.context_vocabs.items()},
-                "event_type": [str(v) for v in dm.event_type_vocab.ids] if dm.event_type_vocab is not None else None,
+                "context": {name: [str(v) for v in vocab.ids] for name, vocab in context_vocabs.items()},
+                "event_type": [str(v) for v in event_type_vocab.ids] if event_type_vocab is not None else None,
             },
             **info,
         }

@@ -27,10 +27,15 @@ class ItemFeatures:
     numeric: np.ndarray                         # (n_items, K) float32
     value_vocab: Vocab = field(default_factory=lambda: Vocab([]))  # "FIELD=value" strings
     numeric_fields: list[str] = field(default_factory=list)
+    numeric_stats: dict[str, tuple[float, float]] = field(default_factory=dict)  # field -> (mean, std)
 
     @property
     def vocab_size(self) -> int:
         return self.value_vocab.size_with_padding
+
+    def describe(self) -> dict:
+        """What it takes to encode more items the same way (kept in solution.json for UPDATE)."""
+        return {"values": [str(v) for v in self.value_vocab.ids], "numeric_stats": self.numeric_stats}
 
 
 def _field_kinds(items: pd.DataFrame, schema: Schema | None) -> tuple[list[str], list[str]]:
@@ -46,7 +51,10 @@ def _field_kinds(items: pd.DataFrame, schema: Schema | None) -> tuple[list[str],
     return [c for c in columns if c not in numeric], numeric
 
 
-def build_item_features(items: pd.DataFrame | None, schema: Schema | None, item_vocab: Vocab) -> ItemFeatures:
+def build_item_features(items: pd.DataFrame | None, schema: Schema | None, item_vocab: Vocab,
+                        previous: dict | None = None) -> ItemFeatures:
+    """`previous` (an `ItemFeatures.describe()`): encode as a trained model expects — known values keep
+    their indices (new ones are appended) and numbers use the same standardization."""
     n = item_vocab.size_with_padding
     if items is None or not len(items):
         return ItemFeatures(np.zeros((n, 0), dtype=np.int64), np.zeros((n, 0), dtype=np.float32))
@@ -65,6 +73,9 @@ def build_item_features(items: pd.DataFrame | None, schema: Schema | None, item_
         pairs.append(pd.DataFrame({"row": rows[pos], "token": (name + "=" + values.str.strip()).to_numpy(dtype=object)}))
     pairs = pd.concat(pairs, ignore_index=True).drop_duplicates() if pairs else pd.DataFrame({"row": [], "token": []})
     value_vocab = Vocab.sorted_from(pairs["token"])
+    if previous is not None:
+        value_vocab = Vocab(previous["values"]).extended(value_vocab.ids)
+        numeric_fields = [f for f in previous["numeric_stats"] if f in items.columns]
     slot = pairs.groupby("row").cumcount().to_numpy()
     width = int(slot.max()) + 1 if len(slot) else 0
     categorical = np.zeros((n, width), dtype=np.int64)
@@ -72,8 +83,14 @@ def build_item_features(items: pd.DataFrame | None, schema: Schema | None, item_
         categorical[pairs["row"].to_numpy(dtype=np.int64), slot] = value_vocab.to_idx(pairs["token"].to_numpy())
 
     numeric = np.zeros((n, len(numeric_fields)), dtype=np.float32)
+    stats = {}
     for k, name in enumerate(numeric_fields):
         x = pd.to_numeric(items[name], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-        mean, std = np.nanmean(x) if np.isfinite(x).any() else 0.0, np.nanstd(x) if np.isfinite(x).any() else 1.0
+        if previous is not None:
+            mean, std = previous["numeric_stats"][name]
+        else:
+            seen = x[np.isfinite(x)]
+            mean, std = (float(seen.mean()), float(seen.std())) if len(seen) else (0.0, 1.0)
+        stats[name] = (mean, std)
         numeric[rows, k] = np.nan_to_num((x - mean) / (std if std > 0 else 1.0))
-    return ItemFeatures(categorical, numeric, value_vocab, list(numeric_fields))
+    return ItemFeatures(categorical, numeric, value_vocab, list(numeric_fields), stats)

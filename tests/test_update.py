@@ -1,0 +1,55 @@
+"""UPDATE mode: new items join a trained solution version without retraining."""
+
+import pandas as pd
+import pytorch_lightning as pl
+import pytest
+
+from personalize_torch.data import constants as C
+from personalize_torch.data.datamodule import InteractionsDataModule
+from personalize_torch.data.sources import demo_dataset_group
+from personalize_torch.recipes.user_personalization import UserPersonalization
+from personalize_torch.serving.predictor import Predictor
+from personalize_torch.solution_version import load_solution_version, save_solution_version
+from personalize_torch.training import make_recipe
+from personalize_torch.update import main as update_main
+
+
+@pytest.fixture(scope="module")
+def up_solution(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("up")
+    dm = InteractionsDataModule(demo_dataset_group(n_users=150, n_items=60, seed=4), split="leave_one_out")
+    dm.setup()
+    recipe = make_recipe(UserPersonalization, dm, hidden_dimension=16, bptt=10)
+    dm.configure_for(recipe)
+    trainer = pl.Trainer(max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, limit_val_batches=0)
+    trainer.fit(recipe, datamodule=dm)
+    return save_solution_version(tmp / "solution", trainer, recipe, dm, {})
+
+
+def test_new_items_are_served_by_their_metadata(up_solution, tmp_path):
+    before = load_solution_version(up_solution)
+    template = before.items.iloc[0]
+    new = pd.DataFrame([{**template.to_dict(), C.ITEM_ID: "brand-new-1"}, {**template.to_dict(), C.ITEM_ID: "brand-new-2"}])
+    new.to_csv(tmp_path / "new_items.csv", index=False)
+    update_main(["--solution", str(up_solution), "--items", str(tmp_path / "new_items.csv"),
+                 "--output", str(tmp_path / "updated")])
+    after = load_solution_version(tmp_path / "updated")
+    assert len(after.item_vocab) == len(before.item_vocab) + 2
+    assert list(after.item_vocab.ids[:len(before.item_vocab)]) == list(before.item_vocab.ids)
+    assert after.info["training_mode"] == "UPDATE" and after.info["n_new_items"] == 2
+
+    user = before.user_vocab.ids[0]
+    old_rank = [r.item_id for r in Predictor(before).recommend([user], 500)[0]]
+    new_rank = [r.item_id for r in Predictor(after).recommend([user], 500)[0]]
+    assert [i for i in new_rank if not i.startswith("brand-new")] == old_rank   # existing order untouched
+    assert {"brand-new-1", "brand-new-2"} <= set(new_rank)
+    table = after.recipe.item_table()
+    idx = after.item_vocab.to_idx(["brand-new-1", "brand-new-2"])
+    assert table[idx[0]].equal(table[idx[1]])   # same metadata, no interactions -> same vector
+
+
+def test_update_refuses_to_overwrite_its_source(up_solution, tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        update_main(["--solution", str(up_solution), "--items", str(tmp_path / "x.csv"), "--output", str(up_solution)])
+    assert exit_info.value.code == 2
