@@ -6,9 +6,11 @@ command-line entry points catch it and print a single line without a traceback.
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 
 
 class InputError(ValueError):
@@ -46,3 +48,14 @@ def exit_on_input_error(main: Callable) -> Callable:
             sys.exit(2)
 
     return wrapper
+
+
+def read_json_file(path: str | Path, what: str):
+    """The JSON value in a user's file; a missing file or bad JSON is an InputError naming file and line."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InputError(f"{what} not found", file=str(path)) from None
+    except json.JSONDecodeError as err:
+        raise InputError(f"not valid JSON ({err.msg})", file=str(path), line=err.lineno) from None

@@ -11,10 +11,9 @@ string values are converted by the recipe). `hpoConfig` is read by the HPO sweep
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from personalize_torch.errors import InputError
+from personalize_torch.errors import InputError, read_json_file
 
 
 def recipe_name_from_arn(arn: str) -> str:
@@ -27,12 +26,7 @@ def recipe_name_from_arn(arn: str) -> str:
 def read_solution_config(path: str | Path) -> dict:
     """{"recipe": name or None, "event_type", "event_value_threshold", "hyperparameters": {...}}."""
     path = Path(path)
-    try:
-        obj = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError("solution config not found", file=str(path)) from None
-    except json.JSONDecodeError as err:
-        raise InputError(f"not valid JSON ({err.msg})", file=str(path), line=err.lineno) from None
+    obj = read_json_file(path, "solution config")
     if not isinstance(obj, dict):
         raise InputError("expected a JSON object", file=str(path))
     config = obj.get("solutionConfig", obj)

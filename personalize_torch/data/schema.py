@@ -10,13 +10,12 @@ with `null` (`["null", "string"]`), which makes the field nullable. String field
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from personalize_torch.data import constants as C
-from personalize_torch.errors import InputError
+from personalize_torch.errors import InputError, read_json_file
 
 PRIMITIVE_TYPES = ("string", "int", "long", "float", "double", "boolean")
 NUMERIC_TYPES = ("int", "long", "float", "double")
@@ -147,14 +146,7 @@ def _check_reserved(schema: Schema) -> None:
 
 
 def load_schema(path: str | Path, dataset_type: str | None = None) -> Schema:
-    path = Path(path)
-    try:
-        obj = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError("schema file not found", file=str(path)) from None
-    except json.JSONDecodeError as err:
-        raise InputError(f"not valid JSON ({err.msg})", file=str(path), line=err.lineno) from None
-    return parse_schema(obj, dataset_type, source=str(path))
+    return parse_schema(read_json_file(path, "schema file"), dataset_type, source=str(path))
 
 
 # Types Personalize's reserved names get when a schema is inferred from a header.
