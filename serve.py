@@ -1,10 +1,11 @@
-"""Serve solution versions over HTTP with Personalize Runtime's API.
+"""Serve solution versions over HTTP with Personalize Runtime's and Personalize Events' APIs.
 
-    python serve.py solution=<dir> port=8080
+    python serve.py solution=<dir> port=8080 [events_db=outputs/serve/events.sqlite]
     python serve.py 'campaigns={shop: outputs/a/solution, news: outputs/b/solution}'
     python serve.py solution=<dir> 'filters={no_horror: "EXCLUDE ItemID WHERE Items.GENRES IN (\"Horror\")"}'
 """
 
+import sqlite3
 import sys
 
 import hydra
@@ -21,10 +22,11 @@ def main(cfg: DictConfig) -> None:
 
     from personalize_torch.filters import Filter
     from personalize_torch.serving.app import CampaignSettings, create_app
+    from personalize_torch.serving.event_store import SYNCHRONOUS_MODES, EventStore
     from personalize_torch.serving.predictor import Predictor
 
     try:
-        entries = OmegaConf.to_container(cfg.campaigns or {})
+        entries = OmegaConf.to_container(cfg.campaigns) if cfg.campaigns else {}
         if cfg.solution:
             entries.setdefault("default", {"solution": cfg.solution, "exploration_weight": cfg.exploration_weight,
                                            "exploration_item_age_cut_off": cfg.exploration_item_age_cut_off})
@@ -41,10 +43,21 @@ def main(cfg: DictConfig) -> None:
                 filters[name] = Filter.parse(expression)
             except InputError as err:
                 raise InputError(f"filter {name!r}: {err.describe()}", column="filters") from None
+        if str(cfg.events_synchronous).upper() not in SYNCHRONOUS_MODES:
+            raise InputError(f"must be one of {', '.join(SYNCHRONOUS_MODES)}", column="events_synchronous")
+        try:
+            events = EventStore(cfg.events_db, synchronous=cfg.events_synchronous)
+        except (sqlite3.Error, OSError, RuntimeError) as err:
+            raise InputError(f"cannot open the events database: {err}", file=str(cfg.events_db),
+                             column="events_db") from None
     except InputError as err:
         print(f"error: {err.describe()}", file=sys.stderr)
         sys.exit(2)
-    uvicorn.run(create_app(campaigns, filters, settings), host=cfg.host, port=cfg.port, log_level=cfg.log_level)
+    try:
+        uvicorn.run(create_app(campaigns, filters, settings, events), host=cfg.host, port=cfg.port,
+                    log_level=cfg.log_level)
+    finally:
+        events.close()
 
 
 if __name__ == "__main__":

@@ -119,3 +119,34 @@ def test_unmodified_boto3_client(predictor, sims_predictor):
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def test_serve_py_serves_a_solution_with_a_durable_event_store(trained_solution, tmp_path, monkeypatch):
+    """`python serve.py solution=<dir> events_db=<file>`: the app it builds answers both APIs, and the
+    events it acknowledged are in the file after it stops."""
+    import runpy
+    import sys
+
+    from tests.conftest import REPO
+
+    from personalize_torch.serving.event_store import EventStore
+
+    db = tmp_path / "events.sqlite"
+    answers = {}
+
+    def run(app, **_):
+        client = TestClient(app)
+        event = {"eventType": "click", "itemId": "i1", "sentAt": 1700000000}
+        answers["put"] = client.post("/events", json={"trackingId": "t", "userId": "new-user", "sessionId": "s",
+                                                      "eventList": [event]}).status_code
+        answers["get"] = client.post("/recommendations", json={"campaignArn": ARN.format("any"), "userId": "new-user",
+                                                               "numResults": 5}).json()
+
+    monkeypatch.setattr(uvicorn, "run", run)
+    monkeypatch.setattr(sys, "argv", [str(REPO / "serve.py"), f"solution={trained_solution['solution']}",
+                                      f"events_db={db}", f"hydra.run.dir={tmp_path / 'run'}"])
+    runpy.run_path(str(REPO / "serve.py"), run_name="__main__")
+    assert answers["put"] == 200 and len(answers["get"]["itemList"]) == 5
+    assert "i1" not in {x["itemId"] for x in answers["get"]["itemList"]}  # the streamed item is left out
+    with EventStore(db) as store:
+        assert [(e.user_id, e.item_id) for e in store.user_events("new-user")] == [("new-user", "i1")]

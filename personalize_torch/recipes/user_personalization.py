@@ -34,14 +34,13 @@ import torch
 from torch import Tensor
 
 from personalize_torch.data.batching import SequenceBatch
-from personalize_torch.losses import full_softmax_loss, sampled_softmax_loss, slate_choice_loss
+from personalize_torch.losses import slate_choice_loss
 from personalize_torch.models.item_encoder import ItemMetadataEncoder
 from personalize_torch.models.transformer import SequenceTransformer
-from personalize_torch.recipes.base import Recipe
-from personalize_torch.recipes.hyperparameters import check_range
+from personalize_torch.recipes.next_item import NextItemRecipe
 
 
-class UserPersonalization(Recipe):
+class UserPersonalization(NextItemRecipe):
     recipe_name = "user_personalization"
 
     def __init__(self, n_items: int, hidden_dimension: int = 64, bptt: int = 50, num_layers: int = 2,
@@ -55,14 +54,7 @@ class UserPersonalization(Recipe):
         super().__init__(n_items)
         self._save_hyperparameters(locals())
         hp = self.hparams
-        check_range("hidden_dimension", hp.hidden_dimension, 8, 1024)
-        check_range("bptt", hp.bptt, 2, 512)
-        check_range("recency_strength", hp.recency_strength, 0.0, 1.0)
-        check_range("min_user_history_length_percentile", hp.min_user_history_length_percentile, 0.0, 1.0)
-        check_range("max_user_history_length_percentile", hp.max_user_history_length_percentile, 0.0, 1.0)
-        if hp.loss not in ("auto", "full", "sampled"):
-            from personalize_torch.errors import InputError
-            raise InputError(f"expected auto, full or sampled, got {hp.loss!r}", column="loss")
+        self._check_next_item_hyperparameters()
         self.model = SequenceTransformer(n_items, hp.hidden_dimension, hp.bptt, hp.num_layers, hp.num_heads,
                                          hp.dropout)
         cards = list(context_cardinalities or [])
@@ -76,40 +68,6 @@ class UserPersonalization(Recipe):
         self.register_buffer("item_values", torch.zeros(n_items, item_value_slots, dtype=torch.long))
         self.register_buffer("item_numeric", torch.zeros(n_items, item_numeric_features))
         self.item_bias = torch.nn.Parameter(torch.zeros(n_items))  # exposure / popularity, catalogue-wide
-        self.register_buffer("item_counts", torch.zeros(n_items))   # popularity, for users with no history
-        self.register_buffer("time_range", torch.zeros(2, dtype=torch.float64))
-
-    @property
-    def input_length(self) -> int:
-        return self.hparams.bptt
-
-    @property
-    def train_length(self) -> int:
-        return self.hparams.bptt + 1  # bptt inputs, each predicting the event after it
-
-    @property
-    def train_user_length_percentiles(self) -> tuple[float, float]:
-        return (self.hparams.min_user_history_length_percentile, self.hparams.max_user_history_length_percentile)
-
-    @property
-    def uses_full_softmax(self) -> bool:
-        loss = self.hparams.loss
-        return loss == "full" or (loss == "auto" and self.n_items <= self.hparams.full_softmax_max_items)
-
-    def on_fit_start(self) -> None:
-        dm = getattr(self.trainer, "datamodule", None)
-        if dm is not None and getattr(dm, "split", None) is not None and len(dm.split.train.timestamp):
-            t = dm.split.train.timestamp
-            self.time_range.copy_(torch.tensor([t.min(), t.max()], dtype=torch.float64))
-
-    def _recency_weights(self, times: Tensor) -> Tensor | None:
-        if not self.hparams.recency_mask:
-            return None
-        t0, t1 = self.time_range.tolist()
-        if t1 <= t0:
-            t0, t1 = float(times.min()), float(times.max())
-        age = ((times.double() - t0) / max(t1 - t0, 1e-9)).clamp(0, 1).float()
-        return 1.0 - self.hparams.recency_strength * (1.0 - age)
 
     def set_item_features(self, categorical: Tensor, numeric: Tensor) -> None:
         """Item metadata from the data (see data/item_features.py), kept as buffers in the checkpoint."""
@@ -131,9 +89,7 @@ class UserPersonalization(Recipe):
         return sum(table(context[..., f]) for f, table in enumerate(tables))
 
     def loss(self, batch: SequenceBatch) -> Tensor:
-        if self.current_epoch == 0:
-            self.item_counts += torch.bincount(batch.items.flatten(), minlength=self.n_items).float()
-            self.item_counts[0] = 0
+        self.count_popularity(batch)
         bptt = self.hparams.bptt
         inputs, targets = batch.items[:, :-1][:, -bptt:], batch.items[:, 1:][:, -bptt:]
         predict = (inputs > 0) & (targets > 0)                                   # (B, T)
@@ -144,15 +100,8 @@ class UserPersonalization(Recipe):
             hidden = hidden + self._embed_context(batch.context[:, 1:][:, -bptt:], self.next_context_embeddings)
         hidden = hidden[predict]                                                 # (N, C)
         target = targets[predict]                                                # (N,)
-        weights = self._recency_weights(batch.timestamps[:, 1:][:, -bptt:][predict])
-        if self.uses_full_softmax:
-            loss = full_softmax_loss(hidden, target, table, weights, self.item_bias)
-        else:
-            proposal = (self.item_counts + 1.0).pow(0.75)
-            proposal[0] = 0
-            log_q = (proposal / proposal.sum()).log()
-            loss = sampled_softmax_loss(hidden, target, table, log_q, self.hparams.num_negatives, weights,
-                                        item_bias=self.item_bias)
+        weights = self.recency_weights(batch.timestamps[:, 1:][:, -bptt:][predict])
+        loss = self.catalogue_loss(hidden, target, table, weights, self.item_bias)
         if batch.impressions is not None and self.hparams.impression_weight > 0:
             slates = batch.impressions[:, 1:][:, -bptt:][predict]                 # slate shown with each target
             loss = loss + self.hparams.impression_weight * slate_choice_loss(hidden, target, slates, table, weights)
@@ -172,7 +121,4 @@ class UserPersonalization(Recipe):
             last = last + self._embed_context(next_context, self.next_context_embeddings)
         logits = self.model.item_scores(last, table) + self.item_bias             # (B, n_items)
         logits[:, 0] = -torch.inf
-        probs = torch.softmax(logits, dim=1)
-        popular = (self.item_counts / self.item_counts.sum().clamp(min=1)).expand_as(probs)
-        has_history = (items > 0).any(1, keepdim=True)
-        return torch.where(has_history, probs, popular)
+        return self.with_popular_fallback(torch.softmax(logits, dim=1), items)

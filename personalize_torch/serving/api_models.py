@@ -1,8 +1,13 @@
-"""Request and response bodies of Personalize Runtime, with botocore's field names."""
+"""Request and response bodies of Personalize Runtime and Personalize Events, with botocore's field names."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+import json
+import math
+from datetime import datetime, timezone
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from personalize_torch.serving.predictor import MAX_RESULTS
 
@@ -40,3 +45,140 @@ class PredictedItem(BaseModel):
 class GetRecommendationsResponse(BaseModel):
     itemList: list[PredictedItem]
     recommendationId: str
+
+
+# --- Personalize Events (botocore's `personalize-events` model) --------------------------------------
+# boto3 sends `sentAt` as epoch seconds (a JSON number, fractional for sub-second datetimes) and each
+# `properties` as a string holding a JSON object. ISO 8601 strings are accepted for sentAt too.
+
+MAX_EVENTS_PER_CALL = 10
+MAX_SENT_AT = 1e11  # epoch seconds beyond the year 5000 are milliseconds sent by mistake
+
+
+def _json_object(value: str | None, field: str) -> str | None:
+    if value is None:
+        return None
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        raise ValueError(f"{field} must be a JSON object in a string, such as '{{\"numberOfRatings\": \"12\"}}'")
+    if not isinstance(parsed, dict):
+        raise ValueError(f"{field} must be a JSON object, not {type(parsed).__name__}")
+    return value
+
+
+def _epoch_seconds(value):
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+        try:
+            when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError("sentAt must be epoch seconds or an ISO 8601 timestamp") from None
+        return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).timestamp()
+    return value
+
+
+Id256 = Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class MetricAttribution(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    eventAttributionSource: str = Field(max_length=1024, pattern=r"^[\x20-\x7E]*[\x21-\x7E]+[\x20-\x7E]*$")
+
+
+class EventInput(BaseModel):
+    """botocore's Event shape."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    eventId: Id256 | None = None
+    eventType: Id256
+    eventValue: float | None = None
+    itemId: Id256 | None = None
+    properties: str | None = Field(None, min_length=1, max_length=1024)
+    sentAt: float
+    recommendationId: str | None = Field(None, min_length=1, max_length=40)
+    impression: list[Id256] | None = Field(None, min_length=1, max_length=25)
+    metricAttribution: MetricAttribution | None = None
+
+    @field_validator("properties")
+    @classmethod
+    def _properties(cls, value: str | None) -> str | None:
+        return _json_object(value, "properties")
+
+    @field_validator("sentAt", mode="before")
+    @classmethod
+    def _sent_at_before(cls, value):
+        return _epoch_seconds(value)
+
+    @field_validator("sentAt")
+    @classmethod
+    def _sent_at(cls, value: float) -> float:
+        if not math.isfinite(value) or value < 0:
+            raise ValueError("sentAt must be a non-negative number of epoch seconds")
+        if value >= MAX_SENT_AT:
+            raise ValueError("sentAt looks like milliseconds; send epoch seconds")
+        return value
+
+    @field_validator("eventValue")
+    @classmethod
+    def _event_value(cls, value: float | None) -> float | None:
+        if value is not None and not math.isfinite(value):
+            raise ValueError("eventValue must be a finite number")
+        return value
+
+
+class PutEventsRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    trackingId: Id256
+    userId: Id256 | None = None
+    sessionId: Id256
+    eventList: list[EventInput] = Field(min_length=1, max_length=MAX_EVENTS_PER_CALL)
+
+
+DatasetArn = Annotated[str, Field(max_length=256, pattern=r"arn:([a-z\d-]+):personalize:.*:.*:.+")]
+
+
+class ItemInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    itemId: Id256
+    properties: str | None = Field(None, min_length=1, max_length=32000)
+
+    @field_validator("properties")
+    @classmethod
+    def _properties(cls, value: str | None) -> str | None:
+        return _json_object(value, "properties")
+
+
+class PutItemsRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    datasetArn: DatasetArn
+    items: list[ItemInput] = Field(min_length=1, max_length=10)
+
+
+class UserInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    userId: Id256
+    properties: str | None = Field(None, min_length=1, max_length=24000)
+
+    @field_validator("properties")
+    @classmethod
+    def _properties(cls, value: str | None) -> str | None:
+        return _json_object(value, "properties")
+
+
+class PutUsersRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    datasetArn: DatasetArn
+    users: list[UserInput] = Field(min_length=1, max_length=10)

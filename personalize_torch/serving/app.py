@@ -1,4 +1,5 @@
-"""The HTTP app: Personalize Runtime's GetRecommendations, wire-compatible with boto3.
+"""The HTTP app: Personalize Runtime's GetRecommendations and Personalize Events' PutEvents / PutItems /
+PutUsers, wire-compatible with boto3.
 
 `userId` asks for a user's recommendations, `itemId` for items related to an item (SIMS's input; every
 recipe answers it, see `Predictor.recommend_related`); the response has the same shape either way.
@@ -6,23 +7,29 @@ recipe answers it, see `Predictor.recommend_related`); the response has the same
 `boto3.client("personalize-runtime", endpoint_url="http://host:port")` works unchanged: it POSTs JSON
 to /recommendations (with SigV4 headers, which are accepted and not checked) and reads errors in the
 AWS JSON shape (`x-amzn-ErrorType` header + {"message": ...}), raising ResourceNotFoundException or
-InvalidInputException.
+InvalidInputException. `boto3.client("personalize-events", endpoint_url=...)` works the same way:
+PutEvents (`POST /events`), PutItems (`POST /items`) and PutUsers (`POST /users`) are committed to the
+event store (`personalize_torch.serving.event_store`) before the response is sent, and the next
+GetRecommendations for that user (or that sessionId, asked for as a userId) reads them: they follow the
+user's stored history as model input and are left out of the recommendations, without retraining.
 """
 
 from __future__ import annotations
 
 import uuid
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from personalize_torch.errors import InputError
 from personalize_torch.filters import Filter
 from personalize_torch.serving.api_models import (GetRecommendationsRequest, GetRecommendationsResponse,
-                                                  PredictedItem)
-from personalize_torch.serving.predictor import Predictor, RequestOptions
+                                                  PredictedItem, PutEventsRequest, PutItemsRequest, PutUsersRequest)
+from personalize_torch.serving.event_store import Event, EventStore, UserEventColumns, property_fields
+from personalize_torch.serving.predictor import Predictor, RecentEvents, RequestOptions
 
 
 class ServiceError(Exception):
@@ -51,12 +58,38 @@ class CampaignSettings:
     exploration_item_age_cut_off: float = 30.0
 
 
+def recent_events(stored: UserEventColumns, predictor: Predictor) -> RecentEvents | None:
+    """A user's stored events as the predictor's input. Contexts (event `properties` whose names match
+    the solution's contextual fields) are read only when the solution has contextual fields, and only for
+    the events the model reads."""
+    if not len(stored):
+        return None
+    contexts = None
+    if predictor.solution.context_vocabs:
+        n = min(predictor.recipe.input_length or len(stored), len(stored))
+        contexts = [None] * (len(stored) - n) + [property_fields(p) for p in stored.properties[len(stored) - n:]]
+    return RecentEvents(item_ids=stored.item_ids, timestamps=stored.sent_at, event_types=stored.event_types,
+                        event_values=stored.event_values, contexts=contexts)
+
+
 def create_app(campaigns: dict[str, Predictor], filters: dict[str, Filter] | None = None,
-               settings: dict[str, CampaignSettings] | None = None) -> FastAPI:
+               settings: dict[str, CampaignSettings] | None = None, events: EventStore | None = None) -> FastAPI:
     """`campaigns` maps campaign names to predictors (with exactly one, every campaignArn reaches it);
     `filters` maps filter names (the last segment of a filterArn) to parsed filters; `settings` holds
-    each campaign's exploration settings."""
-    app = FastAPI(title="personalize-torch runtime")
+    each campaign's exploration settings; `events` is the event store (PutEvents / PutItems / PutUsers)
+    that every campaign reads users' recent events from (None: a new in-memory store, closed with the app,
+    so nothing survives a restart)."""
+    own_store = events is None
+    store = EventStore(":memory:") if own_store else events
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
+        yield
+        if own_store:
+            store.close()
+
+    app = FastAPI(title="personalize-torch runtime", lifespan=lifespan)
+    app.state.events = store
     filters = dict(filters or {})
     settings = dict(settings or {})
 
@@ -91,9 +124,12 @@ def create_app(campaigns: dict[str, Predictor], filters: dict[str, Filter] | Non
         elif req.filterValues:
             raise invalid_input("filterValues were given without a filterArn")
         config = settings.get(campaign, CampaignSettings())
+        streamed = None
+        if req.userId is not None:
+            streamed = recent_events(store.user_event_columns(req.userId), campaigns[campaign])
         return RequestOptions(filter=chosen, filter_values=req.filterValues, context=req.context,
                               exploration_weight=config.exploration_weight,
-                              exploration_item_age_cut_off=config.exploration_item_age_cut_off)
+                              exploration_item_age_cut_off=config.exploration_item_age_cut_off, events=streamed)
 
     @app.get("/ping")
     def ping() -> dict:
@@ -117,5 +153,27 @@ def create_app(campaigns: dict[str, Predictor], filters: dict[str, Filter] | Non
             itemList=[PredictedItem(itemId=r.item_id, score=round(r.score, 8)) for r in items],
             recommendationId=f"RID-{uuid.uuid4()}",
         )
+
+    # --- Personalize Events: each call is one committed transaction before the (empty) 200 response ---
+    @app.post("/events")
+    def put_events(req: PutEventsRequest) -> Response:
+        store.put_events(req.trackingId, req.sessionId, req.userId, [
+            Event(event_type=e.eventType, sent_at=e.sentAt, item_id=e.itemId, event_id=e.eventId,
+                  event_value=e.eventValue, properties=e.properties,
+                  impression=tuple(e.impression) if e.impression is not None else None,
+                  recommendation_id=e.recommendationId,
+                  metric_attribution=e.metricAttribution.eventAttributionSource if e.metricAttribution else None)
+            for e in req.eventList])
+        return Response(status_code=200)
+
+    @app.post("/items")
+    def put_items(req: PutItemsRequest) -> Response:
+        store.put_items(req.datasetArn, [(i.itemId, i.properties) for i in req.items])
+        return Response(status_code=200)
+
+    @app.post("/users")
+    def put_users(req: PutUsersRequest) -> Response:
+        store.put_users(req.datasetArn, [(u.userId, u.properties) for u in req.users])
+        return Response(status_code=200)
 
     return app

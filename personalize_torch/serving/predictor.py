@@ -8,6 +8,7 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from personalize_torch.data import constants as C
@@ -23,21 +24,66 @@ MAX_RESULTS = 500
 
 
 @dataclass
+class RecentEvents:
+    """One user's events since the solution was trained (PutEvents), oldest first: they follow the
+    user's stored history as model input and are left out of the recommendations like history items.
+    Events whose item the solution does not know, or that the solution's event selection (eventType,
+    eventValueThreshold) would not have trained on, are ignored."""
+
+    item_ids: Sequence[str | None]
+    timestamps: Sequence[float]  # epoch seconds
+    event_types: Sequence[str | None] | None = None
+    event_values: Sequence[float | None] | None = None
+    contexts: Sequence[Mapping[str, str] | None] | None = None  # contextual fields by schema name (DEVICE)
+
+
+@dataclass
 class RequestOptions:
     """What a request can ask besides who it is for: Personalize's filterArn / filterValues, context,
-    and the campaign's exploration settings (explorationWeight, explorationItemAgeCutOff in days)."""
+    the campaign's exploration settings (explorationWeight, explorationItemAgeCutOff in days), and the
+    users' streamed events (one `RecentEvents` for all rows, or one per row, None = none)."""
 
     filter: Filter | None = None
     filter_values: Mapping[str, str] | Sequence[Mapping[str, str] | None] | None = None
     context: Mapping[str, str] | Sequence[Mapping[str, str] | None] | None = None
     exploration_weight: float = 0.0
     exploration_item_age_cut_off: float = 30.0
+    events: RecentEvents | Sequence[RecentEvents | None] | None = None
 
 
 @dataclass
 class RecommendedItem:
     item_id: str
     score: float
+
+
+def append_events(inputs: SequenceBatch, items: torch.Tensor, timestamps: torch.Tensor,
+                  context: torch.Tensor | None = None, max_len: int | None = None) -> SequenceBatch:
+    """`inputs` (left-padded histories, (B, T)) followed by further events `items` / `timestamps` (B, E)
+    (0 = no event, anywhere in a row) and their `context` (B, E, F): newest last, left-padded again and
+    cut to the last `max_len` events. Vectorized: a stable sort moves the padding of each row to the front."""
+    B = inputs.items.shape[0]
+    all_items = torch.cat([inputs.items, items.to(inputs.items)], 1)                      # (B, T + E)
+    order = torch.argsort((all_items > 0).to(torch.int8), dim=1, stable=True)            # padding first
+    all_items = all_items.gather(1, order)
+    all_times = torch.cat([inputs.timestamps, timestamps.to(inputs.timestamps)], 1).gather(1, order)
+    width = int((all_items > 0).sum(1).max()) if B else 0
+    if max_len is not None:
+        width = min(width, max_len)
+    start = all_items.shape[1] - width
+
+    def merged(history: torch.Tensor | None, extra: torch.Tensor | None) -> torch.Tensor | None:
+        """Per-event (B, ., D) tensors merged the same way; a side without one gets zeros."""
+        if history is None and extra is None:
+            return None
+        D = (history if history is not None else extra).shape[2]
+        history = history if history is not None else torch.zeros(B, inputs.items.shape[1], D, dtype=extra.dtype)
+        extra = extra if extra is not None else torch.zeros(B, items.shape[1], D, dtype=history.dtype)
+        both = torch.cat([history, extra.to(history)], 1)
+        return both.gather(1, order.unsqueeze(2).expand(-1, -1, D))[:, start:]
+
+    return SequenceBatch(inputs.user_idx, all_items[:, start:], all_times[:, start:],
+                         merged(inputs.impressions, None), merged(inputs.context, context), inputs.next_context)
 
 
 class Predictor:
@@ -87,13 +133,74 @@ class Predictor:
                 out[b, list(vocabs).index(name)] = vocabs[name].to_idx([str(value)])[0]
         return torch.from_numpy(out)
 
+    def encode_events(self, events: Sequence[RecentEvents | None]
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Item indices and timestamps (B, E) of each row's events (0 = none: padding, an unknown item or
+        an event the solution's event selection leaves out), and their context indices (B, E, F) when
+        the solution has contextual fields (None otherwise)."""
+        B = len(events)
+        lengths = np.array([len(e.item_ids) if e is not None else 0 for e in events], dtype=np.int64)
+        E, total = int(lengths.max(initial=0)), int(lengths.sum())
+        present = [e for e in events if e is not None and len(e.item_ids)]
+        row = np.repeat(np.arange(B), lengths)
+        col = np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+
+        def flat(name: str, missing) -> np.ndarray:
+            return np.array([v for e in present for v in (getattr(e, name) if getattr(e, name) is not None
+                                                          else [missing] * len(e.item_ids))], dtype=object)
+
+        ids = flat("item_ids", None)
+        idx = self.solution.item_vocab.to_idx(np.where(pd.isna(ids), "", ids).astype(object)) if total else \
+            np.zeros(0, dtype=np.int64)
+        selection = self.solution.info.get("data") or {}
+        if selection.get("event_type") is not None:
+            idx = np.where(flat("event_types", None) == selection["event_type"], idx, 0)
+        if selection.get("event_value_threshold") is not None:
+            values = pd.to_numeric(pd.Series(flat("event_values", None)), errors="coerce").to_numpy(dtype=float)
+            idx = np.where(values >= float(selection["event_value_threshold"]), idx, 0)
+        items = np.zeros((B, E), dtype=np.int64)
+        items[row, col] = idx
+        times = np.zeros((B, E), dtype=np.int64)
+        times[row, col] = np.asarray(flat("timestamps", 0), dtype=float).astype(np.int64)
+        context = None
+        vocabs = self.solution.context_vocabs or {}
+        if vocabs:
+            context = np.zeros((B, E, len(vocabs)), dtype=np.int64)
+            contexts = flat("contexts", None)
+            for f, (name, vocab) in enumerate(vocabs.items()):
+                values = np.array([str(c[name]) if c and c.get(name) is not None else "" for c in contexts],
+                                  dtype=object)
+                context[row, col, f] = vocab.to_idx(values) if total else 0
+            context = torch.from_numpy(context)
+        return torch.from_numpy(items), torch.from_numpy(times), context
+
+    def _streamed(self, options: RequestOptions | None, B: int
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None:
+        """`encode_events` of the request's streamed events, None when there are none."""
+        events = options.events if options is not None else None
+        if events is None:
+            return None
+        events = [events] * B if isinstance(events, RecentEvents) else list(events)
+        if len(events) != B:
+            raise ValueError(f"{len(events)} event lists for {B} rows")
+        if not any(e is not None and len(e.item_ids) for e in events):
+            return None
+        return self.encode_events(events)
+
     def recommend(self, user_ids: Sequence[str | None], num_results: int = 25, exclude_seen: bool = True,
                   options: RequestOptions | None = None) -> list[list[RecommendedItem]]:
-        """Top `num_results` items for each user; unknown (or None) users get the cold-start ranking."""
+        """Top `num_results` items for each user; unknown (or None) users get the cold-start ranking.
+        `options.events` (streamed events) extend each user's stored history, newest last."""
         sol = self.solution
         rows = self._history_rows(user_ids)
         inputs = sequence_batch(sol.histories, rows, self.recipe.input_length)
         exclude = history_items(sol.histories, rows) if exclude_seen else None
+        streamed = self._streamed(options, len(rows))
+        if streamed is not None:
+            items, times, context = streamed
+            inputs = append_events(inputs, items, times, context, self.recipe.input_length)
+            if exclude is not None:
+                exclude = torch.cat([exclude, items], 1)
         return self._top(inputs, exclude, num_results, options, user_ids)
 
     def recommend_related(self, item_ids: Sequence[str], num_results: int = 25,
@@ -105,8 +212,8 @@ class Predictor:
         recipes that are not item-based, what they predict after that single event (User-Personalization:
         the next item; Popularity-Count: the popular items). An item the solution does not know is an
         empty history, so it gets the cold-start ranking (popular items). The item itself is never
-        recommended; with `user_ids` (None = no user), each user's own items are left out too unless
-        `exclude_seen` is False.
+        recommended; with `user_ids` (None = no user), each user's own items (stored, and streamed in
+        `options.events`) are left out too unless `exclude_seen` is False.
         """
         idx = torch.from_numpy(self.solution.item_vocab.to_idx(list(item_ids))).view(-1, 1)  # (B, 1), 0 = unknown
         zeros = torch.zeros(idx.shape[0], dtype=torch.long)
@@ -114,6 +221,9 @@ class Predictor:
         exclude = idx
         if user_ids is not None and exclude_seen:
             exclude = torch.cat([idx, history_items(self.solution.histories, self._history_rows(user_ids))], 1)
+            streamed = self._streamed(options, len(idx))
+            if streamed is not None:
+                exclude = torch.cat([exclude, streamed[0]], 1)
         return self._top(inputs, exclude, num_results, options, user_ids, current_items=idx.view(-1).numpy())
 
     def _top(self, inputs: SequenceBatch, exclude: torch.Tensor | None, num_results: int,

@@ -1,0 +1,93 @@
+"""What every next-item sequence recipe shares (User-Personalization, HRNN, ...).
+
+- Personalize's sequence hyperparameters: `bptt` (input length), `recency_mask` with
+  `recency_strength`, `min/max_user_history_length_percentile` (training-user trims), and the loss
+  choice `loss` (`full` / `sampled` / `auto` up to `full_softmax_max_items`) with `num_negatives`.
+- Popularity counted during the first epoch: the proposal of the sampled softmax, and the ranking
+  for users with no history.
+A subclass calls `_check_next_item_hyperparameters()` after saving its hyperparameters.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from personalize_torch.data.batching import SequenceBatch
+from personalize_torch.errors import InputError
+from personalize_torch.losses import full_softmax_loss, sampled_softmax_loss
+from personalize_torch.recipes.base import Recipe
+from personalize_torch.recipes.hyperparameters import check_range
+
+
+class NextItemRecipe(Recipe):
+    def __init__(self, n_items: int):
+        super().__init__(n_items)
+        self.register_buffer("item_counts", torch.zeros(n_items))   # popularity, for users with no history
+        self.register_buffer("time_range", torch.zeros(2, dtype=torch.float64))
+
+    def _check_next_item_hyperparameters(self) -> None:
+        hp = self.hparams
+        check_range("hidden_dimension", hp.hidden_dimension, 8, 1024)
+        check_range("bptt", hp.bptt, 2, 512)
+        check_range("recency_strength", hp.recency_strength, 0.0, 1.0)
+        check_range("min_user_history_length_percentile", hp.min_user_history_length_percentile, 0.0, 1.0)
+        check_range("max_user_history_length_percentile", hp.max_user_history_length_percentile, 0.0, 1.0)
+        if hp.loss not in ("auto", "full", "sampled"):
+            raise InputError(f"expected auto, full or sampled, got {hp.loss!r}", column="loss")
+
+    @property
+    def input_length(self) -> int:
+        return self.hparams.bptt
+
+    @property
+    def train_length(self) -> int:
+        return self.hparams.bptt + 1  # bptt inputs, each predicting the event after it
+
+    @property
+    def train_user_length_percentiles(self) -> tuple[float, float]:
+        return (self.hparams.min_user_history_length_percentile, self.hparams.max_user_history_length_percentile)
+
+    @property
+    def uses_full_softmax(self) -> bool:
+        loss = self.hparams.loss
+        return loss == "full" or (loss == "auto" and self.n_items <= self.hparams.full_softmax_max_items)
+
+    def on_fit_start(self) -> None:
+        dm = getattr(self.trainer, "datamodule", None)
+        if dm is not None and getattr(dm, "split", None) is not None and len(dm.split.train.timestamp):
+            t = dm.split.train.timestamp
+            self.time_range.copy_(torch.tensor([t.min(), t.max()], dtype=torch.float64))
+
+    def count_popularity(self, batch: SequenceBatch) -> None:
+        """Count item occurrences during the first epoch (each training event once)."""
+        if self.current_epoch == 0:
+            self.item_counts += torch.bincount(batch.items.flatten(), minlength=self.n_items).float()
+            self.item_counts[0] = 0
+
+    def recency_weights(self, times: Tensor) -> Tensor | None:
+        """Loss weight of each predicted event: from 1 - recency_strength (oldest) to 1 (newest)."""
+        if not self.hparams.recency_mask:
+            return None
+        t0, t1 = self.time_range.tolist()
+        if t1 <= t0:
+            t0, t1 = float(times.min()), float(times.max())
+        age = ((times.double() - t0) / max(t1 - t0, 1e-9)).clamp(0, 1).float()
+        return 1.0 - self.hparams.recency_strength * (1.0 - age)
+
+    def catalogue_loss(self, hidden: Tensor, targets: Tensor, table: Tensor, weights: Tensor | None,
+                       item_bias: Tensor | None = None) -> Tensor:
+        """Next-item cross-entropy over the catalogue: full softmax, or sampled with logQ correction."""
+        if self.uses_full_softmax:
+            return full_softmax_loss(hidden, targets, table, weights, item_bias)
+        proposal = (self.item_counts + 1.0).pow(0.75)
+        proposal[0] = 0
+        log_q = (proposal / proposal.sum()).log()
+        return sampled_softmax_loss(hidden, targets, table, log_q, self.hparams.num_negatives, weights,
+                                    item_bias=item_bias)
+
+    def with_popular_fallback(self, probs: Tensor, items: Tensor) -> Tensor:
+        """Rows whose history is empty get the popularity distribution instead of `probs`."""
+        popular = (self.item_counts / self.item_counts.sum().clamp(min=1)).expand_as(probs)
+        has_history = (items > 0).any(1, keepdim=True)
+        return torch.where(has_history, probs, popular)
