@@ -24,7 +24,10 @@ What each hyperparameter does (Personalize's names where Personalize has them):
 - `impression_weight`: weight of the slate-choice term (losses.slate_choice_loss) for events with an
   IMPRESSION: the chosen item against the items shown with it and not chosen, for this user. The
   catalogue softmax keeps a per-item bias that absorbs exposure/popularity, so skipped items are not
-  pushed down globally. 0 ignores impressions.
+  pushed down globally. With `impression_item_gradient` false (default) the slate term trains only the
+  user side (item vectors are held fixed in it), so frequently shown items are not pushed away from
+  everyone. 0 (the default) ignores impressions: on the demo data the term has not yet improved
+  NDCG@10 (bench/RESULTS.md), so it is opt-in until a formulation that does is found.
 Users with no history get the most popular items (counted during the first training epoch).
 """
 
@@ -48,9 +51,10 @@ class UserPersonalization(NextItemRecipe):
                  loss: str = "auto", num_negatives: int = 512, full_softmax_max_items: int = 100_000,
                  recency_mask: bool = True, recency_strength: float = 0.5,
                  min_user_history_length_percentile: float = 0.0,
-                 max_user_history_length_percentile: float = 0.99, impression_weight: float = 1.0,
+                 max_user_history_length_percentile: float = 0.99, impression_weight: float = 0.0,
                  context_cardinalities: list[int] | None = None, use_item_metadata: bool = True,
-                 item_value_vocab_size: int = 0, item_value_slots: int = 0, item_numeric_features: int = 0):
+                 item_value_vocab_size: int = 0, item_value_slots: int = 0, item_numeric_features: int = 0,
+                 impression_item_gradient: bool = False):
         super().__init__(n_items)
         self._save_hyperparameters(locals())
         hp = self.hparams
@@ -104,7 +108,9 @@ class UserPersonalization(NextItemRecipe):
         loss = self.catalogue_loss(hidden, target, table, weights, self.item_bias)
         if batch.impressions is not None and self.hparams.impression_weight > 0:
             slates = batch.impressions[:, 1:][:, -bptt:][predict]                 # slate shown with each target
-            loss = loss + self.hparams.impression_weight * slate_choice_loss(hidden, target, slates, table, weights)
+            slate_table = table if self.hparams.impression_item_gradient else table.detach()
+            loss = loss + self.hparams.impression_weight * slate_choice_loss(hidden, target, slates, slate_table,
+                                                                             weights)
         return loss
 
     def score(self, inputs: SequenceBatch) -> Tensor:
