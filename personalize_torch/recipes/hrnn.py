@@ -1,0 +1,191 @@
+"""HRNN (aws-hrnn): a hierarchical recurrent network over each user's recent sessions (Quadrana et al. 2017).
+
+A session-level GRU reads the items of the current session; a user-level GRU, updated at the end of
+each session, gives the next session its first state (`personalize_torch.models.hrnn`). Sessions are cut
+where two consecutive events of a user are more than `session_gap_seconds` apart.
+
+What each hyperparameter does (Personalize's names where Personalize has them):
+- `hidden_dimension` (32-256 in Personalize; 8-1024 accepted): size of item embeddings and GRU states.
+- `bptt` (2-32 in Personalize; 2-512 accepted): how many recent events the model reads, and how many
+  time steps a training window backpropagates through (a training window holds `bptt + 1` events). The
+  user-level state is rebuilt from these events; it is not carried across windows.
+- `session_gap_seconds` (default 1800, the usual 30-minute web-analytics timeout): an event more than
+  this long after the user's previous event opens a new session. With timestamps that are only positions
+  (the `amazon_seq` benchmark files count 0, 1, 2, ...) every user has a single session, so the user-level
+  GRU is never used and HRNN is a GRU4Rec-style session GRU over the user's last `bptt` events; set it
+  below 1 to make every event its own session (then the user-level GRU does all the work).
+- `recency_mask` (true/false): weight the loss towards recent events, so recent popularity trends count
+  more; each predicted event's weight rises linearly with its time, from `1 - recency_strength` for the
+  oldest event of the training data to 1 for the newest.
+- `min_user_history_length_percentile` / `max_user_history_length_percentile`: training users whose
+  history length is below / above these percentiles are left out of training (still served, evaluated).
+- `loss`: `full` softmax over the catalogue, `sampled` softmax with logQ correction (`num_negatives`
+  shared negatives drawn from popularity^0.75; 2048 as in GRU4Rec), or `auto`: full up to
+  `full_softmax_max_items` items. On CPU, full softmax over Beauty's 12k items made an epoch about 3x
+  slower than 2048 sampled negatives, which reached NDCG@10 0.048 (bench/hrnn.md).
+- `dropout` (on GRU outputs), `embedding_dropout` (on input item embeddings), `learning_rate`,
+  `weight_decay` (AdamW), `lr_schedule`: `cosine` (decay to 0 over the trainer's `max_epochs`, by step) or
+  `constant`.
+
+Each event is predicted from the state the model is in just before it: the running session state, or,
+when the event opens a new session, the new session's first state (built from the updated user state),
+so the user-level GRU learns to predict what a user does when coming back; the previous item's embedding
+is read next to that state (a skip connection, see the model's docstring). At scoring time the next
+event's time is unknown, so the scores mix both: the session continuing, with weight `1 - p`, and a new
+session, with weight `p`, the share of training events that open a session (counted while training).
+Users with no history get the most popular items (counted during the first training epoch).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from personalize_torch.data.batching import SequenceBatch
+from personalize_torch.errors import InputError
+from personalize_torch.losses import full_softmax_loss, sampled_softmax_loss
+from personalize_torch.models.hrnn import HierarchicalGRU, one_cpu_thread, session_starts
+from personalize_torch.recipes.base import Recipe
+from personalize_torch.recipes.hyperparameters import check_range
+
+
+class HRNN(Recipe):
+    recipe_name = "hrnn"
+
+    def __init__(self, n_items: int, hidden_dimension: int = 43, bptt: int = 32, session_gap_seconds: int = 1800,
+                 dropout: float = 0.4, embedding_dropout: float = 0.4, learning_rate: float = 5e-3,
+                 weight_decay: float = 0.0, lr_schedule: str = "cosine", loss: str = "auto",
+                 num_negatives: int = 2048, full_softmax_max_items: int = 100_000, recency_mask: bool = True,
+                 recency_strength: float = 0.5,
+                 min_user_history_length_percentile: float = 0.0,
+                 max_user_history_length_percentile: float = 0.99):
+        super().__init__(n_items)
+        self._save_hyperparameters(locals())
+        hp = self.hparams
+        check_range("hidden_dimension", hp.hidden_dimension, 8, 1024)
+        check_range("bptt", hp.bptt, 2, 512)
+        check_range("session_gap_seconds", hp.session_gap_seconds, 0, float("inf"))
+        check_range("dropout", hp.dropout, 0.0, 1.0)
+        check_range("embedding_dropout", hp.embedding_dropout, 0.0, 1.0)
+        check_range("recency_strength", hp.recency_strength, 0.0, 1.0)
+        check_range("min_user_history_length_percentile", hp.min_user_history_length_percentile, 0.0, 1.0)
+        check_range("max_user_history_length_percentile", hp.max_user_history_length_percentile, 0.0, 1.0)
+        if hp.loss not in ("auto", "full", "sampled"):
+            raise InputError(f"expected auto, full or sampled, got {hp.loss!r}", column="loss")
+        if hp.lr_schedule not in ("constant", "cosine"):
+            raise InputError(f"expected constant or cosine, got {hp.lr_schedule!r}", column="lr_schedule")
+        self.model = HierarchicalGRU(n_items, hp.hidden_dimension, hp.dropout, hp.embedding_dropout)
+        self.register_buffer("item_counts", torch.zeros(n_items))   # popularity, for users with no history
+        self.register_buffer("time_range", torch.zeros(2, dtype=torch.float64))
+        # Predicted training events that opened a session / all predicted training events (first epoch).
+        self.register_buffer("session_start_counts", torch.zeros(2))
+
+    @property
+    def input_length(self) -> int:
+        return self.hparams.bptt
+
+    @property
+    def train_length(self) -> int:
+        return self.hparams.bptt + 1  # bptt inputs, each predicting the event after it
+
+    @property
+    def train_user_length_percentiles(self) -> tuple[float, float]:
+        return (self.hparams.min_user_history_length_percentile, self.hparams.max_user_history_length_percentile)
+
+    @property
+    def uses_full_softmax(self) -> bool:
+        loss = self.hparams.loss
+        return loss == "full" or (loss == "auto" and self.n_items <= self.hparams.full_softmax_max_items)
+
+    @property
+    def new_session_rate(self) -> float:
+        """Share of training events that open a session (0 before training)."""
+        starts, total = self.session_start_counts.tolist()
+        return starts / total if total else 0.0
+
+    def session_starts(self, batch: SequenceBatch) -> Tensor:
+        return session_starts(batch.items, batch.timestamps, self.hparams.session_gap_seconds)
+
+    def on_fit_start(self) -> None:
+        dm = getattr(self.trainer, "datamodule", None)
+        if dm is not None and getattr(dm, "split", None) is not None and len(dm.split.train.timestamp):
+            t = dm.split.train.timestamp
+            self.time_range.copy_(torch.tensor([t.min(), t.max()], dtype=torch.float64))
+
+    def configure_optimizers(self):
+        optimizer = super().configure_optimizers()
+        total = self.trainer.estimated_stepping_batches
+        if self.hparams.lr_schedule == "constant" or not math.isfinite(total):   # max_epochs=-1: no plan
+            return optimizer
+        # Cosine decay to 0 over the planned training steps (max_epochs), stepped every batch.
+        total = max(int(total), 1)
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    def _recency_weights(self, times: Tensor) -> Tensor | None:
+        if not self.hparams.recency_mask:
+            return None
+        t0, t1 = self.time_range.tolist()
+        if t1 <= t0:
+            t0, t1 = float(times.min()), float(times.max())
+        age = ((times.double() - t0) / max(t1 - t0, 1e-9)).clamp(0, 1).float()
+        return 1.0 - self.hparams.recency_strength * (1.0 - age)
+
+    def _one_thread(self):
+        """On CPU, training steps (forward, backward, optimizer) and scoring run with one intra-op thread:
+        see `one_cpu_thread` for why (10-100x faster on shared cores, at most ~2x slower on idle ones)."""
+        return one_cpu_thread(self.device.type == "cpu")
+
+    def optimizer_step(self, *args, **kwargs) -> None:
+        with self._one_thread():   # the closure inside runs training_step and backward
+            super().optimizer_step(*args, **kwargs)
+
+    def loss(self, batch: SequenceBatch) -> Tensor:
+        with self._one_thread():
+            return self._loss(batch)
+
+    def score(self, inputs: SequenceBatch) -> Tensor:
+        with self._one_thread():
+            return self._score(inputs)
+
+    def _loss(self, batch: SequenceBatch) -> Tensor:
+        items = batch.items
+        starts = self.session_starts(batch)
+        contexts, _, _ = self.model(items, starts)                               # (B, T, 2C)
+        # Predict every event but a window's first from the state just before it.
+        predict = torch.zeros_like(starts)
+        predict[:, 1:] = (items[:, :-1] > 0) & (items[:, 1:] > 0)                # (B, T)
+        if self.current_epoch == 0:
+            self.item_counts += torch.bincount(items.flatten(), minlength=self.n_items).float()
+            self.item_counts[0] = 0
+            self.session_start_counts += torch.stack([(starts & predict).sum(), predict.sum()]).float()
+        query = self.model.query(contexts[predict])                              # (N, C + 1)
+        target = items[predict]                                                  # (N,)
+        weights = self._recency_weights(batch.timestamps[predict])
+        table = self.model.output_table()
+        if self.uses_full_softmax:
+            return full_softmax_loss(query, target, table, weights)
+        proposal = (self.item_counts + 1.0).pow(0.75)
+        proposal[0] = 0
+        log_q = (proposal / proposal.sum()).log()
+        return sampled_softmax_loss(query, target, table, log_q, self.hparams.num_negatives, weights)
+
+    def _score(self, inputs: SequenceBatch) -> Tensor:
+        items = inputs.items
+        _, going_on, restarted = self.model(items, self.session_starts(inputs))
+        table = self.model.output_table().T
+
+        def probs(context: Tensor) -> Tensor:
+            logits = self.model.query(context) @ table                           # (B, n_items)
+            logits[:, 0] = -torch.inf
+            return torch.softmax(logits, dim=1)
+
+        p = self.new_session_rate
+        scores = probs(going_on) if p < 1 else 0.0
+        if p > 0:
+            scores = (1 - p) * scores + p * probs(restarted)
+        popular = (self.item_counts / self.item_counts.sum().clamp(min=1)).expand(items.shape[0], -1)
+        has_history = (items > 0).any(1, keepdim=True)
+        return torch.where(has_history, scores, popular)
