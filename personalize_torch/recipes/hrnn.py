@@ -45,13 +45,12 @@ from torch import Tensor
 
 from personalize_torch.data.batching import SequenceBatch
 from personalize_torch.errors import InputError
-from personalize_torch.losses import full_softmax_loss, sampled_softmax_loss
 from personalize_torch.models.hrnn import HierarchicalGRU, one_cpu_thread, session_starts
-from personalize_torch.recipes.base import Recipe
 from personalize_torch.recipes.hyperparameters import check_range
+from personalize_torch.recipes.next_item import NextItemRecipe
 
 
-class HRNN(Recipe):
+class HRNN(NextItemRecipe):
     recipe_name = "hrnn"
 
     def __init__(self, n_items: int, hidden_dimension: int = 43, bptt: int = 32, session_gap_seconds: int = 1800,
@@ -64,40 +63,15 @@ class HRNN(Recipe):
         super().__init__(n_items)
         self._save_hyperparameters(locals())
         hp = self.hparams
-        check_range("hidden_dimension", hp.hidden_dimension, 8, 1024)
-        check_range("bptt", hp.bptt, 2, 512)
+        self._check_next_item_hyperparameters()
         check_range("session_gap_seconds", hp.session_gap_seconds, 0, float("inf"))
         check_range("dropout", hp.dropout, 0.0, 1.0)
         check_range("embedding_dropout", hp.embedding_dropout, 0.0, 1.0)
-        check_range("recency_strength", hp.recency_strength, 0.0, 1.0)
-        check_range("min_user_history_length_percentile", hp.min_user_history_length_percentile, 0.0, 1.0)
-        check_range("max_user_history_length_percentile", hp.max_user_history_length_percentile, 0.0, 1.0)
-        if hp.loss not in ("auto", "full", "sampled"):
-            raise InputError(f"expected auto, full or sampled, got {hp.loss!r}", column="loss")
         if hp.lr_schedule not in ("constant", "cosine"):
             raise InputError(f"expected constant or cosine, got {hp.lr_schedule!r}", column="lr_schedule")
         self.model = HierarchicalGRU(n_items, hp.hidden_dimension, hp.dropout, hp.embedding_dropout)
-        self.register_buffer("item_counts", torch.zeros(n_items))   # popularity, for users with no history
-        self.register_buffer("time_range", torch.zeros(2, dtype=torch.float64))
         # Predicted training events that opened a session / all predicted training events (first epoch).
         self.register_buffer("session_start_counts", torch.zeros(2))
-
-    @property
-    def input_length(self) -> int:
-        return self.hparams.bptt
-
-    @property
-    def train_length(self) -> int:
-        return self.hparams.bptt + 1  # bptt inputs, each predicting the event after it
-
-    @property
-    def train_user_length_percentiles(self) -> tuple[float, float]:
-        return (self.hparams.min_user_history_length_percentile, self.hparams.max_user_history_length_percentile)
-
-    @property
-    def uses_full_softmax(self) -> bool:
-        loss = self.hparams.loss
-        return loss == "full" or (loss == "auto" and self.n_items <= self.hparams.full_softmax_max_items)
 
     @property
     def new_session_rate(self) -> float:
@@ -108,12 +82,6 @@ class HRNN(Recipe):
     def session_starts(self, batch: SequenceBatch) -> Tensor:
         return session_starts(batch.items, batch.timestamps, self.hparams.session_gap_seconds)
 
-    def on_fit_start(self) -> None:
-        dm = getattr(self.trainer, "datamodule", None)
-        if dm is not None and getattr(dm, "split", None) is not None and len(dm.split.train.timestamp):
-            t = dm.split.train.timestamp
-            self.time_range.copy_(torch.tensor([t.min(), t.max()], dtype=torch.float64))
-
     def configure_optimizers(self):
         optimizer = super().configure_optimizers()
         total = self.trainer.estimated_stepping_batches
@@ -123,15 +91,6 @@ class HRNN(Recipe):
         total = max(int(total), 1)
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
-
-    def _recency_weights(self, times: Tensor) -> Tensor | None:
-        if not self.hparams.recency_mask:
-            return None
-        t0, t1 = self.time_range.tolist()
-        if t1 <= t0:
-            t0, t1 = float(times.min()), float(times.max())
-        age = ((times.double() - t0) / max(t1 - t0, 1e-9)).clamp(0, 1).float()
-        return 1.0 - self.hparams.recency_strength * (1.0 - age)
 
     def _one_thread(self):
         """On CPU, training steps (forward, backward, optimizer) and scoring run with one intra-op thread:
@@ -157,20 +116,13 @@ class HRNN(Recipe):
         # Predict every event but a window's first from the state just before it.
         predict = torch.zeros_like(starts)
         predict[:, 1:] = (items[:, :-1] > 0) & (items[:, 1:] > 0)                # (B, T)
+        self.count_popularity(batch)
         if self.current_epoch == 0:
-            self.item_counts += torch.bincount(items.flatten(), minlength=self.n_items).float()
-            self.item_counts[0] = 0
             self.session_start_counts += torch.stack([(starts & predict).sum(), predict.sum()]).float()
         query = self.model.query(contexts[predict])                              # (N, C + 1)
         target = items[predict]                                                  # (N,)
-        weights = self._recency_weights(batch.timestamps[predict])
-        table = self.model.output_table()
-        if self.uses_full_softmax:
-            return full_softmax_loss(query, target, table, weights)
-        proposal = (self.item_counts + 1.0).pow(0.75)
-        proposal[0] = 0
-        log_q = (proposal / proposal.sum()).log()
-        return sampled_softmax_loss(query, target, table, log_q, self.hparams.num_negatives, weights)
+        weights = self.recency_weights(batch.timestamps[predict])
+        return self.catalogue_loss(query, target, self.model.output_table(), weights)
 
     def _score(self, inputs: SequenceBatch) -> Tensor:
         items = inputs.items
@@ -186,6 +138,4 @@ class HRNN(Recipe):
         scores = probs(going_on) if p < 1 else 0.0
         if p > 0:
             scores = (1 - p) * scores + p * probs(restarted)
-        popular = (self.item_counts / self.item_counts.sum().clamp(min=1)).expand(items.shape[0], -1)
-        has_history = (items > 0).any(1, keepdim=True)
-        return torch.where(has_history, scores, popular)
+        return self.with_popular_fallback(scores, items)
