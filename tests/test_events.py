@@ -6,12 +6,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
-import time
-from contextlib import contextmanager
 from datetime import datetime, timezone
 
 import boto3
@@ -19,9 +16,8 @@ import botocore.exceptions
 import numpy as np
 import pytest
 import torch
-import uvicorn
 from fastapi.testclient import TestClient
-from tests.conftest import REPO, SMALL_DEMO, compose_train_config
+from tests.conftest import REPO, SMALL_DEMO, compose_train_config, serving
 
 from personalize_torch.data.batching import SequenceBatch, sequence_batch
 from personalize_torch.metrics.ranking import mask_scores, ranked_items
@@ -60,28 +56,6 @@ def neighbours(predictor: Predictor, item: str, leave_out: set[str] = frozenset(
 def history_of(predictor: Predictor, user: str) -> set[str]:
     row = predictor.solution.history_rows([user])[0]
     return set(predictor.solution.item_vocab.to_id(predictor.solution.histories.items_of(row)))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def serving(app):
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.time() + 20
-        while not server.started and time.time() < deadline:
-            time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def clients(url: str):

@@ -1,14 +1,11 @@
 """serve.py's app answers Personalize Runtime's GetRecommendations; an unmodified boto3 client works."""
 
-import socket
-import threading
-import time
 
 import boto3
 import botocore.exceptions
 import pytest
 import uvicorn
-from tests.conftest import SMALL_DEMO, compose_train_config
+from tests.conftest import SMALL_DEMO, compose_train_config, serving
 from fastapi.testclient import TestClient
 
 from personalize_torch.serving.app import arn_name, create_app
@@ -84,23 +81,9 @@ def test_get_recommendations_for_an_item(sims_predictor, predictor):
     assert pop.status_code == 200 and item not in {x["itemId"] for x in pop.json()["itemList"]}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_unmodified_boto3_client(predictor, sims_predictor):
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app({"shop": predictor, "similar": sims_predictor}),
-                                           host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.time() + 20
-        while not server.started and time.time() < deadline:
-            time.sleep(0.05)
-        client = boto3.client("personalize-runtime", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
+    with serving(create_app({"shop": predictor, "similar": sims_predictor})) as url:
+        client = boto3.client("personalize-runtime", endpoint_url=url, region_name="us-east-1",
                               aws_access_key_id="test", aws_secret_access_key="test")
         user = predictor.solution.user_vocab.ids[1]
         response = client.get_recommendations(campaignArn=ARN.format("shop"), userId=user, numResults=4)
@@ -116,9 +99,6 @@ def test_unmodified_boto3_client(predictor, sims_predictor):
             client.get_recommendations(campaignArn=ARN.format("shop"), numResults=4)
         assert err.value.response["Error"]["Code"] == "InvalidInputException"
         assert isinstance(err.value, client.exceptions.InvalidInputException)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def test_serve_py_serves_a_solution_with_a_durable_event_store(trained_solution, tmp_path, monkeypatch):
