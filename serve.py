@@ -29,7 +29,8 @@ def main(cfg: DictConfig) -> None:
         entries = OmegaConf.to_container(cfg.campaigns) if cfg.campaigns else {}
         if cfg.solution:
             entries.setdefault("default", {"solution": cfg.solution, "exploration_weight": cfg.exploration_weight,
-                                           "exploration_item_age_cut_off": cfg.exploration_item_age_cut_off})
+                                           "exploration_item_age_cut_off": cfg.exploration_item_age_cut_off,
+                                           "backfill_popular": cfg.backfill_popular})
         if not entries:
             raise InputError("nothing to serve: give solution=<dir> or campaigns={name: dir}", column="solution")
         campaigns, settings = {}, {}

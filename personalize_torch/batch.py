@@ -33,6 +33,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="a Personalize filter expression, e.g. 'EXCLUDE ItemID WHERE Items.GENRES IN (\"Horror\")'")
     p.add_argument("--filter-values", default=None,
                    help='the filter\'s parameters as JSON, e.g. \'{"GENRE": "\\"Comedy\\""}\' (lines may add filterValues)')
+    p.add_argument("--backfill-popular", action="store_true",
+                   help="fill lists that the filter leaves short with popular items that pass it "
+                        "(score null, reasons [\"Popular item\"])")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     return p.parse_args(argv)
 
@@ -63,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
             tqdm(total=in_path.stat().st_size, unit="B", unit_scale=True, desc="batch inference",
                  disable=None, file=sys.stderr) as bar:
         counts = run_batch_inference(predictor, src, dst, args.num_results, not args.include_seen, bar, job_filter,
-                                     job_filter_values)
+                                     job_filter_values, backfill_popular=args.backfill_popular)
     os.replace(tmp, out_path)
     print(f"{counts['lines']} lines scored ({counts['errors']} with errors) -> {out_path}", file=sys.stderr)
 

@@ -13,10 +13,14 @@ from personalize_torch.serving.predictor import MAX_RESULTS
 
 
 class Promotion(BaseModel):
-    name: str | None = None
-    percentPromotedItems: int | None = None
-    filterArn: str | None = None
-    filterValues: dict[str, str] | None = None
+    """botocore's Promotion; a name and a percentage are required here (they tag and size the promoted part)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=63, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9\-_]*$")
+    percentPromotedItems: int = Field(ge=1, le=100)
+    filterArn: str | None = Field(None, max_length=256)
+    filterValues: dict[str, str] | None = Field(None, max_length=25)
 
 
 class GetRecommendationsRequest(BaseModel):
@@ -30,7 +34,7 @@ class GetRecommendationsRequest(BaseModel):
     context: dict[str, str] | None = None
     filterArn: str | None = None
     filterValues: dict[str, str] | None = None
-    promotions: list[Promotion] | None = None
+    promotions: list[Promotion] | None = Field(None, max_length=1)  # Personalize takes one promotion per request
     metadataColumns: dict[str, list[str]] | None = None
 
 

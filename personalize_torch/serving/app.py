@@ -29,7 +29,8 @@ from personalize_torch.filters import Filter
 from personalize_torch.serving.api_models import (GetRecommendationsRequest, GetRecommendationsResponse,
                                                   PredictedItem, PutEventsRequest, PutItemsRequest, PutUsersRequest)
 from personalize_torch.serving.event_store import Event, EventStore, UserEventColumns, property_fields
-from personalize_torch.serving.predictor import Predictor, RecentEvents, RequestOptions
+from personalize_torch.serving.predictor import Predictor, RecentEvents, RecommendedItem, RequestOptions
+from personalize_torch.serving.promotions import Promotion
 
 
 class ServiceError(Exception):
@@ -52,10 +53,12 @@ def arn_name(arn: str) -> str:
 
 @dataclass
 class CampaignSettings:
-    """A campaign's campaignConfig: itemExplorationConfig's explorationWeight and explorationItemAgeCutOff."""
+    """A campaign's campaignConfig: itemExplorationConfig's explorationWeight and explorationItemAgeCutOff;
+    and whether lists that a filter leaves short are back-filled with popular items ("Popular item")."""
 
     exploration_weight: float = 0.0
     exploration_item_age_cut_off: float = 30.0
+    backfill_popular: bool = False
 
 
 def recent_events(stored: UserEventColumns, predictor: Predictor) -> RecentEvents | None:
@@ -114,13 +117,26 @@ def create_app(campaigns: dict[str, Predictor], filters: dict[str, Filter] | Non
             return next(iter(campaigns))
         raise not_found(f"campaign {name!r} does not exist; campaigns: {', '.join(sorted(campaigns))}")
 
+    def named_filter(arn: str, field: str = "filterArn") -> Filter:
+        name = arn_name(arn)
+        if name not in filters:
+            raise not_found(f"{field}: filter {name!r} does not exist; filters: {', '.join(sorted(filters)) or 'none'}")
+        return filters[name]
+
+    def promotion(req: GetRecommendationsRequest) -> Promotion | None:
+        """The request's one promotion (the request model allows at most one)."""
+        if not req.promotions:
+            return None
+        (p,) = req.promotions
+        if p.filterArn is None:
+            raise invalid_input("promotions[0].filterArn is required: the filter that selects promoted items")
+        return Promotion(p.name, p.percentPromotedItems, named_filter(p.filterArn, "promotions[0].filterArn"),
+                         p.filterValues)
+
     def request_options(req: GetRecommendationsRequest, campaign: str) -> RequestOptions:
         chosen = None
         if req.filterArn is not None:
-            name = arn_name(req.filterArn)
-            if name not in filters:
-                raise not_found(f"filter {name!r} does not exist; filters: {', '.join(sorted(filters)) or 'none'}")
-            chosen = filters[name]
+            chosen = named_filter(req.filterArn)
         elif req.filterValues:
             raise invalid_input("filterValues were given without a filterArn")
         config = settings.get(campaign, CampaignSettings())
@@ -129,7 +145,17 @@ def create_app(campaigns: dict[str, Predictor], filters: dict[str, Filter] | Non
             streamed = recent_events(store.user_event_columns(req.userId), campaigns[campaign])
         return RequestOptions(filter=chosen, filter_values=req.filterValues, context=req.context,
                               exploration_weight=config.exploration_weight,
-                              exploration_item_age_cut_off=config.exploration_item_age_cut_off, events=streamed)
+                              exploration_item_age_cut_off=config.exploration_item_age_cut_off, events=streamed,
+                              promotion=promotion(req), backfill_popular=config.backfill_popular)
+
+    def predicted_items(predictor: Predictor, items: list[RecommendedItem], columns: list[str]) -> list[PredictedItem]:
+        """Response items: score (none for popular back-fill), promotionName, reason, metadata (metadataColumns)."""
+        metadata = ([None] * len(items) if not columns else predictor.item_metadata.lookup(
+            predictor.solution.item_vocab.to_idx([r.item_id for r in items]), columns))
+        return [PredictedItem(itemId=r.item_id, score=round(r.score, 8) if r.score is not None else None,
+                              promotionName=r.promotion_name, reason=list(r.reason) if r.reason else None,
+                              metadata=m)
+                for r, m in zip(items, metadata)]
 
     @app.get("/ping")
     def ping() -> dict:
@@ -141,6 +167,7 @@ def create_app(campaigns: dict[str, Predictor], filters: dict[str, Filter] | Non
         predictor = campaigns[campaign]
         options = request_options(req, campaign)
         try:
+            columns = predictor.item_metadata.check(req.metadataColumns)
             if req.itemId is not None:  # related items; a userId as well leaves out that user's items
                 (items,) = predictor.recommend_related([req.itemId], req.numResults, [req.userId], options=options)
             elif req.userId is not None:
@@ -150,7 +177,7 @@ def create_app(campaigns: dict[str, Predictor], filters: dict[str, Filter] | Non
         except InputError as err:
             raise invalid_input(err.describe()) from None
         return GetRecommendationsResponse(
-            itemList=[PredictedItem(itemId=r.item_id, score=round(r.score, 8)) for r in items],
+            itemList=predicted_items(predictor, items, columns),
             recommendationId=f"RID-{uuid.uuid4()}",
         )
 

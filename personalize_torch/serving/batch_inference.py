@@ -7,6 +7,9 @@ Related-items input (SIMS-style; every recipe answers it, see `Predictor.recomme
     {"itemId": "105"}
     -> {"input": {"itemId": "105"}, "output": {"recommendedItems": [...], "scores": [...]}, "error": null}
 Lines may carry Personalize's per-line `filterValues` (used with the job's filter) and `context`.
+With popular back-fill (`backfill_popular`, `--backfill-popular`), lists that the filter leaves short are
+filled with popular items that pass it: their score is null, and each output has a parallel `reasons`
+list (null, or ["Popular item"] for a back-filled item).
 The queried item is never recommended. A line with both is a related-items query for `itemId` that
 also leaves out the user's own items. A bad line (not JSON, neither id, an id that is not a non-empty
 string) gets {"input": <the line>, "output": null, "error": "<what is wrong>"}; other lines are unaffected.
@@ -50,13 +53,13 @@ def _parse(line: str) -> tuple[object, str | None]:
 
 
 def _recommend(predictor: Predictor, objs: list[dict], num_results: int, exclude_seen: bool,
-               job_filter: Filter | None, job_filter_values: dict | None) -> list:
+               job_filter: Filter | None, job_filter_values: dict | None, backfill_popular: bool = False) -> list:
     """Recommendations for valid input objects, in order (user lines and item lines batched apart)."""
     def options(group: list[dict]) -> RequestOptions:
         return RequestOptions(filter=job_filter,
                               filter_values=[{**(job_filter_values or {}), **(o.get("filterValues") or {})}
                                              for o in group],
-                              context=[o.get("context") for o in group])
+                              context=[o.get("context") for o in group], backfill_popular=backfill_popular)
 
     by_item = [o for o in objs if o.get("itemId") is not None]
     by_user = [o for o in objs if o.get("itemId") is None]
@@ -69,15 +72,17 @@ def _recommend(predictor: Predictor, objs: list[dict], num_results: int, exclude
 
 
 def _results(predictor: Predictor, lines: list[str], num_results: int, exclude_seen: bool,
-             job_filter: Filter | None = None, job_filter_values: dict | None = None) -> Iterator[dict]:
+             job_filter: Filter | None = None, job_filter_values: dict | None = None,
+             backfill_popular: bool = False) -> Iterator[dict]:
     parsed = [_parse(line) for line in lines]
     good = [obj for obj, err in parsed if err is None]
+    args = (num_results, exclude_seen, job_filter, job_filter_values, backfill_popular)
     try:
-        recs = iter(_recommend(predictor, good, num_results, exclude_seen, job_filter, job_filter_values))
+        recs = iter(_recommend(predictor, good, *args))
     except InputError:
         # Some line's request is bad (e.g. a missing INCLUDE filter parameter): score line by line so
         # the error lands on that line only.
-        recs = iter(_one_by_one(predictor, good, num_results, exclude_seen, job_filter, job_filter_values))
+        recs = iter(_one_by_one(predictor, good, *args))
     for obj, err in parsed:
         if err is not None:
             yield {"input": obj, "output": None, "error": err}
@@ -86,15 +91,20 @@ def _results(predictor: Predictor, lines: list[str], num_results: int, exclude_s
         if isinstance(items, InputError):
             yield {"input": obj, "output": None, "error": items.describe()}
             continue
-        yield {"input": obj, "output": {"recommendedItems": [r.item_id for r in items],
-                                        "scores": [round(r.score, 8) for r in items]}, "error": None}
+        output = {"recommendedItems": [r.item_id for r in items],
+                  "scores": [round(r.score, 8) if r.score is not None else None for r in items]}
+        if backfill_popular:
+            output["reasons"] = [list(r.reason) if r.reason else None for r in items]
+        yield {"input": obj, "output": output, "error": None}
 
 
-def _one_by_one(predictor, objs, num_results, exclude_seen, job_filter, job_filter_values) -> list:
+def _one_by_one(predictor, objs, num_results, exclude_seen, job_filter, job_filter_values,
+                backfill_popular=False) -> list:
     out = []
     for obj in objs:
         try:
-            out.append(_recommend(predictor, [obj], num_results, exclude_seen, job_filter, job_filter_values)[0])
+            out.append(_recommend(predictor, [obj], num_results, exclude_seen, job_filter, job_filter_values,
+                                  backfill_popular)[0])
         except InputError as err:
             out.append(err)
     return out
@@ -102,17 +112,18 @@ def _one_by_one(predictor, objs, num_results, exclude_seen, job_filter, job_filt
 
 def run_batch_inference(predictor: Predictor, lines: Iterable[str], out: IO[str], num_results: int = 25,
                         exclude_seen: bool = True, progress: tqdm | None = None, job_filter: Filter | None = None,
-                        job_filter_values: dict | None = None) -> dict[str, int]:
+                        job_filter_values: dict | None = None, backfill_popular: bool = False) -> dict[str, int]:
     """Score every non-blank input line and write one output line each, in input order; with a filter
     (Personalize's batch job filterArn), its parameters come from `job_filter_values` and each line's
-    `filterValues`."""
+    `filterValues`; `backfill_popular` fills short lists with popular items (see the module docstring)."""
     if not 1 <= num_results <= MAX_RESULTS:
         raise ValueError(f"num_results must be between 1 and {MAX_RESULTS}")
     counts = {"lines": 0, "errors": 0}
     chunk: list[str] = []
 
     def flush() -> None:
-        for result in _results(predictor, chunk, num_results, exclude_seen, job_filter, job_filter_values):
+        for result in _results(predictor, chunk, num_results, exclude_seen, job_filter, job_filter_values,
+                               backfill_popular):
             out.write(json.dumps(result) + "\n")
             counts["lines"] += 1
             counts["errors"] += result["error"] is not None

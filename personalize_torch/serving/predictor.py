@@ -15,9 +15,13 @@ from personalize_torch.data import constants as C
 from personalize_torch.data.batching import SequenceBatch, history_items, sequence_batch
 from personalize_torch.errors import InputError
 from personalize_torch.filters import Catalogue, Filter
-from personalize_torch.metrics.ranking import mask_scores, ranked_items
+from personalize_torch.metrics.ranking import mask_scores
+from personalize_torch.serving.backfill import item_popularity
 from personalize_torch.serving.exploration import explore, exploration_distribution, item_ages_days
 from personalize_torch.serving.filtering import build_catalogue
+from personalize_torch.serving.item_metadata import ItemMetadata
+from personalize_torch.serving.promotions import Promotion
+from personalize_torch.serving.slate import compose_slates
 from personalize_torch.solution_version import SolutionVersion, load_solution_version
 
 MAX_RESULTS = 500
@@ -49,12 +53,17 @@ class RequestOptions:
     exploration_weight: float = 0.0
     exploration_item_age_cut_off: float = 30.0
     events: RecentEvents | Sequence[RecentEvents | None] | None = None
+    # Promotion (serving/promotions.py) and the campaign's popular back-fill of short lists (serving/backfill.py)
+    promotion: Promotion | None = None
+    backfill_popular: bool = False
 
 
 @dataclass
 class RecommendedItem:
     item_id: str
-    score: float
+    score: float | None  # None: no score for the user (a popular back-fill item)
+    promotion_name: str | None = None  # the promotion that placed the item
+    reason: tuple[str, ...] | None = None  # ("Promoted item",) / ("Popular item",), as Personalize's reason
 
 
 def append_events(inputs: SequenceBatch, items: torch.Tensor, timestamps: torch.Tensor,
@@ -104,6 +113,17 @@ class Predictor:
     def catalogue(self) -> Catalogue:
         """The filter catalogue (items, users, interactions), built on first use."""
         return build_catalogue(self.solution)
+
+    @cached_property
+    def _popularity(self) -> torch.Tensor:
+        """(n_items,) distinct training users per item: the order of popular back-fill."""
+        n = self.solution.item_vocab.size_with_padding
+        return torch.from_numpy(item_popularity(self.solution.histories, n))
+
+    @cached_property
+    def item_metadata(self) -> ItemMetadata:
+        """The Items table's values as text, for `metadataColumns`."""
+        return ItemMetadata(self.solution.items)
 
     @cached_property
     def _exploration(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -243,18 +263,21 @@ class Predictor:
             counts, ages = self._exploration
             p = exploration_distribution(counts, ages, options.exploration_item_age_cut_off).to(self.device)
             scores = explore(scores, p, options.exploration_weight)
+        allowed = promoted = None
+        if options.filter is not None or options.promotion is not None:
+            rows = list(self.catalogue.user_rows([u if u is not None else "" for u in (user_ids or [None] * B)]))
         if options.filter is not None:
-            rows = self.catalogue.user_rows([u if u is not None else "" for u in (user_ids or [None] * B)])
-            allowed = options.filter.item_mask(self.catalogue, list(rows), options.filter_values,
-                                               current_items=current_items)
-            scores = scores.masked_fill(~allowed.view(B, -1).to(self.device), float("-inf"))
+            allowed = options.filter.item_mask(self.catalogue, rows, options.filter_values,
+                                               current_items=current_items).view(B, -1).to(self.device)
+        promotion = options.promotion
+        if promotion is not None:  # its own filter and values; the request's filter does not apply to it
+            promoted = promotion.filter.item_mask(self.catalogue, rows, promotion.filter_values,
+                                                  current_items=current_items).view(B, -1).to(self.device)
         k = min(max(int(num_results), 0), MAX_RESULTS, scores.shape[1])
-        top = ranked_items(scores, k)
-        top_scores = scores.gather(1, top).cpu().numpy()
-        top = top.cpu().numpy()
+        slates = compose_slates(scores, k, allowed, promotion, promoted,
+                                self._popularity if options.backfill_popular else None, current_items)
         out = []
-        for items, vals in zip(top, top_scores):
-            ok = np.isfinite(vals)
-            out.append([RecommendedItem(str(i), float(v))
-                        for i, v in zip(self.solution.item_vocab.to_id(items[ok]), vals[ok])])
+        for slate in slates:
+            ids = self.solution.item_vocab.to_id(np.asarray([s.idx for s in slate], dtype=np.int64))
+            out.append([RecommendedItem(str(i), s.score, s.promotion_name, s.reason) for i, s in zip(ids, slate)])
         return out
