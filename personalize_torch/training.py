@@ -38,6 +38,10 @@ def data_sizes(dm: InteractionsDataModule, recipe_cls: type) -> dict:
         features = dm.item_features
         sizes.update(item_value_vocab_size=features.vocab_size, item_value_slots=features.categorical.shape[1],
                      item_numeric_features=features.numeric.shape[1])
+    if "user_value_slots" in params:
+        users = dm.user_features
+        sizes.update(n_users=dm.n_users, user_value_vocab_size=users.vocab_size,
+                     user_value_slots=users.categorical.shape[1], user_numeric_features=users.numeric.shape[1])
     return sizes
 
 
@@ -53,6 +57,12 @@ def make_recipe(recipe_cls: type[Recipe], dm: InteractionsDataModule, **hyperpar
     if hasattr(recipe, "set_item_features"):
         features = dm.item_features
         recipe.set_item_features(torch.from_numpy(features.categorical), torch.from_numpy(features.numeric))
+    if hasattr(recipe, "set_user_features"):
+        users = dm.user_features
+        recipe.set_user_features(torch.from_numpy(users.categorical), torch.from_numpy(users.numeric))
+    if hasattr(recipe, "set_item_activity"):   # HRNN-Coldstart: which items are cold
+        recipe.set_item_activity(torch.from_numpy(dm.item_interaction_counts),
+                                 torch.from_numpy(dm.item_creation_timestamps))
     return recipe
 
 

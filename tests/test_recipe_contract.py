@@ -54,7 +54,12 @@ def test_recipe_contract(name, datamodule, tmp_path):
     with torch.no_grad():
         scores = recipe.score(batch)
     assert scores.shape == (batch.items.shape[0], dm.n_items)
-    assert torch.isfinite(scores).all()
+    allowed = recipe.recommendable_items()   # None: every item (HRNN-Coldstart: only cold items)
+    if allowed is None:
+        assert torch.isfinite(scores).all()
+    else:
+        assert 0 < allowed.sum() < dm.n_items and not allowed[0]
+        assert torch.isfinite(scores[:, allowed]).all() and (scores[:, ~allowed] == float("-inf")).all()
 
     out = save_solution_version(tmp_path / "sv", trainer, recipe, dm, {"metrics": {}})
     loaded = load_solution_version(out)
@@ -66,12 +71,14 @@ def test_recipe_contract(name, datamodule, tmp_path):
     predictor = Predictor(loaded)
     users = list(dm.user_vocab.ids[:5]) + ["never-seen-user"]
     recs = predictor.recommend(users, num_results=10)
+    recommendable = set(dm.item_vocab.ids) if allowed is None else set(dm.item_vocab.to_id(allowed.nonzero()[:, 0]))
     for user, items in zip(users, recs):
-        assert len(items) == 10
-        ids = [r.item_id for r in items]
-        assert len(set(ids)) == 10 and all(i in set(dm.item_vocab.ids) for i in ids)
         row = loaded.history_rows([user])[0]
         seen = set(dm.item_vocab.to_id(loaded.histories.items_of(row))) if row >= 0 else set()
+        expected = min(10, len(recommendable - seen))
+        assert len(items) == expected
+        ids = [r.item_id for r in items]
+        assert len(set(ids)) == expected and all(i in recommendable for i in ids)
         assert not seen & set(ids)
         assert all(a.score >= b.score for a, b in zip(items, items[1:]))
 

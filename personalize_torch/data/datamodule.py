@@ -6,6 +6,7 @@ import hashlib
 from functools import cached_property
 
 import numpy as np
+import pandas as pd
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader
 
@@ -13,7 +14,7 @@ from personalize_torch.data import constants as C
 from personalize_torch.data.batching import EvalCollate, WindowCollate, training_windows
 from personalize_torch.data.dataset_group import DatasetGroup
 from personalize_torch.data.event_selection import select_events
-from personalize_torch.data.item_features import ItemFeatures, build_item_features
+from personalize_torch.data.item_features import ItemFeatures, build_item_features, build_user_features
 from personalize_torch.data.minimum_data import check_minimum_data
 from personalize_torch.data.sequences import (UserSequences, build_context_vocabs, context_fields,
                                               encode_interactions)
@@ -66,6 +67,28 @@ class InteractionsDataModule(pl.LightningDataModule):
     def item_features(self) -> ItemFeatures:
         """The Items metadata as model inputs, aligned with the item vocabulary."""
         return build_item_features(self.group.items, self.group.schemas.get(C.ITEMS), self.item_vocab)
+
+    @cached_property
+    def user_features(self) -> ItemFeatures:
+        """The Users metadata as model inputs, aligned with the user vocabulary (HRNN-Meta reads it)."""
+        return build_user_features(self.group.users, self.group.schemas.get(C.USERS), self.user_vocab)
+
+    @cached_property
+    def item_interaction_counts(self) -> np.ndarray:
+        """(n_items,) how many selected events (all of them, held-out ones too) each item index has."""
+        return np.bincount(self.sequences.item_idx, minlength=self.n_items)[:self.n_items]
+
+    @cached_property
+    def item_creation_timestamps(self) -> np.ndarray:
+        """(n_items,) each item's CREATION_TIMESTAMP (epoch seconds) from the Items dataset, NaN if unknown."""
+        out = np.full(self.n_items, np.nan)
+        items = self.group.items
+        if items is not None and C.CREATION_TIMESTAMP in items.columns:
+            items = items.drop_duplicates(C.ITEM_ID, keep="last")
+            rows = self.item_vocab.to_idx(items[C.ITEM_ID].astype(str).to_numpy(dtype=object))
+            created = pd.to_numeric(items[C.CREATION_TIMESTAMP], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+            out[rows[rows > 0]] = created[rows > 0]
+        return out
 
     @property
     def context_cardinalities(self) -> list[int]:

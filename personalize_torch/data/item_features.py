@@ -7,6 +7,9 @@
 - `numeric` (n_items, K): each numeric field (CREATION_TIMESTAMP included) standardized with the
   catalogue's mean and standard deviation, missing values 0.
 Items the Items dataset lacks get all zeros. Vectorized with pandas; no loops over items.
+
+`build_user_features` encodes the Users dataset the same way (rows = user indices), for recipes that
+read user metadata (HRNN-Meta).
 """
 
 from __future__ import annotations
@@ -38,7 +41,8 @@ class ItemFeatures:
         return {"values": [str(v) for v in self.value_vocab.ids], "numeric_stats": self.numeric_stats}
 
 
-def _field_kinds(items: pd.DataFrame, schema: Schema | None) -> tuple[list[str], list[str]]:
+def _field_kinds(items: pd.DataFrame, schema: Schema | None, id_column: str = C.ITEM_ID
+                 ) -> tuple[list[str], list[str]]:
     if schema is not None:
         meta = [f for f in schema.metadata_fields if f.name in items.columns]
         categorical = [f.name for f in meta if f.type == "string" and not f.textual]
@@ -46,23 +50,24 @@ def _field_kinds(items: pd.DataFrame, schema: Schema | None) -> tuple[list[str],
         if C.CREATION_TIMESTAMP in items.columns and C.CREATION_TIMESTAMP not in numeric:
             numeric.append(C.CREATION_TIMESTAMP)
         return categorical, numeric
-    columns = [c for c in items.columns if c != C.ITEM_ID]
+    columns = [c for c in items.columns if c != id_column]
     numeric = [c for c in columns if pd.api.types.is_numeric_dtype(items[c])]
     return [c for c in columns if c not in numeric], numeric
 
 
 def build_item_features(items: pd.DataFrame | None, schema: Schema | None, item_vocab: Vocab,
-                        previous: dict | None = None) -> ItemFeatures:
+                        previous: dict | None = None, id_column: str = C.ITEM_ID) -> ItemFeatures:
     """`previous` (an `ItemFeatures.describe()`): encode as a trained model expects — known values keep
-    their indices (new ones are appended) and numbers use the same standardization."""
+    their indices (new ones are appended) and numbers use the same standardization. `id_column`: the
+    id field of the rows (USER_ID for the Users dataset, see `build_user_features`)."""
     n = item_vocab.size_with_padding
     if items is None or not len(items):
         return ItemFeatures(np.zeros((n, 0), dtype=np.int64), np.zeros((n, 0), dtype=np.float32))
-    items = items.drop_duplicates(C.ITEM_ID, keep="last")
-    rows = item_vocab.to_idx(items[C.ITEM_ID].to_numpy(dtype=object))
+    items = items.drop_duplicates(id_column, keep="last")
+    rows = item_vocab.to_idx(items[id_column].astype(str).to_numpy(dtype=object))
     known = rows > 0
     items, rows = items[known], rows[known]
-    categorical_fields, numeric_fields = _field_kinds(items, schema)
+    categorical_fields, numeric_fields = _field_kinds(items, schema, id_column)
 
     # Categorical: explode multi-values into (row, "FIELD=value") pairs, then pack each item's values.
     pairs = []
@@ -94,3 +99,10 @@ def build_item_features(items: pd.DataFrame | None, schema: Schema | None, item_
         stats[name] = (mean, std)
         numeric[rows, k] = np.nan_to_num((x - mean) / (std if std > 0 else 1.0))
     return ItemFeatures(categorical, numeric, value_vocab, list(numeric_fields), stats)
+
+
+def build_user_features(users: pd.DataFrame | None, schema: Schema | None, user_vocab: Vocab) -> ItemFeatures:
+    """The Users metadata as model inputs, aligned with the user vocabulary (row u = user index u, row 0 =
+    padding / unknown users): categorical values (`|` multi-values) and standardized numbers, as for items.
+    Users the Users dataset lacks, and users with no events (not in the vocabulary), are left out."""
+    return build_item_features(users, schema, user_vocab, id_column=C.USER_ID)

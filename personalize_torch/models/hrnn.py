@@ -93,17 +93,24 @@ class HierarchicalGRU(nn.Module):
         user = self.user_gru(self.dropout(session), user)
         return torch.tanh(self.session_init(user)), user
 
-    def forward(self, items: Tensor, session_start: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def forward(self, items: Tensor, session_start: Tensor, inputs: Tensor | None = None,
+                initial_user: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
         """Returns (contexts (B, T, 2C), context after the last event if the session goes on (B, 2C), context
         if a new session starts after the last event (B, 2C)). contexts[:, t] predicts items[:, t].
-        `items` must be left-padded (padding only before a row's first event)."""
+        `items` must be left-padded (padding only before a row's first event).
+
+        Optional, for models that read more than item ids (HRNN-Meta): `inputs` (B, T, C), the vectors the
+        GRUs read instead of the item embeddings (0 at padding), and `initial_user` (B, C), the user-level
+        state before the first session (zeros when None), e.g. built from the user's metadata."""
         B, T = items.shape
         valid = items > 0                                                        # (B, T)
-        x = self.embedding_dropout(self.item_embedding(items))                   # (B, T, C), 0 at padding
+        x = self.item_embedding(items) if inputs is None else inputs
+        x = self.embedding_dropout(x)                                            # (B, T, C), 0 at padding
         zero = x.new_zeros(B, self.dim)
         # Before its first event a row sits in its first session (padding leaves the state alone); a
         # later session start first runs the user GRU. Which steps have any is known up front.
-        session, user = torch.tanh(self.session_init(zero)), zero
+        user = zero if initial_user is None else initial_user
+        session = torch.tanh(self.session_init(user))
         later_start = session_start & ((valid.cumsum(1) - valid.long()) > 0)     # (B, T)
         steps_with_later_start = later_start.any(0).tolist()
         states = []
@@ -129,9 +136,11 @@ class HierarchicalGRU(nn.Module):
         q = self.output(self.dropout(context))
         return torch.cat([q, torch.ones_like(q[..., :1])], dim=-1)
 
-    def output_table(self) -> Tensor:
-        """(n_items, C + 1): item embeddings (tied with the input) and item biases."""
-        return torch.cat([self.item_embedding.weight, self.item_bias[:, None]], dim=1)
+    def output_table(self, items: Tensor | None = None) -> Tensor:
+        """(n_items, C + 1): item vectors (`items` (n_items, C), default the item embeddings, tied with the
+        input) and item biases."""
+        items = self.item_embedding.weight if items is None else items
+        return torch.cat([items, self.item_bias[:, None]], dim=1)
 
     def item_scores(self, context: Tensor) -> Tensor:
         """Scores (..., n_items) of every item for contexts (..., 2C)."""

@@ -73,6 +73,11 @@ class Recipe(pl.LightningModule):
     def loss(self, batch: SequenceBatch) -> Tensor:
         raise NotImplementedError
 
+    def recommendable_items(self) -> Tensor | None:
+        """(n_items,) bool mask of the items the recipe may recommend (others score -inf); None: all.
+        HRNN-Coldstart recommends only cold items."""
+        return None
+
     def accumulate(self, batch: SequenceBatch) -> None:
         raise NotImplementedError
 

@@ -62,6 +62,11 @@ class HRNN(NextItemRecipe):
                  max_user_history_length_percentile: float = 0.99):
         super().__init__(n_items)
         self._save_hyperparameters(locals())
+        self._build()
+
+    def _build(self) -> None:
+        """Check HRNN's hyperparameters and build the network. A subclass with more hyperparameters
+        (HRNN-Meta) saves its own and then calls this, instead of calling `HRNN.__init__`."""
         hp = self.hparams
         self._check_next_item_hyperparameters()
         check_range("session_gap_seconds", hp.session_gap_seconds, 0, float("inf"))
@@ -69,7 +74,7 @@ class HRNN(NextItemRecipe):
         check_range("embedding_dropout", hp.embedding_dropout, 0.0, 1.0)
         if hp.lr_schedule not in ("constant", "cosine"):
             raise InputError(f"expected constant or cosine, got {hp.lr_schedule!r}", column="lr_schedule")
-        self.model = HierarchicalGRU(n_items, hp.hidden_dimension, hp.dropout, hp.embedding_dropout)
+        self.model = HierarchicalGRU(self.n_items, hp.hidden_dimension, hp.dropout, hp.embedding_dropout)
         # Predicted training events that opened a session / all predicted training events (first epoch).
         self.register_buffer("session_start_counts", torch.zeros(2))
 
@@ -109,28 +114,54 @@ class HRNN(NextItemRecipe):
         with self._one_thread():
             return self._score(inputs)
 
+    # --- what a subclass adds to the inputs (HRNN-Meta: metadata, user fields, context) --------------
+    def item_vectors(self) -> Tensor | None:
+        """(n_items, C) item vectors read as inputs and scored as outputs; None: the id embeddings."""
+        return None
+
+    def output_item_vectors(self, vectors: Tensor | None) -> Tensor | None:
+        """(n_items, C) item vectors scored as outputs, given `item_vectors()` (default: the same)."""
+        return vectors
+
+    def model_inputs(self, batch: SequenceBatch, items: Tensor | None) -> tuple[Tensor | None, Tensor | None]:
+        """(inputs (B, T, C), initial user state (B, C)) for the network, given `item_vectors()`;
+        None, None: the item embeddings and a zero user state (plain HRNN)."""
+        return None, None
+
+    def next_event_term(self, batch: SequenceBatch, predict: Tensor | None) -> Tensor | None:
+        """A vector added to the query of each predicted event: (N, C) for the events `predict` (B, T)
+        marks in training, (B, C) for the next event when scoring (`predict` None). None: nothing."""
+        return None
+
+    def _query(self, context: Tensor, extra: Tensor | None) -> Tensor:
+        query = self.model.query(context)                                        # (..., C + 1)
+        return query if extra is None else query + torch.nn.functional.pad(extra, (0, 1))
+
     def _loss(self, batch: SequenceBatch) -> Tensor:
         items = batch.items
         starts = self.session_starts(batch)
-        contexts, _, _ = self.model(items, starts)                               # (B, T, 2C)
+        vectors = self.item_vectors()
+        contexts, _, _ = self.model(items, starts, *self.model_inputs(batch, vectors))   # (B, T, 2C)
         # Predict every event but a window's first from the state just before it.
         predict = torch.zeros_like(starts)
         predict[:, 1:] = (items[:, :-1] > 0) & (items[:, 1:] > 0)                # (B, T)
         self.count_popularity(batch)
         if self.current_epoch == 0:
             self.session_start_counts += torch.stack([(starts & predict).sum(), predict.sum()]).float()
-        query = self.model.query(contexts[predict])                              # (N, C + 1)
+        query = self._query(contexts[predict], self.next_event_term(batch, predict))   # (N, C + 1)
         target = items[predict]                                                  # (N,)
         weights = self.recency_weights(batch.timestamps[predict])
-        return self.catalogue_loss(query, target, self.model.output_table(), weights)
+        return self.catalogue_loss(query, target, self.model.output_table(self.output_item_vectors(vectors)), weights)
 
     def _score(self, inputs: SequenceBatch) -> Tensor:
         items = inputs.items
-        _, going_on, restarted = self.model(items, self.session_starts(inputs))
-        table = self.model.output_table().T
+        vectors = self.item_vectors()
+        _, going_on, restarted = self.model(items, self.session_starts(inputs), *self.model_inputs(inputs, vectors))
+        table = self.model.output_table(self.output_item_vectors(vectors)).T
+        extra = self.next_event_term(inputs, None)
 
         def probs(context: Tensor) -> Tensor:
-            logits = self.model.query(context) @ table                           # (B, n_items)
+            logits = self._query(context, extra) @ table                         # (B, n_items)
             logits[:, 0] = -torch.inf
             return torch.softmax(logits, dim=1)
 

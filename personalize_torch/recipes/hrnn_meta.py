@@ -1,0 +1,124 @@
+"""HRNN-Meta (aws-hrnn-metadata): HRNN (`recipes/hrnn.py`) that also reads Items metadata, Users metadata
+and contextual interaction fields. Everything HRNN does (sessions, hyperparameters, loss, scoring mix of
+"session goes on" and "new session") is inherited; this recipe only changes what the networks read:
+
+- Items metadata (`use_item_metadata`; sizes from the data): an item's vector, read as input and scored
+  as output, is its id embedding plus the mean embedding of its categorical values (`|` multi-values)
+  plus a projection of its numeric fields, CREATION_TIMESTAMP included (`models.item_encoder`, the
+  encoder User-Personalization uses). Items with few events are placed by what they are.
+- Users metadata (`use_user_metadata`; sizes from the data): the same kind of encoder turns the user's
+  categorical and numeric fields into the user-level GRU's state before the first session
+  (`tanh(encoder(user))` instead of zeros), so the first session starts from what the user is and the
+  user-level state carries it forward. Users without metadata, and users unknown to the solution, start
+  from zeros as in HRNN.
+- Contextual interaction fields (`context_cardinalities`, from the data: DEVICE and other categorical
+  Interactions fields): each event's context is embedded and added to its input vector; the context of
+  the event being predicted (at request time the request's `context`, else the user's latest) is
+  embedded separately and added to the query, as in User-Personalization; a field the request leaves
+  out takes the user's latest value (so a batch line without `context` gets what `recommend` gives).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from personalize_torch.data.batching import SequenceBatch
+from personalize_torch.models.item_encoder import ItemMetadataEncoder
+from personalize_torch.recipes.hrnn import HRNN
+from personalize_torch.recipes.next_item import NextItemRecipe
+
+
+class HRNNMeta(HRNN):
+    recipe_name = "hrnn_meta"
+
+    def __init__(self, n_items: int, hidden_dimension: int = 43, bptt: int = 32, session_gap_seconds: int = 1800,
+                 dropout: float = 0.4, embedding_dropout: float = 0.4, learning_rate: float = 5e-3,
+                 weight_decay: float = 0.0, lr_schedule: str = "cosine", loss: str = "auto",
+                 num_negatives: int = 2048, full_softmax_max_items: int = 100_000, recency_mask: bool = True,
+                 recency_strength: float = 0.5,
+                 min_user_history_length_percentile: float = 0.0,
+                 max_user_history_length_percentile: float = 0.99,
+                 context_cardinalities: list[int] | None = None, use_item_metadata: bool = True,
+                 item_value_vocab_size: int = 0, item_value_slots: int = 0, item_numeric_features: int = 0,
+                 use_user_metadata: bool = True, n_users: int = 1, user_value_vocab_size: int = 0,
+                 user_value_slots: int = 0, user_numeric_features: int = 0):
+        NextItemRecipe.__init__(self, n_items)   # HRNN.__init__ would save only HRNN's hyperparameters
+        self._save_hyperparameters(locals())
+        self._build()
+        self._build_metadata()
+
+    def _build_metadata(self) -> None:
+        hp = self.hparams
+        dim = hp.hidden_dimension
+        cards = list(hp.context_cardinalities or [])
+        self.context_embeddings = nn.ModuleList(nn.Embedding(n, dim, padding_idx=0) for n in cards)
+        self.next_context_embeddings = nn.ModuleList(nn.Embedding(n, dim, padding_idx=0) for n in cards)
+        self.item_metadata = None
+        if hp.use_item_metadata and (hp.item_value_slots or hp.item_numeric_features):
+            self.item_metadata = ItemMetadataEncoder(dim, hp.item_value_vocab_size, hp.item_numeric_features)
+        self.register_buffer("item_values", torch.zeros(self.n_items, hp.item_value_slots, dtype=torch.long))
+        self.register_buffer("item_numeric", torch.zeros(self.n_items, hp.item_numeric_features))
+        self.user_metadata = None
+        if hp.use_user_metadata and (hp.user_value_slots or hp.user_numeric_features):
+            self.user_metadata = ItemMetadataEncoder(dim, hp.user_value_vocab_size, hp.user_numeric_features)
+        n_users = max(int(hp.n_users), 1)
+        self.register_buffer("user_values", torch.zeros(n_users, hp.user_value_slots, dtype=torch.long))
+        self.register_buffer("user_numeric", torch.zeros(n_users, hp.user_numeric_features))
+
+    # --- metadata from the data (data/item_features.py), kept as buffers in the checkpoint ----------------
+    def set_item_features(self, categorical: Tensor, numeric: Tensor) -> None:
+        self.item_values.copy_(categorical)
+        self.item_numeric.copy_(numeric)
+
+    def set_user_features(self, categorical: Tensor, numeric: Tensor) -> None:
+        """Rows are user indices (row 0: padding / unknown users)."""
+        self.user_values.copy_(categorical)
+        self.user_numeric.copy_(numeric)
+
+    # --- HRNN's hooks ---------------------------------------------------------------------------------
+    def item_metadata_vectors(self) -> Tensor | None:
+        """(n_items, C) the metadata part of every item's vector (0 for padding); None without metadata."""
+        if self.item_metadata is None:
+            return None
+        meta = self.item_metadata(self.item_values, self.item_numeric)
+        return meta * (torch.arange(self.n_items, device=meta.device) > 0).unsqueeze(1)
+
+    def item_vectors(self) -> Tensor | None:
+        meta = self.item_metadata_vectors()
+        return None if meta is None else self.model.item_embedding.weight + meta
+
+    def _embed_context(self, context: Tensor | None, tables: nn.ModuleList) -> Tensor | None:
+        """Sum of the field embeddings of context (..., F); None when there is none."""
+        if context is None or not len(tables):
+            return None
+        return sum(table(context[..., f]) for f, table in enumerate(tables))
+
+    def initial_user_state(self, user_idx: Tensor) -> Tensor | None:
+        """(B, C) the user-level state before the first session, from the user's metadata; None without."""
+        if self.user_metadata is None:
+            return None
+        rows = torch.where(user_idx < len(self.user_values), user_idx, torch.zeros_like(user_idx))
+        return torch.tanh(self.user_metadata(self.user_values[rows], self.user_numeric[rows]))
+
+    def model_inputs(self, batch: SequenceBatch, items: Tensor | None) -> tuple[Tensor | None, Tensor | None]:
+        table = self.model.item_embedding.weight if items is None else items
+        x = nn.functional.embedding(batch.items, table)                          # (B, T, C), 0 at padding
+        context = self._embed_context(batch.context, self.context_embeddings)
+        if context is not None:
+            x = x + context * (batch.items > 0).unsqueeze(-1)
+        return x, self.initial_user_state(batch.user_idx)
+
+    def next_event_term(self, batch: SequenceBatch, predict: Tensor | None) -> Tensor | None:
+        if not len(self.next_context_embeddings):
+            return None
+        if predict is not None:
+            context = batch.context[predict] if batch.context is not None else None      # (N, F)
+        else:   # the request's context; fields it does not give (0) take the user's latest value
+            latest = batch.context[:, -1] if batch.context is not None and batch.context.shape[1] else None
+            context = batch.next_context
+            if context is None:
+                context = latest
+            elif latest is not None:
+                context = torch.where(context > 0, context, latest)
+        return self._embed_context(context, self.next_context_embeddings)
