@@ -211,17 +211,32 @@ class Predictor:
                   options: RequestOptions | None = None) -> list[list[RecommendedItem]]:
         """Top `num_results` items for each user; unknown (or None) users get the cold-start ranking.
         `options.events` (streamed events) extend each user's stored history, newest last."""
-        sol = self.solution
-        rows = self._history_rows(user_ids)
-        inputs = sequence_batch(sol.histories, rows, self.recipe.input_length)
-        exclude = history_items(sol.histories, rows) if exclude_seen else None
-        streamed = self._streamed(options, len(rows))
-        if streamed is not None:
-            items, times, context = streamed
-            inputs = append_events(inputs, items, times, context, self.recipe.input_length)
-            if exclude is not None:
-                exclude = torch.cat([exclude, items], 1)
+        inputs, rows, streamed_items = self._user_inputs(user_ids, options)
+        exclude = history_items(self.solution.histories, rows) if exclude_seen else None
+        if exclude is not None and streamed_items is not None:
+            exclude = torch.cat([exclude, streamed_items], 1)
         return self._top(inputs, exclude, num_results, options, user_ids)
+
+    def rank(self, user_ids: Sequence[str | None], item_lists: Sequence[Sequence[str]],
+             options: RequestOptions | None = None) -> list[list[RecommendedItem]]:
+        """Each user's `item_lists` row re-ordered by the model (Personalize's GetPersonalizedRanking):
+        see `personalize_torch.serving.ranking.rank`."""
+        from personalize_torch.serving.ranking import rank  # it builds on this module
+
+        return rank(self, user_ids, item_lists, options)
+
+    def _user_inputs(self, user_ids: Sequence[str | None], options: RequestOptions | None
+                     ) -> tuple[SequenceBatch, np.ndarray, torch.Tensor | None]:
+        """Each user's model input: the stored history followed by the request's streamed events
+        (`options.events`), newest last; also the users' history rows and the streamed item indices
+        (B, E) (None when there are none)."""
+        rows = self._history_rows(user_ids)
+        inputs = sequence_batch(self.solution.histories, rows, self.recipe.input_length)
+        streamed = self._streamed(options, len(rows))
+        if streamed is None:
+            return inputs, rows, None
+        items, times, context = streamed
+        return append_events(inputs, items, times, context, self.recipe.input_length), rows, items
 
     def recommend_related(self, item_ids: Sequence[str], num_results: int = 25,
                           user_ids: Sequence[str | None] | None = None, exclude_seen: bool = True,
@@ -253,31 +268,44 @@ class Predictor:
         and return the top items of each row."""
         options = options or RequestOptions()
         B = inputs.items.shape[0]
-        if options.context is not None:
-            contexts = [options.context] * B if isinstance(options.context, Mapping) else list(options.context)
-            inputs.next_context = self.context_indices(contexts)
-        with torch.no_grad():
-            scores = self.recipe.score(inputs.to(self.device))
-        scores = mask_scores(scores, exclude.to(self.device) if exclude is not None else None)
+        scores = mask_scores(self._scores(inputs, options),
+                             exclude.to(self.device) if exclude is not None else None)
         if options.exploration_weight > 0:
             counts, ages = self._exploration
             p = exploration_distribution(counts, ages, options.exploration_item_age_cut_off).to(self.device)
             scores = explore(scores, p, options.exploration_weight)
-        allowed = promoted = None
-        if options.filter is not None or options.promotion is not None:
-            rows = list(self.catalogue.user_rows([u if u is not None else "" for u in (user_ids or [None] * B)]))
-        if options.filter is not None:
-            allowed = options.filter.item_mask(self.catalogue, rows, options.filter_values,
-                                               current_items=current_items).view(B, -1).to(self.device)
-        promotion = options.promotion
-        if promotion is not None:  # its own filter and values; the request's filter does not apply to it
-            promoted = promotion.filter.item_mask(self.catalogue, rows, promotion.filter_values,
-                                                  current_items=current_items).view(B, -1).to(self.device)
+        allowed = self._allowed(options, user_ids, B, current_items)
         k = min(max(int(num_results), 0), MAX_RESULTS, scores.shape[1])
-        slates = compose_slates(scores, k, allowed, promotion, promoted,
-                                self._popularity if options.backfill_popular else None, current_items)
+        promotion, promoted = options.promotion, None
+        if promotion is not None:  # its own filter and values; the request's filter does not apply to it
+            rows = self.catalogue.user_rows([u if u is not None else "" for u in (user_ids or [None] * B)])
+            promoted = promotion.filter.item_mask(self.catalogue, list(rows), promotion.filter_values,
+                                                  current_items=current_items).view(B, -1).to(self.device)
+        slates = compose_slates(scores, k, allowed.to(self.device) if allowed is not None else None,
+                                promotion, promoted, self._popularity if options.backfill_popular else None,
+                                current_items)
         out = []
         for slate in slates:
             ids = self.solution.item_vocab.to_id(np.asarray([s.idx for s in slate], dtype=np.int64))
             out.append([RecommendedItem(str(i), s.score, s.promotion_name, s.reason) for i, s in zip(ids, slate)])
         return out
+
+    def _scores(self, inputs: SequenceBatch, options: RequestOptions) -> torch.Tensor:
+        """The recipe's scores (B, n_items) of `inputs`, with the request's context (`options.context`)
+        as the context of the event being predicted."""
+        if options.context is not None:
+            B = inputs.items.shape[0]
+            contexts = [options.context] * B if isinstance(options.context, Mapping) else list(options.context)
+            inputs.next_context = self.context_indices(contexts)
+        with torch.no_grad():
+            return self.recipe.score(inputs.to(self.device))
+
+    def _allowed(self, options: RequestOptions, user_ids: Sequence[str | None] | None, B: int,
+                 current_items: Sequence | None = None) -> torch.Tensor | None:
+        """(B, n_items) bool: the items the request's filter lets through; None without a filter."""
+        if options.filter is None:
+            return None
+        rows = self.catalogue.user_rows([u if u is not None else "" for u in (user_ids or [None] * B)])
+        allowed = options.filter.item_mask(self.catalogue, list(rows), options.filter_values,
+                                           current_items=current_items)
+        return allowed.view(B, -1)

@@ -1,0 +1,164 @@
+"""Personalized-Ranking: the recipe trains through train.py's path, and `Predictor.rank` re-orders a given
+list (softmax scores over the list's known items, unknown items last without a score, filters, events).
+The planted taste clusters of the demo data tell a learned ranking from an arbitrary one."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from tests.conftest import SMALL_DEMO, compose_train_config
+
+from personalize_torch.data.synthetic import generate_demo_data
+from personalize_torch.filters import Filter
+from personalize_torch.recipes.personalized_ranking import PersonalizedRanking
+from personalize_torch.serving.predictor import Predictor, RecentEvents, RequestOptions
+from personalize_torch.serving.ranking import MAX_INPUT_ITEMS, list_softmax
+from personalize_torch.errors import InputError
+
+
+@pytest.fixture(scope="module")
+def ranking_solution(tmp_path_factory) -> dict:
+    """Personalized-Ranking trained on small demo data through training.train (the train.py path)."""
+    from personalize_torch.training import train
+
+    # Small batches and 20 epochs: enough steps for the taste clusters to show (about 15 s on one core).
+    cfg = compose_train_config(SMALL_DEMO + ["recipe=personalized_ranking", "logger=none", "callbacks=none",
+                                             "recipe.hidden_dimension=32", "recipe.bptt=20", "recipe.num_layers=1",
+                                             "recipe.dropout=0.1", "recipe.learning_rate=0.005",
+                                             "data.split=leave_one_out", "data.batch_size=32",
+                                             "trainer.max_epochs=20", "trainer.accelerator=cpu"],
+                               tmp_path_factory.mktemp("ranking"))
+    return train(cfg)
+
+
+@pytest.fixture(scope="module")
+def ranker(ranking_solution) -> Predictor:
+    return Predictor.from_dir(ranking_solution["solution"])
+
+
+@pytest.fixture(scope="module")
+def truth():
+    return generate_demo_data(n_users=300, n_items=120, seed=0).truth
+
+
+def genres_of(predictor, item_ids):
+    items = predictor.solution.items.set_index("ITEM_ID")
+    return [set(str(items.loc[i, "GENRES"]).split("|")) for i in item_ids]
+
+
+def test_list_softmax_hand_values():
+    scores = torch.tensor([[0.2, 0.1, 0.0, 0.3], [1.0, -1.0, 0.5, 2.0], [0.0, 0.0, 0.0, 0.0]])
+    keep = torch.tensor([[1, 1, 1, 0], [1, 1, 0, 1], [1, 1, 0, 0]], dtype=torch.bool)
+    got = list_softmax(scores, keep)
+    # Probabilities: each over the kept total (= softmax of their logs); the 4th is not kept.
+    assert torch.allclose(got[0], torch.tensor([2 / 3, 1 / 3, 0.0, 0.0], dtype=torch.float64))
+    # A row with a negative score is logits: softmax over the kept entries.
+    e = np.exp([1.0, -1.0, 2.0])
+    assert torch.allclose(got[1], torch.tensor([e[0], e[1], 0.0, e[2]], dtype=torch.float64) / e.sum())
+    assert torch.allclose(got[2], torch.tensor([0.5, 0.5, 0.0, 0.0], dtype=torch.float64))
+
+
+def test_recipe_trains_evaluates_and_saves(ranking_solution, ranker):
+    assert type(ranker.recipe) is PersonalizedRanking and ranker.solution.recipe_name == "personalized_ranking"
+    val = ranking_solution["metrics"]["val"]
+    assert {"ndcg_at_10", "hit_rate_at_10", "mrr"} <= set(val) and val["ndcg_at_10"] > 0
+    assert "normalized_discounted_cumulative_gain_at_10" in ranking_solution["personalize_metrics"]
+
+
+def test_ranking_puts_the_users_taste_cluster_first(ranker, truth):
+    """For each user, 8 items of their planted cluster and 8 of other clusters, shuffled: the learned
+    ranking puts far more of the user's cluster in the top half than chance (0.5) or popularity does."""
+    rng = np.random.default_rng(0)
+    by_cluster: dict[int, list[str]] = {}
+    for item, k in truth.item_cluster.items():
+        by_cluster.setdefault(k, []).append(item)
+    users = [u for u in ranker.solution.user_vocab.ids if u in truth.user_cluster][:150]
+    lists = []
+    for u in users:
+        mine = by_cluster[truth.user_cluster[u]]
+        others = [i for k, items in by_cluster.items() if k != truth.user_cluster[u] for i in items]
+        lst = list(rng.choice(mine, 8, replace=False)) + list(rng.choice(others, 8, replace=False))
+        lists.append([str(i) for i in rng.permutation(lst)])
+    ranked = ranker.rank(users, lists)
+    share = np.mean([np.mean([truth.item_cluster[r.item_id] == truth.user_cluster[u] for r in items[:8]])
+                     for u, items in zip(users, ranked)])
+    popularity = ranker.recipe.item_counts.numpy()
+    vocab = ranker.solution.item_vocab
+    by_pop = [sorted(lst, key=lambda i: -popularity[vocab.to_idx([i])[0]])[:8] for lst in lists]
+    pop_share = np.mean([np.mean([truth.item_cluster[i] == truth.user_cluster[u] for i in top])
+                         for u, top in zip(users, by_pop)])
+    assert share > 0.75 and share > pop_share + 0.15, (share, pop_share)
+
+
+def test_scores_are_a_softmax_over_the_lists_known_items(ranker):
+    sol = ranker.solution
+    user = sol.user_vocab.ids[3]
+    row = sol.history_rows([user])[0]
+    history = list(sol.item_vocab.to_id(sol.histories.items_of(row)))
+    others = [i for i in sol.item_vocab.ids if i not in set(history)]
+    given = ["new-item-b"] + others[:6] + history[:3] + ["new-item-a"] + [others[0]]   # a duplicate too
+    (ranked,) = ranker.rank([user], [given])
+    ids = [r.item_id for r in ranked]
+    # Every distinct item comes back once; the user's own items are ranked, not left out.
+    assert sorted(ids) == sorted(set(given)) and set(history[:3]) <= set(ids)
+    known = [r for r in ranked if r.score is not None]
+    assert [r.item_id for r in ranked[len(known):]] == ["new-item-b", "new-item-a"]   # input order, no score
+    assert abs(sum(r.score for r in known) - 1.0) < 1e-6
+    assert all(a.score >= b.score for a, b in zip(known, known[1:]))
+    # The scores are the model's probabilities renormalized over the list.
+    inputs, _, _ = ranker._user_inputs([user], None)
+    probs = ranker._scores(inputs, RequestOptions())[0].double()
+    idx = sol.item_vocab.to_idx([r.item_id for r in known])
+    expected = probs[idx] / probs[idx].sum()
+    assert np.allclose([r.score for r in known], expected.numpy(), atol=1e-6)
+
+
+def test_filter_removes_items_and_scores_renormalize(ranker):
+    sol = ranker.solution
+    user = sol.user_vocab.ids[5]
+    given = list(sol.item_vocab.ids[:30]) + ["not-in-catalogue"]
+    banned = sorted(set().union(*genres_of(ranker, given[:3])))[0]
+    options = RequestOptions(filter=Filter.parse("EXCLUDE ItemID WHERE Items.GENRES IN ($GENRE)"),
+                             filter_values={"GENRE": json.dumps(banned)})
+    (plain,) = ranker.rank([user], [given])
+    (filtered,) = ranker.rank([user], [given], options)
+    known = [r.item_id for r in filtered if r.score is not None]
+    assert known and all(banned not in g for g in genres_of(ranker, known))
+    assert known == [r.item_id for r in plain if r.score is not None and banned not in genres_of(ranker, [r.item_id])[0]]
+    assert abs(sum(r.score for r in filtered if r.score is not None) - 1.0) < 1e-6
+    assert filtered[-1].item_id == "not-in-catalogue" and filtered[-1].score is None
+
+
+def test_streamed_events_and_context_change_the_ranking(ranker):
+    sol = ranker.solution
+    user, given = "brand-new-user", list(sol.item_vocab.ids[:40])
+    (cold,) = ranker.rank([user], [given])
+    events = RecentEvents(item_ids=given[10:14], timestamps=[1.7e9 + i for i in range(4)])
+    (warm,) = ranker.rank([user], [given], RequestOptions(events=events))
+    assert [r.score for r in cold] != [r.score for r in warm]
+    known_user = sol.user_vocab.ids[0]
+    by_device = {d: [r.score for r in ranker.rank([known_user], [given], RequestOptions(context={"DEVICE": d}))[0]]
+                 for d in ("mobile", "desktop")}
+    assert by_device["mobile"] != by_device["desktop"]
+
+
+def test_any_recipe_ranks_popularity_count_by_popularity(trained_solution):
+    pop = Predictor.from_dir(trained_solution["solution"])
+    given = list(pop.solution.item_vocab.ids[:20])
+    (ranked,) = pop.rank([pop.solution.user_vocab.ids[0]], [given])
+    share = pop.recipe.user_counts.numpy()
+    idx = pop.solution.item_vocab.to_idx(given)
+    expected = [given[j] for j in np.argsort(-share[idx], kind="stable")]
+    assert [r.item_id for r in ranked] == expected
+    assert np.allclose([r.score for r in ranked], np.sort(share[idx])[::-1] / share[idx].sum())
+
+
+def test_bad_lists_name_the_field(ranker):
+    with pytest.raises(InputError, match="inputList"):
+        ranker.rank(["u"], [["x"] * (MAX_INPUT_ITEMS + 1)])
+    with pytest.raises(InputError, match="inputList"):
+        ranker.rank(["u"], [["x", ""]])
+    assert ranker.rank(["u"], [[]]) == [[]]
