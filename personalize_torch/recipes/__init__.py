@@ -2,6 +2,7 @@
 
 from personalize_torch.recipes.base import Recipe
 from personalize_torch.recipes.hrnn import HRNN
+from personalize_torch.recipes.hrnn_coldstart import HRNNColdstart
 from personalize_torch.recipes.hrnn_meta import HRNNMeta
 from personalize_torch.recipes.personalized_ranking import PersonalizedRanking
 from personalize_torch.recipes.popularity_count import PopularityCount
@@ -10,6 +11,7 @@ from personalize_torch.recipes.user_personalization import UserPersonalization
 
 RECIPES: dict[str, type[Recipe]] = {
     HRNN.recipe_name: HRNN,
+    HRNNColdstart.recipe_name: HRNNColdstart,
     HRNNMeta.recipe_name: HRNNMeta,
     PersonalizedRanking.recipe_name: PersonalizedRanking,
     PopularityCount.recipe_name: PopularityCount,

@@ -77,11 +77,12 @@ class HRNNMeta(HRNN):
         self.user_numeric.copy_(numeric)
 
     # --- HRNN's hooks ---------------------------------------------------------------------------------
-    def item_metadata_vectors(self) -> Tensor | None:
-        """(n_items, C) the metadata part of every item's vector (0 for padding); None without metadata."""
+    def item_metadata_vectors(self, numeric: bool = True) -> Tensor | None:
+        """(n_items, C) the metadata part of every item's vector (0 for padding); None without metadata.
+        `numeric=False`: from the categorical values only."""
         if self.item_metadata is None:
             return None
-        meta = self.item_metadata(self.item_values, self.item_numeric)
+        meta = self.item_metadata(self.item_values, self.item_numeric if numeric else torch.zeros_like(self.item_numeric))
         return meta * (torch.arange(self.n_items, device=meta.device) > 0).unsqueeze(1)
 
     def item_vectors(self) -> Tensor | None:
