@@ -1,0 +1,187 @@
+"""HRNN-Meta vs HRNN (next to Popularity-Count), and HRNN-Coldstart on a newest-items split.
+
+    python bench/hrnn_meta.py meta --data demo demo_sparse ml100k [--epochs 10 --dim 32]
+    python bench/hrnn_meta.py coldstart [--n-cold 30 --epochs 10 --dim 32]
+
+`meta`: leave-one-out, full ranking, test NDCG@10 / HR@10 of Popularity-Count, HRNN and HRNN-Meta with
+the same hyperparameters. `demo` is the default demo data (1000 users, 400 items, 15-60 events each);
+`demo_sparse` the same generator with 2000 users of 4-12 events (`events_per_user`), where an item's
+genre and a user's MEMBERSHIP / AGE_GROUP carry more of the signal than the short histories; `ml100k`
+reads ../shared/data/movielens/ml-100k with its GENRES and the users' AGE / GENDER / OCCUPATION.
+
+`coldstart`: the demo data with the `--n-cold` newest items (by CREATION_TIMESTAMP) held out: training
+has only events before the oldest of them (`data.cold_items.hold_out_newest_items`), HRNN-Coldstart's
+cold window (`cold_start_max_duration`, relative to the newest item) is set to cover exactly those
+items, and each user who went on to choose some of them is a test case: recall@10 = the share of the
+distinct new items the user chose that are in the user's top 10 of the new items, the model reading
+the user's events before the first such choice (training events and later ones, as a served model
+reads a user's recent events). Baselines: the
+new items ranked by how many users chose them in the held-out period ("most popular cold item"; an
+oracle, it reads the test period) and random order (expected recall@10 = 10 / n_cold).
+
+One seed, one intra-op thread (the machine's cores are shared); prints Markdown tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytorch_lightning as pl
+import torch
+
+from personalize_torch.data import constants as C
+from personalize_torch.data.batching import SequenceBatch
+from personalize_torch.data.cold_items import DAY, hold_out_newest_items
+from personalize_torch.data.datamodule import InteractionsDataModule
+from personalize_torch.data.dataset_group import DatasetGroup
+from personalize_torch.data.sources import demo_dataset_group, load_dataset_group
+from personalize_torch.data.synthetic import generate_demo_data
+from personalize_torch.metrics.ranking import mask_scores
+from personalize_torch.recipes.hrnn import HRNN
+from personalize_torch.recipes.hrnn_coldstart import HRNNColdstart
+from personalize_torch.recipes.hrnn_meta import HRNNMeta
+from personalize_torch.recipes.popularity_count import PopularityCount
+from personalize_torch.training import make_recipe
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def demo_group(**kwargs) -> DatasetGroup:
+    """The demo data as a dataset group, with generator options `demo_dataset_group` does not pass on."""
+    group = demo_dataset_group(n_users=10, n_items=20)                  # for its parsed schemas
+    demo = generate_demo_data(**kwargs)
+    return DatasetGroup(demo.interactions, demo.items, demo.users, group.schemas, name="demo")
+
+
+def load(name: str) -> DatasetGroup:
+    if name == "demo":
+        return demo_dataset_group()
+    if name == "demo_sparse":
+        return demo_group(n_users=2000, n_items=400, events_per_user=(4, 12), seed=0)
+    if name == "ml100k":
+        return load_dataset_group(format="movielens", path=str(REPO.parent / "shared/data/movielens/ml-100k"))
+    raise SystemExit(f"unknown data {name!r}")
+
+
+def fit(recipe_cls, dm: InteractionsDataModule, epochs: int, **hp):
+    pl.seed_everything(42, workers=True)
+    recipe = make_recipe(recipe_cls, dm, **hp)
+    dm.configure_for(recipe)
+    trainer = pl.Trainer(max_epochs=1 if recipe.count_based else epochs, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
+                         limit_val_batches=0, num_sanity_val_steps=0, default_root_dir=tempfile.mkdtemp())
+    trainer.fit(recipe, datamodule=dm)
+    return recipe, trainer
+
+
+def meta(args) -> None:
+    rows = ["| data | recipe | HR@10 | NDCG@10 | users | items | seconds |", "|---|---|---|---|---|---|---|"]
+    hp = dict(hidden_dimension=args.dim, loss="full", dropout=args.dropout, embedding_dropout=args.dropout,
+              learning_rate=args.lr)
+    for name in args.data:
+        dm = InteractionsDataModule(load(name), split="leave_one_out", batch_size=args.batch_size)
+        dm.setup()
+        for label, cls, extra in (("popularity_count", PopularityCount, None), ("hrnn", HRNN, hp),
+                                  ("hrnn_meta", HRNNMeta, hp)):
+            start = time.perf_counter()
+            recipe, trainer = fit(cls, dm, args.epochs, **(extra or {}))
+            m = trainer.test(recipe, datamodule=dm, verbose=False)[0]
+            rows.append(f"| {name} | {label} | {m['test/hit_rate_at_10']:.4f} | {m['test/ndcg_at_10']:.4f} | "
+                        f"{len(dm.user_vocab)} | {len(dm.item_vocab)} | {time.perf_counter() - start:.0f} |")
+            print(rows[-1], flush=True)
+    print("\n".join(rows))
+
+
+def recall_at(scores: torch.Tensor, targets: list[np.ndarray], k: int) -> float:
+    """Mean over users of |top-k ∩ targets| / |targets| (scores: -inf for items that may not be ranked)."""
+    top = torch.topk(scores, k, dim=1).indices.numpy()
+    return float(np.mean([len(set(t) & set(row)) / len(t) for row, t in zip(top, targets)]))
+
+
+def coldstart(args) -> None:
+    demo = generate_demo_data(seed=args.seed)
+    group = demo_dataset_group(n_users=10, n_items=20)
+    train_events, held_out, newest = hold_out_newest_items(demo.interactions, demo.items, args.n_cold)
+    train_group = DatasetGroup(train_events, demo.items, demo.users, group.schemas, name="demo-cold")
+    dm = InteractionsDataModule(train_group, split="leave_one_out", batch_size=args.batch_size)
+    dm.setup()
+    created = dm.item_creation_timestamps
+    window = (np.nanmax(created) - created[dm.item_vocab.to_idx(newest)].min()) / DAY
+    start = time.perf_counter()
+    recipe, _ = fit(HRNNColdstart, dm, args.epochs, hidden_dimension=args.dim, loss="full", dropout=args.dropout,
+                    embedding_dropout=args.dropout, learning_rate=args.lr,
+                    cold_start_max_duration=float(window) + 1e-6)
+    seconds = time.perf_counter() - start
+    cold = recipe.cold_items()
+    assert set(dm.item_vocab.to_id(cold.nonzero()[:, 0].numpy())) == set(newest)
+
+    # Test cases: each user who chose new items after the cut. Input: all the user's events before the
+    # first such choice (training events and later ones, as a served model reads recent events); targets:
+    # the distinct new items the user chose from then on.
+    events = pd.concat([train_events, held_out], ignore_index=True).sort_values([C.USER_ID, C.TIMESTAMP], kind="stable")
+    events = events.assign(ITEM_IDX=dm.item_vocab.to_idx(events[C.ITEM_ID].to_numpy(dtype=object)))
+    first = events[events[C.ITEM_ID].isin(set(newest))].groupby(C.USER_ID)[C.TIMESTAMP].min()
+    events = events[events[C.USER_ID].isin(first.index)].reset_index(drop=True)
+    is_new = events[C.ITEM_ID].isin(set(newest))
+    t0 = events[C.USER_ID].map(first)
+    targets = [np.unique(g) for _, g in events[is_new & (events[C.TIMESTAMP] >= t0)].groupby(C.USER_ID)["ITEM_IDX"]]
+    history = events[events[C.TIMESTAMP] < t0].groupby(C.USER_ID)
+    device = dm.context_vocabs["DEVICE"]
+    users = first.index.to_numpy(dtype=object)
+    T = recipe.input_length
+    items = torch.zeros(len(users), T, dtype=torch.long)
+    times = torch.zeros(len(users), T, dtype=torch.long)
+    context = torch.zeros(len(users), T, 1, dtype=torch.long)
+    for b, user in enumerate(users):   # a few hundred users: a loop is fine in a bench
+        if user not in history.groups:
+            continue
+        h = history.get_group(user).tail(T)
+        n = len(h)
+        items[b, T - n:] = torch.from_numpy(h["ITEM_IDX"].to_numpy())
+        times[b, T - n:] = torch.from_numpy(h[C.TIMESTAMP].to_numpy())
+        context[b, T - n:, 0] = torch.from_numpy(device.to_idx(h["DEVICE"].astype(str).to_numpy(dtype=object)))
+    inputs = SequenceBatch(torch.from_numpy(dm.user_vocab.to_idx(users)), items, times, context=context)
+    recipe.eval()
+    with torch.no_grad():
+        scores = mask_scores(recipe.score(inputs), items)
+    counts = np.bincount(np.concatenate(targets), minlength=dm.n_items).astype(float)
+    popular = torch.full_like(scores, float("-inf"))
+    popular[:, cold] = torch.from_numpy(counts)[cold].float() - torch.arange(int(cold.sum())) * 1e-6
+    k = 10
+    result = {"hrnn_coldstart": recall_at(scores, targets, k), "most popular cold item (oracle)":
+              recall_at(popular, targets, k), "random cold items (expected)": k / int(cold.sum())}
+    print(f"{args.n_cold} newest items held out; {len(targets)} users chose {sum(map(len, targets))} distinct "
+          f"(user, new item) pairs; {len(dm.sequences.item_idx)} training events; {seconds:.0f} s to train")
+    print(f"| ranking of the {int(cold.sum())} cold items | recall@{k} |\n|---|---|")
+    for name, value in result.items():
+        print(f"| {name} | {value:.4f} |")
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING)
+    torch.set_num_threads(1)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    m = sub.add_parser("meta")
+    m.add_argument("--data", nargs="+", default=["demo_sparse"])
+    c = sub.add_parser("coldstart")
+    c.add_argument("--n-cold", type=int, default=30)
+    c.add_argument("--seed", type=int, default=0)
+    for s in (m, c):
+        s.add_argument("--epochs", type=int, default=10)
+        s.add_argument("--dim", type=int, default=32)
+        s.add_argument("--batch-size", type=int, default=128)
+        s.add_argument("--dropout", type=float, default=0.4, help="dropout and embedding_dropout")
+        s.add_argument("--lr", type=float, default=5e-3)
+    args = p.parse_args()
+    meta(args) if args.command == "meta" else coldstart(args)
+
+
+if __name__ == "__main__":
+    main()
