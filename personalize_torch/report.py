@@ -17,6 +17,7 @@ def format_training_report(result: dict) -> str:
     lines.append(format_metrics(result["personalize_metrics"]))
     final_stage = "test" if "test" in result["metrics"] else "val"
     lines.append(f"Full-ranking metrics ({final_stage}):")
-    lines.append(format_metrics(result["metrics"][final_stage], ["hit_rate_at_10", "ndcg_at_10", "mrr_at_10", "mrr"]))
+    lines.append(format_metrics(result["metrics"][final_stage], ["hit_rate_at_10", "ndcg_at_10", "mrr_at_10", "mrr",
+                                                                 "recall_at_1_percent", "random_recall_at_1_percent"]))
     lines.append(f"Solution version saved to {result['solution']}")
     return "\n".join(lines)

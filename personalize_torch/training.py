@@ -96,7 +96,9 @@ def train(cfg: DictConfig) -> dict:
                                users=data.users, interactions_schema=data.interactions_schema,
                                items_schema=data.items_schema, users_schema=data.users_schema, path=data.path,
                                demo=OmegaConf.to_container(data.demo) if data.demo is not None else None)
-    dm = InteractionsDataModule(group, split=data.split, event_type=data.event_type,
+    # data.split null: the recipe's own split (Personalize's user-segmentation split for Item-Affinity)
+    split = data.split or getattr(hydra.utils.get_class(cfg.recipe._target_), "default_split", "personalize")
+    dm = InteractionsDataModule(group, split=split, event_type=data.event_type,
                                 event_value_threshold=data.event_value_threshold, batch_size=data.batch_size,
                                 eval_batch_size=data.eval_batch_size, seed=cfg.seed,
                                 check_minimum=data.check_minimum)

@@ -28,7 +28,7 @@ def test_recipe_configs_match_registry():
 def test_every_data_preset_composes(data):
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
         cfg = compose(config_name="train", overrides=[f"data={data}"])
-    assert cfg.data.split in ("personalize", "leave_one_out")
+    assert cfg.data.split in (None, "personalize", "leave_one_out", "user_segmentation")
     assert cfg.data.format in ("personalize", "movielens", "amazon_seq", "mind")
 
 

@@ -4,6 +4,9 @@
   out; for each, the oldest 90% of the history is the model's input and the newest 10% (at least one
   event) are the targets. The other 90% of users are the training data. Held-out users' input events
   are given to the model only at evaluation, as their history.
+* `user_segmentation`: Personalize's split for USER_SEGMENTATION recipes (Item-Affinity,
+  Item-Attribute-Affinity): every user with 2+ events keeps the oldest 80% of the history for training and
+  the newest 20% (at least one event) as targets; every user is evaluated.
 * `leave_one_out`: for every user with 3+ events the last event is the test target, the one before the
   validation target; the rest is training data (users with fewer events are all training data).
 
@@ -95,9 +98,25 @@ def personalize_holdout(seqs: UserSequences, holdout_fraction: float = 0.1, targ
     return Split("personalize", train, val, None)
 
 
+def user_segmentation_holdout(seqs: UserSequences, target_fraction: float = 0.2) -> Split:
+    n_targets = np.maximum(1, np.floor(seqs.lengths * target_fraction)).astype(np.int64)
+    pos = seqs.position_from_end()
+    eligible = np.repeat(seqs.lengths >= 2, seqs.lengths)
+    is_target = eligible & (pos < np.repeat(n_targets, seqs.lengths))
+    owner = np.repeat(seqs.user_idx, seqs.lengths)
+    train = seqs.select_events(~is_target)
+    val = make_eval_set(train, owner[is_target], seqs.item_idx[is_target])
+    return Split("user_segmentation", train, val, None)
+
+
+SPLITS = ("personalize", "leave_one_out", "user_segmentation")
+
+
 def make_split(seqs: UserSequences, kind: str, seed: int = 0) -> Split:
     if kind == "leave_one_out":
         return leave_one_out(seqs)
     if kind == "personalize":
         return personalize_holdout(seqs, seed=seed)
-    raise InputError(f"unknown split {kind!r}; expected 'personalize' or 'leave_one_out'", column="data.split")
+    if kind == "user_segmentation":
+        return user_segmentation_holdout(seqs)
+    raise InputError(f"unknown split {kind!r}; expected one of {', '.join(SPLITS)}", column="data.split")

@@ -18,6 +18,9 @@ PERSONALIZE_NAMES = {
     "precision_at_5": "precision_at_5",
     "precision_at_10": "precision_at_10",
     "precision_at_25": "precision_at_25",
+    # USER_SEGMENTATION recipes (metrics/user_segments.py)
+    "hits_at_1_percent": "hits_at_1_percent",
+    "recall_at_1_percent": "recall_at_1_percent",
 }
 
 

@@ -27,6 +27,10 @@ from personalize_torch.recipes.hyperparameters import coerce
 class Recipe(pl.LightningModule):
     recipe_name: ClassVar[str]
     count_based: ClassVar[bool] = False
+    # Personalize's recipe type: USER_PERSONALIZATION, RELATED_ITEMS, PERSONALIZED_RANKING, POPULAR_ITEMS,
+    # USER_SEGMENTATION (batch segment jobs); and the hold-out split used when data.split is null.
+    recipe_type: ClassVar[str] = "USER_PERSONALIZATION"
+    default_split: ClassVar[str] = "personalize"
 
     def __init__(self, n_items: int):
         super().__init__()

@@ -1,0 +1,65 @@
+"""Item-Affinity and Item-Attribute-Affinity (aws-item-affinity, aws-item-attribute-affinity): user segments.
+
+Both are USER_SEGMENTATION recipes: a batch segment job asks, for an item (`{"itemId": "105"}`) or for
+items with given attributes (`{"itemAttributes": "ITEMS.GENRES = \\"Comedy\\""}`), which users are most
+likely to interact with it, in descending probability (`personalize_torch.serving.segments`).
+
+The model is User-Personalization's transformer, trained the same way (same hyperparameters, item
+metadata, context), so P(item | user) is its softmax over the catalogue given the user's recent events.
+A segment for an item ranks users by P(item | user); for an attribute query, by the probability mass of
+the items that have those attributes. Users who already interacted with the item are left out of its
+segment (and those items out of an attribute's mass) unless the job asks to include them.
+
+Evaluation uses Personalize's split for these recipes (`user_segmentation`: each user's newest 20% of
+events held out, when data.split is left null) and reports, besides the usual ranking metrics,
+`hits_at_1_percent` and `recall_at_1_percent` (metrics/user_segments.py) with the random baseline.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from personalize_torch.data.batching import EvalBatch
+from personalize_torch.metrics.ranking import mask_scores
+from personalize_torch.metrics.ranking_metrics import RankingMetrics
+from personalize_torch.metrics.user_segments import UserSegmentMetrics
+from personalize_torch.recipes.user_personalization import UserPersonalization
+
+
+class ItemAffinity(UserPersonalization):
+    recipe_name = "item_affinity"
+    recipe_type = "USER_SEGMENTATION"
+    default_split = "user_segmentation"
+
+    # (No __init__ of its own: the hyperparameters are User-Personalization's, saved from its signature.)
+    def _segments(self, stage: str) -> UserSegmentMetrics:
+        if not hasattr(self, "_segment_metrics"):
+            self._segment_metrics = {s: UserSegmentMetrics(self.n_items) for s in ("val", "test")}
+        return self._segment_metrics[stage]
+
+    def _evaluated_users(self, stage: str) -> int:
+        split = getattr(getattr(self.trainer, "datamodule", None), "split", None)
+        if split is None:
+            return 0
+        return len(split.test if stage == "test" and split.test is not None else split.val)
+
+    def on_validation_epoch_start(self) -> None:
+        self._segments("val").reset(self._evaluated_users("val"))
+
+    def on_test_epoch_start(self) -> None:
+        self._segments("test").reset(self._evaluated_users("test"))
+
+    def _evaluate(self, batch: EvalBatch, metrics: RankingMetrics) -> None:
+        with torch.no_grad():
+            scores = mask_scores(self.score(batch.inputs), batch.exclude)
+        metrics.update(scores, batch.targets)
+        self._segments("val" if metrics is self.val_metrics else "test").update(scores, batch.inputs.user_idx,
+                                                                                batch.targets)
+
+    def _log_metrics(self, stage: str, metrics: RankingMetrics) -> None:
+        self.log_dict({f"{stage}/{k}": v for k, v in self._segments(stage).compute().items()}, prog_bar=False)
+        super()._log_metrics(stage, metrics)
+
+
+class ItemAttributeAffinity(ItemAffinity):
+    recipe_name = "item_attribute_affinity"
