@@ -15,6 +15,11 @@ class ItemMetadataEncoder(nn.Module):
         self.values = nn.Embedding(max(n_values, 1), dim, padding_idx=0)
         self.numeric = nn.Linear(n_numeric, dim, bias=False) if n_numeric else None
         nn.init.normal_(self.values.weight, std=0.02)
+        if self.numeric is not None:
+            # Small, like the id embeddings: Linear's default init made the numeric part of every item
+            # vector ~100x larger than the rest, so initial scores were dominated by (standardized) price
+            # or creation time and training spent its first epochs undoing that.
+            nn.init.normal_(self.numeric.weight, std=0.02)
         with torch.no_grad():
             self.values.weight[0].zero_()
 
