@@ -101,7 +101,8 @@ def test_backfill_popular_fills_short_filtered_lists(predictor, client):
     short = client.post("/recommendations", json=request).json()["itemList"]
     filled = client.post("/recommendations", json={**request, "campaignArn": ARN.format("campaign", "filled")}
                          ).json()["itemList"]
-    seen = set(history_table(predictor.solution).query("USER_ID == @user")["ITEM_ID"])
+    table = history_table(predictor.solution)
+    seen = set(table.loc[table["USER_ID"] == user, "ITEM_ID"])
     assert seen & of_genre, "the test needs a user who has seen an item of the genre"
     # without back-fill: the unseen items of the genre; with it, the seen ones follow, most popular first
     assert {x["itemId"] for x in short} == of_genre - seen and all("reason" not in x for x in short)
@@ -109,7 +110,6 @@ def test_backfill_popular_fills_short_filtered_lists(predictor, client):
     added = filled[len(short):]
     assert all(x["reason"] == ["Popular item"] and "score" not in x for x in added)
     assert {x["itemId"] for x in added} == of_genre & seen
-    table = history_table(predictor.solution)
     users_per_item = table.drop_duplicates(["USER_ID", "ITEM_ID"]).groupby("ITEM_ID").size()
     counts = [int(users_per_item.get(x["itemId"], 0)) for x in added]
     assert counts == sorted(counts, reverse=True)
