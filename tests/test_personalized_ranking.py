@@ -162,3 +162,89 @@ def test_bad_lists_name_the_field(ranker):
     with pytest.raises(InputError, match="inputList"):
         ranker.rank(["u"], [["x", ""]])
     assert ranker.rank(["u"], [[]]) == [[]]
+
+
+# --- HTTP: POST /personalize-ranking (botocore's GetPersonalizedRanking) ---------------------------------
+
+ARN = "arn:aws:personalize:us-east-1:123456789012:{}/{}"
+
+
+def test_http_ranking_shape_events_and_errors(ranker, trained_solution):
+    from fastapi.testclient import TestClient
+
+    from personalize_torch.serving.app import create_app
+
+    pop = Predictor.from_dir(trained_solution["solution"])
+    client = TestClient(create_app({"rank": ranker, "pop": pop},
+                                   {"no-genre": Filter.parse("EXCLUDE ItemID WHERE Items.GENRES IN ($GENRE)")}))
+    user = ranker.solution.user_vocab.ids[2]
+    given = list(ranker.solution.item_vocab.ids[:20]) + ["not-in-catalogue"]
+    body = {"campaignArn": ARN.format("campaign", "rank"), "userId": user, "inputList": given}
+    r = client.post("/personalize-ranking", json=body)
+    assert r.status_code == 200
+    out = r.json()
+    assert set(out) == {"personalizedRanking", "recommendationId"}
+    (expected,) = ranker.rank([user], [given])
+    assert out["personalizedRanking"][:-1] == [{"itemId": x.item_id, "score": round(x.score, 8)} for x in expected[:-1]]
+    assert out["personalizedRanking"][-1] == {"itemId": "not-in-catalogue"}          # last, no score
+    # Another campaign's recipe ranks the same list its own way.
+    pop_out = client.post("/personalize-ranking", json={**body, "campaignArn": ARN.format("campaign", "pop")}).json()
+    assert [x["itemId"] for x in pop_out["personalizedRanking"]] == [x.item_id for x in pop.rank([user], [given])[0]]
+
+    # Streamed events (PutEvents) reach the ranking of the next request.
+    events = [{"eventType": "click", "itemId": i, "sentAt": 1.9e9 + n} for n, i in enumerate(given[12:16])]
+    assert client.post("/events", json={"trackingId": "t", "sessionId": "s", "userId": "fresh-user",
+                                        "eventList": events}).status_code == 200
+    cold = ranker.rank(["fresh-user"], [given])[0]
+    warm = client.post("/personalize-ranking", json={**body, "userId": "fresh-user"}).json()["personalizedRanking"]
+    assert [x.get("score") for x in warm] != [round(x.score, 8) if x.score is not None else None for x in cold]
+
+    # Metadata of the ranked (known) items; the unknown item gets none.
+    meta = client.post("/personalize-ranking", json={**body, "metadataColumns": {"ITEMS": ["GENRES"]}}).json()
+    assert all("GENRES" in x["metadata"] for x in meta["personalizedRanking"][:-1])
+    assert "metadata" not in meta["personalizedRanking"][-1]
+
+    def error(payload, status, kind, *words):
+        res = client.post("/personalize-ranking", json=payload)
+        assert res.status_code == status and res.headers["x-amzn-ErrorType"] == kind, res.text
+        assert all(w in res.json()["message"] for w in words), res.json()
+
+    error({k: v for k, v in body.items() if k != "userId"}, 400, "InvalidInputException", "userId")
+    error({k: v for k, v in body.items() if k != "inputList"}, 400, "InvalidInputException", "inputList")
+    error({**body, "inputList": [f"i{n}" for n in range(MAX_INPUT_ITEMS + 1)]}, 400, "InvalidInputException",
+          "inputList")
+    error({**body, "campaignArn": ARN.format("campaign", "nope")}, 404, "ResourceNotFoundException", "nope")
+    error({**body, "filterArn": ARN.format("filter", "nope")}, 404, "ResourceNotFoundException", "filterArn")
+    error({**body, "filterValues": {"GENRE": '"x"'}}, 400, "InvalidInputException", "filterArn")
+    error({**body, "context": {"NOT_A_FIELD": "x"}}, 400, "InvalidInputException", "context")
+
+
+def test_boto3_get_personalized_ranking(ranker):
+    import boto3
+    from tests.conftest import serving
+
+    from personalize_torch.serving.app import create_app
+
+    app = create_app({"rank": ranker}, {"no-genre": Filter.parse("EXCLUDE ItemID WHERE Items.GENRES IN ($GENRE)")})
+    user = ranker.solution.user_vocab.ids[4]
+    given = list(ranker.solution.item_vocab.ids[10:40]) + ["not-in-catalogue"]
+    banned = sorted(set().union(*genres_of(ranker, given[:2])))[0]
+    with serving(app) as url:
+        client = boto3.client("personalize-runtime", endpoint_url=url, region_name="us-east-1",
+                              aws_access_key_id="x", aws_secret_access_key="x")
+        res = client.get_personalized_ranking(campaignArn=ARN.format("campaign", "rank"), userId=user,
+                                              inputList=given, context={"DEVICE": "mobile"},
+                                              filterArn=ARN.format("filter", "no-genre"),
+                                              filterValues={"GENRE": json.dumps(banned)})
+        with pytest.raises(client.exceptions.InvalidInputException, match="inputList"):
+            client.get_personalized_ranking(campaignArn=ARN.format("campaign", "rank"), userId=user,
+                                            inputList=["i"] * (MAX_INPUT_ITEMS + 1))
+    ranked = res["personalizedRanking"]
+    assert res["recommendationId"].startswith("RID-")
+    options = RequestOptions(filter=Filter.parse("EXCLUDE ItemID WHERE Items.GENRES IN ($GENRE)"),
+                             filter_values={"GENRE": json.dumps(banned)}, context={"DEVICE": "mobile"})
+    (expected,) = ranker.rank([user], [given], options)
+    assert [x["itemId"] for x in ranked] == [x.item_id for x in expected]
+    assert ranked[-1] == {"itemId": "not-in-catalogue"}
+    assert abs(sum(x["score"] for x in ranked[:-1]) - 1.0) < 1e-6
+    assert all(banned not in g for g in genres_of(ranker, [x["itemId"] for x in ranked[:-1]]))

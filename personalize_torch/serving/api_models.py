@@ -10,6 +10,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from personalize_torch.serving.predictor import MAX_RESULTS
+from personalize_torch.serving.ranking import MAX_INPUT_ITEMS
 
 
 class Promotion(BaseModel):
@@ -48,6 +49,26 @@ class PredictedItem(BaseModel):
 
 class GetRecommendationsResponse(BaseModel):
     itemList: list[PredictedItem]
+    recommendationId: str
+
+
+class GetPersonalizedRankingRequest(BaseModel):
+    """botocore's GetPersonalizedRankingRequest (campaignArn, inputList and userId required); inputList
+    holds at most MAX_INPUT_ITEMS items, Personalize's limit."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    campaignArn: str = Field(max_length=256)
+    inputList: list[Annotated[str, Field(max_length=256)]] = Field(max_length=MAX_INPUT_ITEMS)
+    userId: str = Field(max_length=256)
+    context: dict[str, str] | None = Field(None, max_length=150)
+    filterArn: str | None = Field(None, max_length=256)
+    filterValues: dict[str, str] | None = Field(None, max_length=25)
+    metadataColumns: dict[str, list[str]] | None = None
+
+
+class GetPersonalizedRankingResponse(BaseModel):
+    personalizedRanking: list[PredictedItem]
     recommendationId: str
 
 

@@ -1,4 +1,5 @@
-"""The HTTP app: Personalize Runtime's GetRecommendations and Personalize Events' PutEvents / PutItems /
+"""The HTTP app: Personalize Runtime's GetRecommendations and GetPersonalizedRanking
+(`POST /personalize-ranking`, see serving/ranking.py) and Personalize Events' PutEvents / PutItems /
 PutUsers, wire-compatible with boto3.
 
 `userId` asks for a user's recommendations, `itemId` for items related to an item (SIMS's input; every
@@ -26,7 +27,8 @@ from fastapi.responses import JSONResponse
 
 from personalize_torch.errors import InputError
 from personalize_torch.filters import Filter
-from personalize_torch.serving.api_models import (GetRecommendationsRequest, GetRecommendationsResponse,
+from personalize_torch.serving.api_models import (GetPersonalizedRankingRequest, GetPersonalizedRankingResponse,
+                                                  GetRecommendationsRequest, GetRecommendationsResponse,
                                                   PredictedItem, PutEventsRequest, PutItemsRequest, PutUsersRequest)
 from personalize_torch.serving.event_store import Event, EventStore, UserEventColumns, property_fields
 from personalize_torch.serving.predictor import Predictor, RecentEvents, RecommendedItem, RequestOptions
@@ -180,6 +182,29 @@ def create_app(campaigns: dict[str, Predictor], filters: dict[str, Filter] | Non
             itemList=predicted_items(predictor, items, columns),
             recommendationId=f"RID-{uuid.uuid4()}",
         )
+
+    @app.post("/personalize-ranking", response_model=GetPersonalizedRankingResponse,
+              response_model_exclude_none=True)
+    def get_personalized_ranking(req: GetPersonalizedRankingRequest) -> GetPersonalizedRankingResponse:
+        """GetPersonalizedRanking: `inputList` re-ordered for `userId` (see serving/ranking.py): scored items
+        first (scores sum to 1), then items the solution does not know, without a score or metadata."""
+        campaign = campaign_name(req.campaignArn)
+        predictor = campaigns[campaign]
+        if req.filterArn is None and req.filterValues:
+            raise invalid_input("filterValues were given without a filterArn")
+        options = RequestOptions(filter=named_filter(req.filterArn) if req.filterArn is not None else None,
+                                 filter_values=req.filterValues, context=req.context,
+                                 events=recent_events(store.user_event_columns(req.userId), predictor))
+        try:
+            columns = predictor.item_metadata.check(req.metadataColumns)
+            (items,) = predictor.rank([req.userId], [req.inputList], options)
+        except InputError as err:
+            raise invalid_input(err.describe()) from None
+        ranked = predicted_items(predictor, items, columns)
+        for item in ranked:
+            if item.score is None:  # not in the solution: nothing to report about it
+                item.metadata = None
+        return GetPersonalizedRankingResponse(personalizedRanking=ranked, recommendationId=f"RID-{uuid.uuid4()}")
 
     # --- Personalize Events: each call is one committed transaction before the (empty) 200 response ---
     @app.post("/events")
