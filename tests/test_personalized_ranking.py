@@ -248,3 +248,41 @@ def test_boto3_get_personalized_ranking(ranker):
     assert ranked[-1] == {"itemId": "not-in-catalogue"}
     assert abs(sum(x["score"] for x in ranked[:-1]) - 1.0) < 1e-6
     assert all(banned not in g for g in genres_of(ranker, [x["itemId"] for x in ranked[:-1]]))
+
+
+# --- Batch: {"userId": ..., "itemList": [...]} lines ---------------------------------------------------
+
+def test_batch_ranking_lines_and_per_line_errors(ranker):
+    import io
+
+    from personalize_torch.serving.batch_inference import run_batch_inference
+
+    ids = list(ranker.solution.item_vocab.ids)
+    users = list(ranker.solution.user_vocab.ids[:2])
+    lines = [
+        {"userId": users[0], "itemList": ids[:3]},
+        {"userId": users[1]},                                                     # a recommendations line between
+        {"userId": users[1], "itemList": [ids[5], "not-in-catalogue", ids[7], ids[6]]},
+        {"userId": users[0], "itemList": "27"},
+        {"itemList": ids[:3]},
+        {"userId": users[0], "itemId": ids[0], "itemList": ids[:3]},
+        {"userId": users[0], "itemList": ids[:1] * (MAX_INPUT_ITEMS + 1)},
+    ]
+    out = io.StringIO()
+    counts = run_batch_inference(ranker, [json.dumps(x) + "\n" for x in lines], out, num_results=2)
+    results = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert counts == {"lines": 7, "errors": 4}
+    assert [r["input"] for r in results] == lines
+    for r, (user, given) in zip((results[0], results[2]), ((users[0], ids[:3]), (users[1], lines[2]["itemList"]))):
+        (expected,) = ranker.rank([user], [given])
+        assert r["error"] is None and r["output"]["recommendedItems"] == [x.item_id for x in expected]
+        # Scored in one batch with the other lines: equal up to float rounding.
+        assert [s is None for s in r["output"]["scores"]] == [x.score is None for x in expected]
+        assert np.allclose([s for s in r["output"]["scores"] if s is not None],
+                           [x.score for x in expected if x.score is not None], atol=1e-5)
+    # The whole list comes back (num_results is for recommendations), unknown items last with a null score.
+    assert len(results[2]["output"]["recommendedItems"]) == 4
+    assert results[2]["output"]["recommendedItems"][-1] == "not-in-catalogue" and results[2]["output"]["scores"][-1] is None
+    assert len(results[1]["output"]["recommendedItems"]) == 2
+    assert "itemList" in results[3]["error"] and "userId" in results[4]["error"]
+    assert "itemId" in results[5]["error"] and str(MAX_INPUT_ITEMS) in results[6]["error"]

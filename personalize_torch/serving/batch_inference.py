@@ -6,6 +6,12 @@ User input (USER_PERSONALIZATION-style):
 Related-items input (SIMS-style; every recipe answers it, see `Predictor.recommend_related`):
     {"itemId": "105"}
     -> {"input": {"itemId": "105"}, "output": {"recommendedItems": [...], "scores": [...]}, "error": null}
+Personalized-ranking input (PERSONALIZED_RANKING-style; every recipe answers it, see `Predictor.rank`):
+    {"userId": "891", "itemList": ["27", "886", "101"]}
+    -> {"input": {...}, "output": {"recommendedItems": ["886", "27", "101"], "scores": [0.48, 0.29, 0.23]},
+        "error": null}
+    the whole list re-ordered (up to 500 items; the user's own items included, the job's filter removes
+    items), scores a softmax over the known items; items the solution does not know come last, score null.
 Lines may carry Personalize's per-line `filterValues` (used with the job's filter) and `context`.
 With popular back-fill (`backfill_popular`, `--backfill-popular`), lists that the filter leaves short are
 filled with popular items that pass it: their score is null, and each output has a parallel `reasons`
@@ -26,6 +32,7 @@ from tqdm import tqdm
 from personalize_torch.errors import InputError
 from personalize_torch.filters import Filter
 from personalize_torch.serving.predictor import MAX_RESULTS, Predictor, RequestOptions
+from personalize_torch.serving.ranking import MAX_INPUT_ITEMS
 
 CHUNK_LINES = 512
 
@@ -44,6 +51,10 @@ def _parse(line: str) -> tuple[object, str | None]:
     for key in given:
         if not isinstance(obj[key], str) or not obj[key]:
             return obj, f"{key} must be a non-empty string"
+    if obj.get("itemList") is not None:
+        error = _item_list_error(obj)
+        if error is not None:
+            return obj, error
     for key in ("filterValues", "context"):
         value = obj.get(key)
         if value is not None and (not isinstance(value, dict) or
@@ -52,9 +63,23 @@ def _parse(line: str) -> tuple[object, str | None]:
     return obj, None
 
 
+def _item_list_error(obj: dict) -> str | None:
+    """What is wrong with a personalized-ranking line (userId + itemList), None when nothing is."""
+    items = obj["itemList"]
+    if obj.get("itemId") is not None:
+        return "itemList and itemId cannot be combined: itemList ranks items for a userId"
+    if obj.get("userId") is None:
+        return "userId is required with itemList"
+    if not isinstance(items, list) or not all(isinstance(i, str) and i for i in items):
+        return "itemList must be a list of non-empty item id strings"
+    if len(items) > MAX_INPUT_ITEMS:
+        return f"itemList has {len(items)} items; at most {MAX_INPUT_ITEMS} can be ranked"
+    return None
+
+
 def _recommend(predictor: Predictor, objs: list[dict], num_results: int, exclude_seen: bool,
                job_filter: Filter | None, job_filter_values: dict | None, backfill_popular: bool = False) -> list:
-    """Recommendations for valid input objects, in order (user lines and item lines batched apart)."""
+    """Recommendations for valid input objects, in order (user, item and item-list lines batched apart)."""
     def options(group: list[dict]) -> RequestOptions:
         return RequestOptions(filter=job_filter,
                               filter_values=[{**(job_filter_values or {}), **(o.get("filterValues") or {})}
@@ -62,13 +87,17 @@ def _recommend(predictor: Predictor, objs: list[dict], num_results: int, exclude
                               context=[o.get("context") for o in group], backfill_popular=backfill_popular)
 
     by_item = [o for o in objs if o.get("itemId") is not None]
-    by_user = [o for o in objs if o.get("itemId") is None]
+    by_list = [o for o in objs if o.get("itemList") is not None]
+    by_user = [o for o in objs if o.get("itemId") is None and o.get("itemList") is None]
     user_recs = iter(predictor.recommend([o["userId"] for o in by_user], num_results, exclude_seen,
                                          options(by_user)) if by_user else [])
     item_recs = iter(predictor.recommend_related([o["itemId"] for o in by_item], num_results,
                                                  [o.get("userId") for o in by_item], exclude_seen,
                                                  options(by_item)) if by_item else [])
-    return [next(item_recs) if o.get("itemId") is not None else next(user_recs) for o in objs]
+    ranked = iter(predictor.rank([o["userId"] for o in by_list], [o["itemList"] for o in by_list],
+                                 options(by_list)) if by_list else [])
+    return [next(item_recs) if o.get("itemId") is not None else next(ranked) if o.get("itemList") is not None
+            else next(user_recs) for o in objs]
 
 
 def _results(predictor: Predictor, lines: list[str], num_results: int, exclude_seen: bool,
