@@ -14,7 +14,7 @@ from personalize_torch.serving.backfill import POPULAR_ITEM, item_popularity, po
 from personalize_torch.serving.item_metadata import ItemMetadata
 from personalize_torch.serving.promotions import (PROMOTED_ITEM, Promotion, interleave, promoted_positions,
                                                   promoted_slots)
-from personalize_torch.serving.slate import compose_slates
+from personalize_torch.serving.slate import compose_slates, mask_out
 
 NEG = -math.inf
 ANY = Filter.parse('INCLUDE ItemID WHERE Items.GENRES IN ("x")')  # the filter object itself is not evaluated here
@@ -160,3 +160,15 @@ def test_item_metadata_values_and_errors():
 def test_promotion_percentage_is_checked():
     with pytest.raises(ValueError, match="percentPromotedItems"):
         Promotion("p", 0, ANY)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16])
+def test_mask_out_equals_masked_fill(dtype):
+    g = torch.Generator().manual_seed(0)
+    scores = torch.randn(3, 257, generator=g).to(dtype)
+    scores[0, :4] = NEG
+    scores[1, 5] = math.inf
+    allowed = torch.rand(3, 257, generator=g) < 0.4
+    got = mask_out(scores, allowed)
+    assert got.dtype == dtype and torch.equal(got, scores.masked_fill(~allowed, NEG))
+    assert torch.equal(scores[0, :4], torch.full((4,), NEG, dtype=dtype))  # the input is left as it was

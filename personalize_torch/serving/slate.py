@@ -19,6 +19,23 @@ from personalize_torch.serving.backfill import POPULAR_ITEM, popular_fill
 from personalize_torch.serving.promotions import PROMOTED_ITEM, Promotion, interleave, promoted_positions, promoted_slots
 
 NEG_INF = float("-inf")
+_BITS = {torch.float32: (torch.int32, -8388608), torch.float64: (torch.int64, -4503599627370496)}  # -inf's bits
+
+
+def mask_out(scores: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    """`scores` with the items not `allowed` at -inf (a new tensor), as `scores.masked_fill(~allowed, -inf)`.
+
+    On the CPU a masked fill over a 100,000-item row branches per item (about 0.5 ms on this project's
+    2-core machine); choosing each float's bits with AND / OR masks instead is branch-free and about 4x
+    faster, which is most of what a filter adds to a request (bench/filter_latency.py).
+    """
+    if scores.device.type != "cpu" or scores.dtype not in _BITS:
+        return scores.masked_fill(~allowed, NEG_INF)
+    int_type, neg_inf_bits = _BITS[scores.dtype]
+    keep = allowed.to(int_type).neg_()                     # all ones where allowed, 0 elsewhere
+    out = scores.contiguous().view(int_type) & keep       # the allowed scores' bits, 0 elsewhere
+    out |= keep.bitwise_not_().bitwise_and_(neg_inf_bits)  # -inf's bits elsewhere (two buffers in all)
+    return out.view(scores.dtype)
 
 
 @dataclass
@@ -44,20 +61,20 @@ def compose_slates(scores: torch.Tensor, k: int, allowed: torch.Tensor | None = 
     """
     B, N = scores.shape
     k = max(0, min(int(k), N))
-    chosen = torch.zeros(B, N, dtype=torch.bool, device=scores.device)
+    chosen = torch.zeros(B, N, dtype=torch.bool, device=scores.device)  # items in the list so far
     promo_idx = promo_ok = promo_val = None
     rest = scores
     if promotion is not None:
         if promotion_allowed is None:
             raise ValueError("a promotion needs its filter's mask (promotion_allowed)")
-        eligible = scores.masked_fill(~promotion_allowed.view(B, N), NEG_INF)
+        eligible = mask_out(scores, promotion_allowed.view(B, N))
         promo_idx = ranked_items(eligible, promoted_slots(k, promotion.percent_promoted_items))
         promo_val = eligible.gather(1, promo_idx)
         promo_ok = torch.isfinite(promo_val)
         chosen |= torch.zeros_like(chosen).scatter_(1, promo_idx, promo_ok)
-        rest = scores.masked_fill(chosen, NEG_INF)
+        rest = mask_out(scores, ~chosen)
     if allowed is not None:
-        rest = rest.masked_fill(~allowed.view(B, N), NEG_INF)
+        rest = mask_out(rest, allowed.view(B, N))
     top = ranked_items(rest, k)
     top_val = rest.gather(1, top)
     top_ok = torch.isfinite(top_val)
