@@ -42,14 +42,17 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", nargs="+", default=["ml100k"])
     p.add_argument("--recipes", nargs="+", default=[BASELINE])
-    p.add_argument("--override", nargs="*", default=[], help="Hydra overrides for every run, e.g. trainer.max_epochs=50")
+    p.add_argument("--override", nargs="*", default=[], help="Hydra overrides for every run, e.g. trainer.max_epochs=50 "
+                   "(recipe.* ones are not given to the Popularity-Count baseline)")
     args = p.parse_args()
     recipes = [BASELINE] + [r for r in args.recipes if r != BASELINE]
     rows = ["| data | recipe | HR@10 | NDCG@10 | MRR@10 | users | items | seconds |", "|---|---|---|---|---|---|---|---|"]
     with tempfile.TemporaryDirectory() as tmp:
         for data in args.data:
             for recipe in recipes:
-                r = run(data, recipe, args.override, Path(tmp))
+                # recipe.* overrides are the candidates' hyperparameters; the baseline takes none
+                overrides = [o for o in args.override if not (recipe == BASELINE and o.startswith("recipe."))]
+                r = run(data, recipe, overrides, Path(tmp))
                 m = r["metrics"]["test"]
                 rows.append(f"| {data} | {recipe} | {m['hit_rate_at_10']:.4f} | {m['ndcg_at_10']:.4f} | "
                             f"{m['mrr_at_10']:.4f} | {r['data']['n_users']} | {r['data']['n_items']} | "

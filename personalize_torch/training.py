@@ -38,6 +38,8 @@ def data_sizes(dm: InteractionsDataModule, recipe_cls: type) -> dict:
         features = dm.item_features
         sizes.update(item_value_vocab_size=features.vocab_size, item_value_slots=features.categorical.shape[1],
                      item_numeric_features=features.numeric.shape[1])
+    if "item_text_slots" in params:
+        sizes["item_text_slots"] = dm.item_text_tokens.shape[1]
     if "user_value_slots" in params:
         users = dm.user_features
         sizes.update(n_users=dm.n_users, user_value_vocab_size=users.vocab_size,
@@ -57,6 +59,8 @@ def make_recipe(recipe_cls: type[Recipe], dm: InteractionsDataModule, **hyperpar
     if hasattr(recipe, "set_item_features"):
         features = dm.item_features
         recipe.set_item_features(torch.from_numpy(features.categorical), torch.from_numpy(features.numeric))
+    if hasattr(recipe, "set_item_text"):
+        recipe.set_item_text(torch.from_numpy(dm.item_text_tokens))
     if hasattr(recipe, "set_user_features"):
         users = dm.user_features
         recipe.set_user_features(torch.from_numpy(users.categorical), torch.from_numpy(users.numeric))

@@ -19,6 +19,7 @@ from personalize_torch.data.minimum_data import check_minimum_data
 from personalize_torch.data.sequences import (UserSequences, build_context_vocabs, context_fields,
                                               encode_interactions)
 from personalize_torch.data.split import Split, make_split
+from personalize_torch.data.text_features import build_text_tokens
 from personalize_torch.data.vocab import Vocab
 
 
@@ -89,6 +90,11 @@ class InteractionsDataModule(pl.LightningDataModule):
             created = pd.to_numeric(items[C.CREATION_TIMESTAMP], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
             out[rows[rows > 0]] = created[rows > 0]
         return out
+
+    @cached_property
+    def item_text_tokens(self) -> np.ndarray:
+        """(n_items, L) hashed words of the Items textual field (L = 0 without one), see text_features."""
+        return build_text_tokens(self.group.items, self.group.schemas.get(C.ITEMS), self.item_vocab)
 
     @property
     def context_cardinalities(self) -> list[int]:

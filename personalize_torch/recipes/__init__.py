@@ -7,6 +7,7 @@ from personalize_torch.recipes.hrnn_meta import HRNNMeta
 from personalize_torch.recipes.item_affinity import ItemAffinity, ItemAttributeAffinity
 from personalize_torch.recipes.personalized_ranking import PersonalizedRanking
 from personalize_torch.recipes.popularity_count import PopularityCount
+from personalize_torch.recipes.similar_items import SimilarItems
 from personalize_torch.recipes.sims import SIMS
 from personalize_torch.recipes.trending_now import TrendingNow
 from personalize_torch.recipes.user_personalization import UserPersonalization
@@ -19,6 +20,7 @@ RECIPES: dict[str, type[Recipe]] = {
     ItemAttributeAffinity.recipe_name: ItemAttributeAffinity,
     PersonalizedRanking.recipe_name: PersonalizedRanking,
     PopularityCount.recipe_name: PopularityCount,
+    SimilarItems.recipe_name: SimilarItems,
     SIMS.recipe_name: SIMS,
     TrendingNow.recipe_name: TrendingNow,
     UserPersonalization.recipe_name: UserPersonalization,
