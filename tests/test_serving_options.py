@@ -123,3 +123,10 @@ def test_request_context_reaches_a_context_aware_recipe(tmp_path):
     scores = {device: [r.score for r in predictor.recommend([user], 5, options=RequestOptions(
         context={"DEVICE": device}))[0]] for device in ("mobile", "desktop")}
     assert scores["mobile"] != scores["desktop"]
+    # a batch of rows where only some give a context: the others score as a request without one
+    # (the user's latest context), not as "no context"
+    plain = predictor.recommend([user], 5)[0]
+    mixed = predictor.recommend([user, user], 5, options=RequestOptions(context=[{"DEVICE": "mobile"}, None]))
+    assert [r.item_id for r in mixed[1]] == [r.item_id for r in plain]
+    assert [r.score for r in mixed[1]] == pytest.approx([r.score for r in plain])
+    assert [r.score for r in mixed[0]] == pytest.approx(scores["mobile"])

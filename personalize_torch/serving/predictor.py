@@ -296,7 +296,14 @@ class Predictor:
         if options.context is not None:
             B = inputs.items.shape[0]
             contexts = [options.context] * B if isinstance(options.context, Mapping) else list(options.context)
-            inputs.next_context = self.context_indices(contexts)
+            if any(c is not None for c in contexts):
+                next_context = self.context_indices(contexts)
+                if next_context is not None and inputs.context is not None and inputs.context.shape[1]:
+                    # rows without a context (batch lines that give none) keep the user's latest, as a
+                    # request without `context` does
+                    given = torch.tensor([c is not None for c in contexts]).view(-1, 1)
+                    next_context = torch.where(given, next_context, inputs.context[:, -1].to(next_context))
+                inputs.next_context = next_context
         with torch.no_grad():
             return self.recipe.score(inputs.to(self.device))
 
