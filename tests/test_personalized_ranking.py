@@ -59,6 +59,10 @@ def test_list_softmax_hand_values():
     e = np.exp([1.0, -1.0, 2.0])
     assert torch.allclose(got[1], torch.tensor([e[0], e[1], 0.0, e[2]], dtype=torch.float64) / e.sum())
     assert torch.allclose(got[2], torch.tensor([0.5, 0.5, 0.0, 0.0], dtype=torch.float64))
+    # -inf (never recommended) scores 0; a list of only -inf gets equal shares, never NaN.
+    inf = float("inf")
+    got = list_softmax(torch.tensor([[-inf, 1.0, 0.0], [-inf, -inf, 1.0]]), torch.tensor([[1, 1, 0], [1, 1, 0]]) > 0)
+    assert torch.equal(got, torch.tensor([[0.0, 1.0, 0.0], [0.5, 0.5, 0.0]], dtype=torch.float64))
 
 
 def test_recipe_trains_evaluates_and_saves(ranking_solution, ranker):

@@ -39,12 +39,14 @@ def list_softmax(scores: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
 
     Non-negative rows are probabilities (or shares) already: softmax of their logarithms, that is each
     score over the row's kept total (equal shares when that total is 0). Rows with a negative score are
-    logits: an ordinary softmax. Computed in float64 so small probabilities keep their order.
+    logits: an ordinary softmax (-inf, an item the recipe never recommends, gets 0; equal shares when every
+    kept score is -inf). Computed in float64 so small probabilities keep their order.
     """
     scores = scores.double()
     as_logits = ((scores < 0) & keep).any(1, keepdim=True)                       # (B, 1)
     logits = torch.where(keep, scores, -torch.inf)
-    soft = torch.softmax(logits.where(keep.any(1, keepdim=True), 0.0), dim=1)
+    dead = ~torch.isfinite(logits).any(1, keepdim=True)        # nothing kept, or every kept score is -inf
+    soft = torch.softmax(torch.where(dead, torch.where(keep, 0.0, -torch.inf), logits), dim=1)
     probs = torch.where(keep, scores.clamp(min=0), 0.0)
     total = probs.sum(1, keepdim=True)
     equal = keep / keep.sum(1, keepdim=True).clamp(min=1)
