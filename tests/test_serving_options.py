@@ -49,6 +49,30 @@ def test_filter_on_interactions_excludes_purchased_items(predictor):
         assert not bought & {r.item_id for r in items}
 
 
+def test_interactions_filters_see_streamed_events(predictor):
+    """An item purchased after training (a streamed event) is excluded by an Interactions filter at once,
+    for a known user and for a new one, while the stored purchases still count."""
+    from personalize_torch.serving.predictor import RecentEvents
+
+    sol = predictor.solution
+    user = sol.user_vocab.ids[0]
+    f = Filter.parse('EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN ("PURCHASE")')
+    before = [r.item_id for r in predictor.recommend([user, "brand-new"], 30, exclude_seen=False,
+                                                     options=RequestOptions(filter=f))[0]]
+    bought = before[0]
+    event = RecentEvents(item_ids=[bought, before[1]], timestamps=[2e9, 2e9 + 1], event_types=["purchase", "click"])
+    after = predictor.recommend([user, "brand-new"], 30, exclude_seen=False,
+                                options=RequestOptions(filter=f, events=[event, event]))
+    for items in after:
+        ids = [r.item_id for r in items]
+        assert bought not in ids and before[1] in ids       # the purchase is excluded, the click is not
+    purchase = sol.event_type_vocab.to_idx(["purchase"])[0]
+    row = sol.history_rows([user])[0]
+    lo, hi = sol.histories.offsets[row], sol.histories.offsets[row + 1]
+    old = set(sol.item_vocab.to_id(sol.histories.item_idx[lo:hi][sol.histories.event_type[lo:hi] == purchase]))
+    assert not old & {r.item_id for r in after[0]}
+
+
 def test_exploration_brings_in_rarely_seen_items(predictor):
     user = predictor.solution.user_vocab.ids[0]
     counts, _ = predictor._exploration

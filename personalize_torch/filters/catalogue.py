@@ -207,6 +207,38 @@ class Catalogue:
             events = _recent_events(interactions, item_index, user_index, max_interactions_per_event_type)
         return cls(ids, items_frame, uids, users_frame, events, textual_fields, max_interactions_per_event_type)
 
+    def with_recent_events(self, user_ids: Sequence[str], recent: pd.DataFrame) -> Catalogue:
+        """A catalogue for just these users (rows in this order), whose interactions are their stored
+        ones followed by `recent` (USER_ID, ITEM_ID, EVENT_TYPE, TIMESTAMP rows, e.g. events streamed
+        since training), the most recent per event type kept as usual. Items, and what was computed for
+        them, are shared with this catalogue, so this is cheap enough to do per request."""
+        ids = [str(u) for u in user_ids]
+        rows = self.user_rows(ids)
+        frames = [recent]
+        if self.events is not None:
+            known = rows[rows >= 0]
+            lengths = self.events.offsets[known + 1] - self.events.offsets[known]
+            flat = np.concatenate([np.arange(self.events.offsets[r], self.events.offsets[r + 1]) for r in known]
+                                  ) if len(known) else np.zeros(0, dtype=np.int64)
+            names = np.asarray(self.events.event_types, dtype=object)
+            frames.insert(0, pd.DataFrame({
+                C.USER_ID: np.repeat(np.asarray(ids, dtype=object)[rows >= 0], lengths),
+                C.ITEM_ID: self.item_ids.to_numpy()[self.events.item_idx[flat] - 1],
+                C.EVENT_TYPE: names[self.events.type_code[flat]] if len(names) else np.array([], dtype=object),
+                C.TIMESTAMP: np.full(len(flat), np.iinfo(np.int64).min // 2, dtype=np.int64)}))  # older than any
+        interactions = pd.concat(frames, ignore_index=True)
+        users = None
+        if self.users is not None:
+            users = self.users.reindex(np.where(rows >= 0, rows, len(self.users))).reset_index(drop=True)
+        view = Catalogue.__new__(Catalogue)
+        view.__dict__.update(self.__dict__)
+        view.user_ids = _object_index(ids)
+        view.n_users = len(ids)
+        view.users = users
+        view.events = _recent_events(interactions, self.item_ids, view.user_ids, self.max_interactions_per_event_type)
+        view._columns = {k: v for k, v in self._columns.items() if k[0] == "Items"}
+        return view
+
     # ---- lookups
     def user_rows(self, user_ids: Iterable) -> np.ndarray:
         """Row of each user id, -1 for ids the catalogue doesn't know (or None)."""

@@ -66,6 +66,16 @@ class RecommendedItem:
     reason: tuple[str, ...] | None = None  # ("Promoted item",) / ("Popular item",), as Personalize's reason
 
 
+def streamed_interactions(user_ids: Sequence[str], events: RecentEvents | Sequence[RecentEvents | None]
+                          ) -> pd.DataFrame:
+    """USER_ID, ITEM_ID, EVENT_TYPE, TIMESTAMP rows of each user's streamed events (for filters)."""
+    per_row = [events] * len(user_ids) if isinstance(events, RecentEvents) else list(events)
+    rows = [(u, i, (e.event_types[k] if e.event_types is not None else None), int(e.timestamps[k]))
+            for u, e in zip(user_ids, per_row) if e is not None
+            for k, i in enumerate(e.item_ids) if i is not None]
+    return pd.DataFrame(rows, columns=[C.USER_ID, C.ITEM_ID, C.EVENT_TYPE, C.TIMESTAMP])
+
+
 def append_events(inputs: SequenceBatch, items: torch.Tensor, timestamps: torch.Tensor,
                   context: torch.Tensor | None = None, max_len: int | None = None) -> SequenceBatch:
     """`inputs` (left-padded histories, (B, T)) followed by further events `items` / `timestamps` (B, E)
@@ -312,7 +322,12 @@ class Predictor:
         """(B, n_items) bool: the items the request's filter lets through; None without a filter."""
         if options.filter is None:
             return None
-        rows = self.catalogue.user_rows([u if u is not None else "" for u in (user_ids or [None] * B)])
-        allowed = options.filter.item_mask(self.catalogue, list(rows), options.filter_values,
+        ids = [u if u is not None else "" for u in (user_ids or [None] * B)]
+        catalogue, rows = self.catalogue, self.catalogue.user_rows(ids)
+        if "Interactions" in options.filter.datasets and options.events is not None:
+            streamed = streamed_interactions(ids, options.events)
+            if len(streamed):  # Interactions conditions see events streamed since training too
+                catalogue, rows = self.catalogue.with_recent_events(ids, streamed), np.arange(B)
+        allowed = options.filter.item_mask(catalogue, list(rows), options.filter_values,
                                            current_items=current_items)
         return allowed.view(B, -1)
