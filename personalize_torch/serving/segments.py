@@ -4,7 +4,8 @@ Personalize's batch segment jobs (Item-Affinity, Item-Attribute-Affinity) take q
 `{"itemId": "105"}` or `{"itemAttributes": "ITEMS.GENRES = \\"Comedy\\" AND ITEMS.PRICE < 20"}` and return
 users in descending probability. Here, for every user with a stored history, the recipe scores the
 catalogue from the user's recent events (P(item | user) for the transformer recipes); a query's score for
-a user is the summed score of the query's items (one item for an `itemId` query). Users who already
+a user is the expected number of interactions with the query's items (one item for an `itemId` query):
+the summed score times the user's number of events (`item_affinity.expected_interactions`). Users who already
 interacted with a queried item are not in its segment (unless `exclude_seen` is False); an attribute query
 counts every item with the attributes, including ones the user already has, because it asks who likes
 that kind of item (repeat interactions count; leaving them out would rank the users who like the genre
@@ -27,6 +28,7 @@ from personalize_torch.data.batching import history_items, sequence_batch
 from personalize_torch.errors import InputError
 from personalize_torch.filters import Filter, FilterError
 from personalize_torch.metrics.user_segments import merge_top_k
+from personalize_torch.recipes.item_affinity import expected_interactions
 from personalize_torch.serving.predictor import Predictor
 
 MAX_USERS_PER_SEGMENT = 5_000_000  # Personalize's limit for a batch segment job
@@ -130,6 +132,7 @@ class UserSegmenter:
                 scores = recipe.score(sequence_batch(h, rows, recipe.input_length).to(device)).float()
             scores = torch.nan_to_num(scores.clamp(min=0), posinf=0.0)
             scores[:, 0] = 0
+            scores = expected_interactions(scores, torch.from_numpy(h.lengths[rows]).to(device))
             mass = scores @ weights.T                                              # (B, Q)
             ok = allowed[start:start + len(rows)].to(device).view(-1, 1).expand_as(mass)
             if bool(exclude.any()):
