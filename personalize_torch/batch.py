@@ -2,7 +2,8 @@
 
     python -m personalize_torch.batch --solution <dir> --input <in.jsonl> --output <out.jsonl> [--num-results N]
 
-Input lines are {"userId": ...} (recommendations for a user) or {"itemId": ...} (related items).
+Input lines are {"userId": ...} (recommendations for a user), {"itemId": ...} (related items) or
+{"userId": ..., "itemList": [...]} (personalized ranking of the given items).
 
 A batch segment job (Personalize's CreateBatchSegmentJob) with a USER_SEGMENTATION solution
 (item_affinity, item_attribute_affinity), or any solution with --job-type segment:
