@@ -5,6 +5,8 @@
     python serve.py solution=<dir> 'filters={no_horror: "EXCLUDE ItemID WHERE Items.GENRES IN (\"Horror\")"}'
 """
 
+import logging
+import os
 import sqlite3
 import sys
 
@@ -54,9 +56,16 @@ def main(cfg: DictConfig) -> None:
     except InputError as err:
         print(f"error: {err.describe()}", file=sys.stderr)
         sys.exit(2)
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    access_log = logging.getLogger("personalize_torch.access")
+    access_log.addHandler(handler)
+    access_log.setLevel(logging.INFO if cfg.access_log else logging.WARNING)
+    api_key = cfg.api_key or os.environ.get("PERSONALIZE_TORCH_API_KEY") or None
     try:
-        uvicorn.run(create_app(campaigns, filters, settings, events), host=cfg.host, port=cfg.port,
-                    log_level=cfg.log_level)
+        uvicorn.run(create_app(campaigns, filters, settings, events, api_key=api_key,
+                               max_request_bytes=cfg.max_request_bytes),
+                    host=cfg.host, port=cfg.port, log_level=cfg.log_level, access_log=False)
     finally:
         events.close()
 

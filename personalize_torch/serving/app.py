@@ -27,6 +27,7 @@ from fastapi.responses import JSONResponse
 
 from personalize_torch.errors import InputError
 from personalize_torch.filters import Filter
+from personalize_torch.serving.access import install_access_controls
 from personalize_torch.serving.api_models import (GetPersonalizedRankingRequest, GetPersonalizedRankingResponse,
                                                   GetRecommendationsRequest, GetRecommendationsResponse,
                                                   PredictedItem, PutEventsRequest, PutItemsRequest, PutUsersRequest)
@@ -78,12 +79,13 @@ def recent_events(stored: UserEventColumns, predictor: Predictor) -> RecentEvent
 
 
 def create_app(campaigns: dict[str, Predictor], filters: dict[str, Filter] | None = None,
-               settings: dict[str, CampaignSettings] | None = None, events: EventStore | None = None) -> FastAPI:
+               settings: dict[str, CampaignSettings] | None = None, events: EventStore | None = None,
+               api_key: str | None = None, max_request_bytes: int = 1_000_000) -> FastAPI:
     """`campaigns` maps campaign names to predictors (with exactly one, every campaignArn reaches it);
     `filters` maps filter names (the last segment of a filterArn) to parsed filters; `settings` holds
     each campaign's exploration settings; `events` is the event store (PutEvents / PutItems / PutUsers)
     that every campaign reads users' recent events from (None: a new in-memory store, closed with the app,
-    so nothing survives a restart)."""
+    so nothing survives a restart); `api_key` and `max_request_bytes`: see `access`."""
     own_store = events is None
     store = EventStore(":memory:") if own_store else events
 
@@ -95,6 +97,7 @@ def create_app(campaigns: dict[str, Predictor], filters: dict[str, Filter] | Non
 
     app = FastAPI(title="personalize-torch runtime", lifespan=lifespan)
     app.state.events = store
+    install_access_controls(app, api_key, max_request_bytes)
     filters = dict(filters or {})
     settings = dict(settings or {})
 
