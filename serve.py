@@ -64,7 +64,7 @@ def main(cfg: DictConfig) -> None:
     api_key = cfg.api_key or os.environ.get("PERSONALIZE_TORCH_API_KEY") or None
     try:
         uvicorn.run(create_app(campaigns, filters, settings, events, api_key=api_key,
-                               max_request_bytes=cfg.max_request_bytes),
+                               max_request_bytes=cfg.max_request_bytes, deploy_root=cfg.deploy_root),
                     host=cfg.host, port=cfg.port, log_level=cfg.log_level, access_log=False)
     finally:
         events.close()

@@ -207,3 +207,21 @@ class PutUsersRequest(BaseModel):
 
     datasetArn: DatasetArn
     users: list[UserInput] = Field(min_length=1, max_length=10)
+
+
+class DeployRequest(BaseModel):
+    """PUT /campaigns/{name}: a solution version directory (relative to the server's deploy_root) and,
+    optionally, the campaign's settings (campaignConfig)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    solution: str = Field(min_length=1, max_length=1024)
+    explorationWeight: float | None = Field(None, ge=0.0, le=1.0)
+    explorationItemAgeCutOff: float | None = Field(None, gt=0.0)
+    backfillPopular: bool | None = None
+
+    def settings(self) -> dict:
+        given = {"exploration_weight": self.explorationWeight,
+                 "exploration_item_age_cut_off": self.explorationItemAgeCutOff,
+                 "backfill_popular": self.backfillPopular}
+        return {k: v for k, v in given.items() if v is not None}

@@ -17,9 +17,11 @@ user's stored history as model input and are left out of the recommendations, wi
 
 from __future__ import annotations
 
+import re
 import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -28,9 +30,10 @@ from fastapi.responses import JSONResponse
 from personalize_torch.errors import InputError
 from personalize_torch.filters import Filter
 from personalize_torch.serving.access import install_access_controls
-from personalize_torch.serving.api_models import (GetPersonalizedRankingRequest, GetPersonalizedRankingResponse,
-                                                  GetRecommendationsRequest, GetRecommendationsResponse,
-                                                  PredictedItem, PutEventsRequest, PutItemsRequest, PutUsersRequest)
+from personalize_torch.serving.api_models import (DeployRequest, GetPersonalizedRankingRequest,
+                                                  GetPersonalizedRankingResponse, GetRecommendationsRequest,
+                                                  GetRecommendationsResponse, PredictedItem, PutEventsRequest,
+                                                  PutItemsRequest, PutUsersRequest)
 from personalize_torch.serving.event_store import Event, EventStore, UserEventColumns, property_fields
 from personalize_torch.serving.predictor import Predictor, RecentEvents, RecommendedItem, RequestOptions
 from personalize_torch.serving.promotions import Promotion
@@ -80,12 +83,14 @@ def recent_events(stored: UserEventColumns, predictor: Predictor) -> RecentEvent
 
 def create_app(campaigns: dict[str, Predictor], filters: dict[str, Filter] | None = None,
                settings: dict[str, CampaignSettings] | None = None, events: EventStore | None = None,
-               api_key: str | None = None, max_request_bytes: int = 1_000_000) -> FastAPI:
+               api_key: str | None = None, max_request_bytes: int = 1_000_000,
+               deploy_root: str | Path | None = None) -> FastAPI:
     """`campaigns` maps campaign names to predictors (with exactly one, every campaignArn reaches it);
     `filters` maps filter names (the last segment of a filterArn) to parsed filters; `settings` holds
     each campaign's exploration settings; `events` is the event store (PutEvents / PutItems / PutUsers)
     that every campaign reads users' recent events from (None: a new in-memory store, closed with the app,
-    so nothing survives a restart); `api_key` and `max_request_bytes`: see `access`."""
+    so nothing survives a restart); `api_key` and `max_request_bytes`: see `access`; `deploy_root`: when
+    set, `PUT /campaigns/{name}` deploys solution versions found under that directory (see `deploy`)."""
     own_store = events is None
     store = EventStore(":memory:") if own_store else events
 
@@ -138,7 +143,7 @@ def create_app(campaigns: dict[str, Predictor], filters: dict[str, Filter] | Non
         return Promotion(p.name, p.percentPromotedItems, named_filter(p.filterArn, "promotions[0].filterArn"),
                          p.filterValues)
 
-    def request_options(req: GetRecommendationsRequest, campaign: str) -> RequestOptions:
+    def request_options(req: GetRecommendationsRequest, campaign: str, predictor: Predictor) -> RequestOptions:
         chosen = None
         if req.filterArn is not None:
             chosen = named_filter(req.filterArn)
@@ -147,7 +152,7 @@ def create_app(campaigns: dict[str, Predictor], filters: dict[str, Filter] | Non
         config = settings.get(campaign, CampaignSettings())
         streamed = None
         if req.userId is not None:
-            streamed = recent_events(store.user_event_columns(req.userId), campaigns[campaign])
+            streamed = recent_events(store.user_event_columns(req.userId), predictor)
         return RequestOptions(filter=chosen, filter_values=req.filterValues, context=req.context,
                               exploration_weight=config.exploration_weight,
                               exploration_item_age_cut_off=config.exploration_item_age_cut_off, events=streamed,
@@ -166,11 +171,38 @@ def create_app(campaigns: dict[str, Predictor], filters: dict[str, Filter] | Non
     def ping() -> dict:
         return {"status": "ok", "campaigns": sorted(campaigns)}
 
+    @app.put("/campaigns/{name}")
+    def deploy(name: str, req: DeployRequest) -> dict:
+        """Deploy a solution version to a campaign (Personalize's CreateCampaign / UpdateCampaign) with no
+        failed requests: the new predictor is loaded and warmed up (catalogue, one scoring pass) while the
+        old one keeps serving, then swapped in with one dict assignment; requests already running finish
+        on the old one. Only solution versions under the server's `deploy_root` can be deployed."""
+        if deploy_root is None:
+            raise ServiceError("AccessDeniedException", "deploying is disabled; start the server with deploy_root=<dir>",
+                               403)
+        root = Path(deploy_root).resolve()
+        path = (root / req.solution).resolve()
+        if not path.is_relative_to(root) or not (path / "solution.json").is_file():
+            raise invalid_input("solution: not a solution version directory under the server's deploy_root")
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,63}", name):
+            raise invalid_input("campaign names are 1-63 letters, digits, '.', '_' or '-'")
+        try:
+            predictor = Predictor.from_dir(path, device=next(iter(campaigns.values())).device.type
+                                           if campaigns else "cpu")
+            predictor.catalogue                                           # built now, not by the first request
+            predictor.recommend([None], 1)
+        except (InputError, OSError, ValueError, KeyError) as err:
+            raise invalid_input(f"solution: cannot load it: {err}") from None
+        settings[name] = CampaignSettings(**{**settings.get(name, CampaignSettings()).__dict__,
+                                             **req.settings()})
+        campaigns[name] = predictor
+        return {"campaign": name, "recipe": predictor.solution.recipe_name}
+
     @app.post("/recommendations", response_model=GetRecommendationsResponse, response_model_exclude_none=True)
     def get_recommendations(req: GetRecommendationsRequest) -> GetRecommendationsResponse:
         campaign = campaign_name(req.campaignArn or req.recommenderArn)
         predictor = campaigns[campaign]
-        options = request_options(req, campaign)
+        options = request_options(req, campaign, predictor)
         try:
             columns = predictor.item_metadata.check(req.metadataColumns)
             if req.itemId is not None:  # related items; a userId as well leaves out that user's items
