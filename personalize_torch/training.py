@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from personalize_torch.data.datamodule import InteractionsDataModule
 from personalize_torch.data.sources import load_dataset_group
+from personalize_torch.data.stored_events import with_stored_events
 from personalize_torch.metrics.ranking_metrics import personalize_report
 from personalize_torch.errors import InputError
 from personalize_torch.recipes import RECIPES, Recipe
@@ -100,6 +101,8 @@ def train(cfg: DictConfig) -> dict:
                                users=data.users, interactions_schema=data.interactions_schema,
                                items_schema=data.items_schema, users_schema=data.users_schema, path=data.path,
                                demo=OmegaConf.to_container(data.demo) if data.demo is not None else None)
+    if data.get("events_db"):  # bulk imports + what the server stored (PutEvents / PutItems / PutUsers)
+        group = with_stored_events(group, data.events_db)
     # data.split null: the recipe's own split (Personalize's user-segmentation split for Item-Affinity)
     split = data.split or getattr(hydra.utils.get_class(cfg.recipe._target_), "default_split", "personalize")
     dm = InteractionsDataModule(group, split=split, event_type=data.event_type,

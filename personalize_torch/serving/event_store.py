@@ -25,7 +25,6 @@ recommendations: their sessionId is the userId of GetRecommendations).
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 import threading
 import time
@@ -33,6 +32,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from personalize_torch.data.event_properties import field_name, property_fields  # noqa: F401 (re-exported)
 
 SCHEMA_VERSION = 1
 SYNCHRONOUS_MODES = ("NORMAL", "FULL", "EXTRA")
@@ -138,25 +139,6 @@ def _stored(row: tuple) -> StoredEvent:
                        impression=tuple(json.loads(impression)) if impression is not None else None,
                        recommendation_id=recommendation_id, metric_attribution=metric_attribution, seq=seq,
                        tracking_id=tracking_id, user_id=user_id, session_id=session_id, received_at=received_at)
-
-
-def field_name(key: str) -> str:
-    """Personalize's property key -> schema field name: camelCase keys match UPPER_SNAKE fields
-    (`numberOfRatings` -> `NUMBER_OF_RATINGS`, `device` -> `DEVICE`); UPPER_SNAKE keys are kept."""
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", key).upper()
-
-
-def property_fields(properties: str | None) -> dict[str, str]:
-    """An event's `properties` JSON as {FIELD_NAME: value as text}; not a JSON object -> {}."""
-    if not properties:
-        return {}
-    try:
-        obj = json.loads(properties)
-    except ValueError:
-        return {}
-    if not isinstance(obj, dict):
-        return {}
-    return {field_name(str(k)): v if isinstance(v, str) else json.dumps(v) for k, v in obj.items() if v is not None}
 
 
 class EventStore:
