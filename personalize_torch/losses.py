@@ -30,13 +30,49 @@ def _weighted_mean(losses: Tensor, weights: Tensor | None) -> Tensor:
     return (losses * weights).sum() / weights.sum().clamp(min=1e-12)
 
 
+class _FullSoftmaxCrossEntropy(torch.autograd.Function):
+    """Weighted mean cross-entropy of `hidden @ table.T + bias` (N, n_items) with a hand-written backward.
+
+    The (N, n_items) logits are the largest tensor of a training step, and on CPU the passes over them
+    are most of its time. Autograd's cross-entropy makes about nine (addmm, log-softmax, a zero-filled
+    gradient, a scatter, the log-softmax backward, ...); here the forward turns the logits in place into
+    the gradient `w * (softmax - onehot)` right away (four passes), and the backward is the two matmuls
+    and a column sum. Same values and gradients (tests/test_losses.py).
+    """
+
+    @staticmethod
+    def forward(ctx, hidden: Tensor, table: Tensor, bias: Tensor, targets: Tensor, weights: Tensor) -> Tensor:
+        logits = torch.addmm(bias, hidden, table.t())                    # (N, n_items)
+        lse = torch.logsumexp(logits, dim=1)                               # (N,)
+        rows = torch.arange(len(targets), device=targets.device)
+        loss = ((lse - logits[rows, targets]) * weights).sum()
+        grad = logits.sub_((lse - weights.log()).unsqueeze(1)).exp_()     # w * softmax, in place
+        grad[rows, targets] -= weights                                     # w * (softmax - onehot)
+        ctx.save_for_backward(hidden, table, grad)
+        return loss
+
+    @staticmethod
+    def backward(ctx, upstream: Tensor):
+        hidden, table, grad = ctx.saved_tensors
+        grad_hidden = grad_table = grad_bias = None
+        if ctx.needs_input_grad[0]:
+            grad_hidden = (grad @ table) * upstream
+        if ctx.needs_input_grad[1]:
+            grad_table = (grad.t() @ hidden) * upstream
+        if ctx.needs_input_grad[2]:
+            grad_bias = grad.sum(0) * upstream
+        return grad_hidden, grad_table, grad_bias, None, None
+
+
 def full_softmax_loss(hidden: Tensor, targets: Tensor, item_embedding: Tensor, weights: Tensor | None = None,
                       item_bias: Tensor | None = None) -> Tensor:
-    logits = hidden @ item_embedding.T                                   # (N, n_items)
-    if item_bias is not None:
-        logits = logits + item_bias
-    logits[:, 0] = -math.inf                                             # padding is never a next item
-    return _weighted_mean(F.cross_entropy(logits, targets, reduction="none"), weights)
+    # The bias carries -inf for padding, which is never a next item.
+    bias = item_bias if item_bias is not None else hidden.new_zeros(item_embedding.shape[0])
+    bias = torch.cat([bias.new_full((1,), -math.inf), bias[1:]])
+    if len(targets) == 0:
+        return hidden.sum() * 0.0
+    w = hidden.new_full((len(targets),), 1.0 / len(targets)) if weights is None else weights / weights.sum().clamp(min=1e-12)
+    return _FullSoftmaxCrossEntropy.apply(hidden, item_embedding, bias, targets, w.detach().to(hidden.dtype))
 
 
 def sampled_softmax_loss(hidden: Tensor, targets: Tensor, item_embedding: Tensor, log_q: Tensor,

@@ -108,7 +108,7 @@ def train(cfg: DictConfig) -> dict:
     dm = InteractionsDataModule(group, split=split, event_type=data.event_type,
                                 event_value_threshold=data.event_value_threshold, batch_size=data.batch_size,
                                 eval_batch_size=data.eval_batch_size, seed=cfg.seed,
-                                check_minimum=data.check_minimum)
+                                check_minimum=data.check_minimum, length_buckets=data.get("length_buckets", True))
     dm.setup()
     recipe = build_recipe(cfg.recipe, dm)
     dm.configure_for(recipe)

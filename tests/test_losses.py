@@ -51,3 +51,23 @@ def test_sampled_softmax_with_all_negatives_equal_to_full_softmax_under_uniform_
         others = sum(math.exp(scores[i, j]) for j in range(1, n_items) if j != t)
         expected.append(math.log(1 + 20000 * others / ((n_items - 1) * math.exp(scores[i, t]))))
     assert sampled.item() == pytest.approx(sum(expected) / 3, abs=0.02)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_full_softmax_gradients_match_autograd_cross_entropy(weighted):
+    """The hand-written backward gives autograd's values and gradients (hidden, item table, item bias)."""
+    torch.manual_seed(0)
+    hidden = torch.randn(7, 4, dtype=torch.double, requires_grad=True)
+    emb = torch.randn(9, 4, dtype=torch.double, requires_grad=True)
+    bias = torch.randn(9, dtype=torch.double, requires_grad=True)
+    targets = torch.tensor([1, 2, 3, 8, 8, 5, 1])
+    weights = torch.rand(7, dtype=torch.double) + 0.5 if weighted else None
+    loss = full_softmax_loss(hidden, targets, emb, weights, bias)
+    grads = torch.autograd.grad(3 * loss, (hidden, emb, bias))
+    logits = (hidden @ emb.T + bias)[:, 1:]                                  # padding left out
+    per = F.cross_entropy(logits, targets - 1, reduction="none")
+    expected = per.mean() if weights is None else (per * weights).sum() / weights.sum()
+    expected_grads = torch.autograd.grad(3 * expected, (hidden, emb, bias))
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-12)
+    for got, want in zip(grads, expected_grads):
+        torch.testing.assert_close(got, want)

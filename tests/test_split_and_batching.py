@@ -135,3 +135,23 @@ def test_context_columns_are_encoded_per_event_and_batched():
     assert batch.context[..., 0].tolist() == [[2, 1, 1], [0, 2, 2], [1, 1, 1], [0, 0, 0]]
     latest = sequence_batch(seqs, np.array([0, -1]), max_len=2)
     assert latest.context[..., 0].tolist() == [[1, 1], [0, 0]]
+
+
+def test_length_buckets_cover_every_window_once_with_similar_lengths_per_batch():
+    import torch
+
+    from personalize_torch.data.batching import LengthBuckets
+
+    rng = np.random.default_rng(0)
+    lengths = np.minimum(rng.geometric(0.2, 1000) + 1, 51)
+    sampler = LengthBuckets(lengths, batch_size=64)
+    torch.manual_seed(0)
+    epochs = [list(sampler) for _ in range(2)]
+    for batches in epochs:
+        assert len(batches) == len(sampler) == 16               # as many steps as 64-window batches
+        assert sorted(i for b in batches for i in b) == list(range(1000))
+        events = [lengths[b].sum() for b in batches]
+        assert max(events) < 1.5 * lengths.sum() / 16            # about equal events per step ...
+        padded = sum(len(b) * lengths[b].max() for b in batches)
+        assert padded < 1.25 * lengths.sum()                     # ... and little padding (random: ~4x)
+    assert epochs[0] != epochs[1]                                # a new order each epoch

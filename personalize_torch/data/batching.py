@@ -134,6 +134,45 @@ def _event_extras(seqs: UserSequences, starts: np.ndarray, lengths: np.ndarray, 
     return impressions, context
 
 
+class LengthBuckets:
+    """Batch sampler over training windows that puts windows of similar length together.
+
+    Short-history data is mostly padding when random windows share a batch: on Amazon Beauty (median
+    history 4 events, bptt 50) a shuffled batch is as wide as its longest window and 85% of the input
+    positions are padding, which the transformer and attention still compute. Here each epoch sorts the
+    windows by length (ties in random order), cuts the sorted list into `n_batches` runs holding about
+    the same number of events (so each step predicts about as many events as a random batch of
+    `batch_size` windows would), and yields the runs in random order. The cut points depend only on
+    the lengths, so every epoch has the same number of batches.
+    """
+
+    def __init__(self, lengths: np.ndarray, batch_size: int):
+        self.lengths = np.asarray(lengths, dtype=np.int64)
+        n = len(self.lengths)
+        n_batches = max(1, -(-n // max(batch_size, 1)))
+        cum = np.cumsum(np.sort(self.lengths))
+        total = int(cum[-1]) if n else 0
+        cuts = np.searchsorted(cum, total * np.arange(1, n_batches) / n_batches, side="right")
+        self.bounds = np.unique(np.concatenate([[0], cuts, [n]])) if n else np.array([0])
+
+    def __len__(self) -> int:
+        return len(self.bounds) - 1
+
+    def __iter__(self):
+        seed = int(torch.randint(0, 2**62, ()).item())   # follows torch's seed (seed_everything)
+        rng = np.random.default_rng(seed)
+        order = np.lexsort((rng.random(len(self.lengths)), self.lengths))   # by length, ties shuffled
+        for b in rng.permutation(len(self)):
+            yield order[self.bounds[b]:self.bounds[b + 1]].tolist()
+
+
+def window_lengths(seqs: UserSequences, rows: np.ndarray, ends: np.ndarray, max_len: int | None) -> np.ndarray:
+    """Number of events in each (row, end) training window."""
+    starts = seqs.offsets[rows]
+    lengths = ends - starts
+    return np.minimum(lengths, max_len) if max_len is not None else lengths
+
+
 class WindowCollate:
     """Collate function of a DataLoader over indices into (row, end) training windows."""
 

@@ -11,7 +11,8 @@ import pytorch_lightning as pl
 from torch.utils.data import DataLoader
 
 from personalize_torch.data import constants as C
-from personalize_torch.data.batching import EvalCollate, WindowCollate, training_windows
+from personalize_torch.data.batching import (EvalCollate, LengthBuckets, WindowCollate, training_windows,
+                                             window_lengths)
 from personalize_torch.data.dataset_group import DatasetGroup
 from personalize_torch.data.event_selection import select_events
 from personalize_torch.data.item_features import ItemFeatures, build_item_features, build_user_features
@@ -26,7 +27,7 @@ from personalize_torch.data.vocab import Vocab
 class InteractionsDataModule(pl.LightningDataModule):
     def __init__(self, group: DatasetGroup, split: str = "personalize", event_type: str | None = None,
                  event_value_threshold: float | None = None, batch_size: int = 256, eval_batch_size: int = 256,
-                 max_len: int | None = None, seed: int = 0, check_minimum: bool = True):
+                 max_len: int | None = None, seed: int = 0, check_minimum: bool = True, length_buckets: bool = True):
         super().__init__()
         self.group = group
         self.split_kind = split
@@ -39,6 +40,7 @@ class InteractionsDataModule(pl.LightningDataModule):
         self.train_length_percentiles: tuple[float, float] | None = None  # drop training users outside these
         self.seed = seed
         self.check_minimum = check_minimum
+        self.length_buckets = length_buckets  # batch windows / users of similar length (see LengthBuckets)
         self.split: Split | None = None
 
     def setup(self, stage: str | None = None) -> None:
@@ -128,16 +130,27 @@ class InteractionsDataModule(pl.LightningDataModule):
         return np.flatnonzero((lengths >= low) & (lengths <= high))
 
     def train_dataloader(self) -> DataLoader:
-        """Every training user's history cut into windows of `train_max_len` events, shuffled."""
+        """Every training user's history cut into windows of `train_max_len` events, shuffled; with
+        `length_buckets`, windows of similar length share a batch (batching.LengthBuckets)."""
         rows, ends = training_windows(self.split.train, self.train_rows(), self.train_max_len)
-        return DataLoader(range(len(rows)), batch_size=self.batch_size, shuffle=True,
-                          collate_fn=WindowCollate(self.split.train, rows, ends, self.train_max_len))
+        collate = WindowCollate(self.split.train, rows, ends, self.train_max_len)
+        if self.length_buckets:
+            lengths = window_lengths(self.split.train, rows, ends, self.train_max_len)
+            return DataLoader(range(len(rows)), batch_sampler=LengthBuckets(lengths, self.batch_size),
+                              collate_fn=collate)
+        return DataLoader(range(len(rows)), batch_size=self.batch_size, shuffle=True, collate_fn=collate)
+
+    def _eval_loader(self, eval_set) -> DataLoader:
+        """Users in order of history length when `length_buckets` (metrics are sums over users, so the
+        order changes nothing but the padding: a batch is as wide as its longest history)."""
+        users = np.arange(len(eval_set))
+        if self.length_buckets:
+            users = np.argsort(np.minimum(eval_set.history.lengths, self.max_len or np.iinfo(np.int64).max),
+                               kind="stable")
+        return DataLoader(users.tolist(), batch_size=self.eval_batch_size, collate_fn=EvalCollate(eval_set, self.max_len))
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(range(len(self.split.val)), batch_size=self.eval_batch_size,
-                          collate_fn=EvalCollate(self.split.val, self.max_len))
+        return self._eval_loader(self.split.val)
 
     def test_dataloader(self) -> DataLoader:
-        eval_set = self.split.test if self.split.test is not None else self.split.val
-        return DataLoader(range(len(eval_set)), batch_size=self.eval_batch_size,
-                          collate_fn=EvalCollate(eval_set, self.max_len))
+        return self._eval_loader(self.split.test if self.split.test is not None else self.split.val)
