@@ -1,0 +1,124 @@
+"""GetRecommendations latency and throughput, and PutEvents throughput, of `serve.py` over loopback.
+
+    python bench/serving_latency.py --solution <solution dir> [--seconds 10] [--concurrency 1 8 64]
+    python bench/serving_latency.py --train beauty --recipe user_personalization --epochs 1
+
+Starts `python serve.py` in a subprocess (its own process, access log off, events in a temporary SQLite
+file with the default synchronous=FULL), then for each concurrency level keeps that many HTTP/1.1
+keep-alive clients (asyncio + httpx, in this process) busy for --seconds with GetRecommendations for
+random known users, and reports p50 / p99 latency and requests per second; then PutEvents throughput.
+Client and server share the machine's cores: on 2 cores the client's own cost is in the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+ARN = "arn:aws:personalize:us-east-1:123456789012:campaign/default"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def train_solution(data: str, recipe: str, epochs: int, out: Path) -> str:
+    from hydra import compose, initialize_config_dir
+    from omegaconf import open_dict
+
+    from personalize_torch.training import train
+
+    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[f"data={data}", f"recipe={recipe}", "logger=none",
+                                                      f"trainer.max_epochs={epochs}"])
+    with open_dict(cfg):
+        cfg.data.path = str((REPO / cfg.data.path).resolve()) if cfg.data.path else None
+        cfg.output_dir = str(out)
+        cfg.trainer.enable_progress_bar = False
+    return train(cfg)["solution"]
+
+
+async def load(url: str, users: list[str], concurrency: int, seconds: float, path: str, body) -> list[float]:
+    latencies: list[float] = []
+    failures = 0
+    deadline = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
+        async def worker() -> None:
+            nonlocal failures
+            while time.perf_counter() < deadline:
+                start = time.perf_counter()
+                r = await client.post(path, json=body(random.choice(users)))
+                latencies.append(time.perf_counter() - start)
+                failures += r.status_code != 200
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    if failures:
+        raise RuntimeError(f"{failures} requests failed")
+    return latencies
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--solution")
+    p.add_argument("--train", help="a data preset to train on first (e.g. beauty)")
+    p.add_argument("--recipe", default="user_personalization")
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 64])
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        solution = args.solution or train_solution(args.train or "default", args.recipe, args.epochs,
+                                                   Path(tmp) / "solution")
+        from personalize_torch.solution_version import load_solution_version
+        users = list(load_solution_version(solution).user_vocab.ids)
+        port = free_port()
+        server = subprocess.Popen([sys.executable, str(REPO / "serve.py"), f"solution={solution}", f"port={port}",
+                                   f"events_db={Path(tmp) / 'events.sqlite'}", "access_log=false",
+                                   "log_level=warning"], cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        url = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(600):
+                try:
+                    if httpx.get(f"{url}/ping", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.2)
+            rows = ["| call | clients | p50 ms | p99 ms | requests/s |", "|---|---|---|---|---|"]
+            recs = lambda u: {"campaignArn": ARN, "userId": u, "numResults": 25}  # noqa: E731
+            asyncio.run(load(url, users, 4, 2.0, "/recommendations", recs))                 # warm-up
+            for c in args.concurrency:
+                lat = np.array(asyncio.run(load(url, users, c, args.seconds, "/recommendations", recs))) * 1000
+                rows.append(f"| GetRecommendations | {c} | {np.percentile(lat, 50):.1f} | "
+                            f"{np.percentile(lat, 99):.1f} | {len(lat) / args.seconds:.0f} |")
+                print(rows[-1], flush=True)
+            counter = iter(range(10**9))
+            events = lambda u: {"trackingId": "bench", "userId": u, "sessionId": f"s-{u}", "eventList": [  # noqa: E731
+                {"eventType": "click", "itemId": "x", "sentAt": 1.7e9 + next(counter)}]}
+            lat = np.array(asyncio.run(load(url, users, 8, args.seconds, "/events", events))) * 1000
+            rows.append(f"| PutEvents (synchronous=FULL) | 8 | {np.percentile(lat, 50):.1f} | "
+                        f"{np.percentile(lat, 99):.1f} | {len(lat) / args.seconds:.0f} |")
+            print("\n".join(rows))
+            print(json.dumps({"solution": solution, "users": len(users)}))
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
