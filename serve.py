@@ -37,7 +37,8 @@ def main(cfg: DictConfig) -> None:
         if cfg.solution:
             entries.setdefault("default", {"solution": cfg.solution, "exploration_weight": cfg.exploration_weight,
                                            "exploration_item_age_cut_off": cfg.exploration_item_age_cut_off,
-                                           "backfill_popular": cfg.backfill_popular})
+                                           "backfill_popular": cfg.backfill_popular,
+                                           "auto_update_minutes": cfg.auto_update_minutes})
         if not entries:
             raise InputError("nothing to serve: give solution=<dir> or campaigns={name: dir}", column="solution")
         campaigns, settings = {}, {}
@@ -69,7 +70,8 @@ def main(cfg: DictConfig) -> None:
     api_key = cfg.api_key or os.environ.get("PERSONALIZE_TORCH_API_KEY") or None
     try:
         uvicorn.run(create_app(campaigns, filters, settings, events, api_key=api_key,
-                               max_request_bytes=cfg.max_request_bytes, deploy_root=cfg.deploy_root),
+                               max_request_bytes=cfg.max_request_bytes, deploy_root=cfg.deploy_root,
+                               update_root=cfg.update_root),
                     host=cfg.host, port=cfg.port, log_level=cfg.log_level, access_log=False)
     finally:
         events.close()

@@ -219,9 +219,10 @@ class DeployRequest(BaseModel):
     explorationWeight: float | None = Field(None, ge=0.0, le=1.0)
     explorationItemAgeCutOff: float | None = Field(None, gt=0.0)
     backfillPopular: bool | None = None
+    autoUpdateMinutes: float | None = Field(None, gt=0.0)
 
     def settings(self) -> dict:
         given = {"exploration_weight": self.explorationWeight,
                  "exploration_item_age_cut_off": self.explorationItemAgeCutOff,
-                 "backfill_popular": self.backfillPopular}
+                 "backfill_popular": self.backfillPopular, "auto_update_minutes": self.autoUpdateMinutes}
         return {k: v for k, v in given.items() if v is not None}

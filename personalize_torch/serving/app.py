@@ -17,7 +17,10 @@ user's stored history as model input and are left out of the recommendations, wi
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
+import time
 import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -30,6 +33,7 @@ from fastapi.responses import JSONResponse
 from personalize_torch.errors import InputError
 from personalize_torch.filters import Filter
 from personalize_torch.serving.access import install_access_controls
+from personalize_torch.serving.auto_update import update_campaign
 from personalize_torch.serving.api_models import (DeployRequest, GetPersonalizedRankingRequest,
                                                   GetPersonalizedRankingResponse, GetRecommendationsRequest,
                                                   GetRecommendationsResponse, PredictedItem, PutEventsRequest,
@@ -65,6 +69,7 @@ class CampaignSettings:
     exploration_weight: float = 0.0
     exploration_item_age_cut_off: float = 30.0
     backfill_popular: bool = False
+    auto_update_minutes: float | None = None  # UPDATE with new PutItems items this often (Personalize: ~120)
 
 
 def recent_events(stored: UserEventColumns, predictor: Predictor) -> RecentEvents | None:
@@ -84,19 +89,46 @@ def recent_events(stored: UserEventColumns, predictor: Predictor) -> RecentEvent
 def create_app(campaigns: dict[str, Predictor], filters: dict[str, Filter] | None = None,
                settings: dict[str, CampaignSettings] | None = None, events: EventStore | None = None,
                api_key: str | None = None, max_request_bytes: int = 1_000_000,
-               deploy_root: str | Path | None = None) -> FastAPI:
+               deploy_root: str | Path | None = None, update_root: str | Path = "outputs/serve/updates") -> FastAPI:
     """`campaigns` maps campaign names to predictors (with exactly one, every campaignArn reaches it);
     `filters` maps filter names (the last segment of a filterArn) to parsed filters; `settings` holds
     each campaign's exploration settings; `events` is the event store (PutEvents / PutItems / PutUsers)
     that every campaign reads users' recent events from (None: a new in-memory store, closed with the app,
     so nothing survives a restart); `api_key` and `max_request_bytes`: see `access`; `deploy_root`: when
-    set, `PUT /campaigns/{name}` deploys solution versions found under that directory (see `deploy`)."""
+    set, `PUT /campaigns/{name}` deploys solution versions found under that directory (see `deploy`);
+    `update_root`: where campaigns with `auto_update_minutes` write their UPDATEd solution versions
+    (see `auto_update`)."""
     own_store = events is None
     store = EventStore(":memory:") if own_store else events
 
+    async def auto_update_loop() -> None:
+        """Every campaign with auto_update_minutes: UPDATE it with new PutItems items when it is due."""
+        due: dict[str, float] = {}
+        while True:
+            await asyncio.sleep(min([1.0] + [60 * s.auto_update_minutes / 4 for s in settings.values()
+                                             if s.auto_update_minutes]))
+            for name, config in list(settings.items()):
+                if not config.auto_update_minutes or name not in campaigns:
+                    continue
+                now = time.monotonic()
+                if now < due.setdefault(name, now + 60 * config.auto_update_minutes):
+                    continue
+                due[name] = now + 60 * config.auto_update_minutes
+                try:
+                    updated = await asyncio.to_thread(update_campaign, campaigns[name], store, update_root)
+                except Exception:  # a failed update leaves the campaign serving what it served
+                    logging.getLogger(__name__).exception("auto-update of campaign %s failed", name)
+                    continue
+                if updated is not None:
+                    campaigns[name] = updated
+
     @asynccontextmanager
     async def lifespan(_: FastAPI):
+        task = asyncio.create_task(auto_update_loop()) if any(s.auto_update_minutes for s in settings.values()) \
+            else None
         yield
+        if task is not None:
+            task.cancel()
         if own_store:
             store.close()
 
