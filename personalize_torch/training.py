@@ -13,6 +13,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from personalize_torch.data.datamodule import InteractionsDataModule
+from personalize_torch.data.domains import check_use_case
 from personalize_torch.data.sources import load_dataset_group
 from personalize_torch.data.stored_events import with_stored_events
 from personalize_torch.metrics.ranking_metrics import personalize_report
@@ -103,9 +104,12 @@ def train(cfg: DictConfig) -> dict:
                                demo=OmegaConf.to_container(data.demo) if data.demo is not None else None)
     if data.get("events_db"):  # bulk imports + what the server stored (PutEvents / PutItems / PutUsers)
         group = with_stored_events(group, data.events_db)
+    event_type, use_case = data.event_type, cfg.get("use_case")
+    if use_case:  # a domain use case: its event type (as the data spells it) and its filter
+        event_type = check_use_case(group, use_case)
     # data.split null: the recipe's own split (Personalize's user-segmentation split for Item-Affinity)
     split = data.split or getattr(hydra.utils.get_class(cfg.recipe._target_), "default_split", "personalize")
-    dm = InteractionsDataModule(group, split=split, event_type=data.event_type,
+    dm = InteractionsDataModule(group, split=split, event_type=event_type,
                                 event_value_threshold=data.event_value_threshold, batch_size=data.batch_size,
                                 eval_batch_size=data.eval_batch_size, seed=cfg.seed,
                                 check_minimum=data.check_minimum, length_buckets=data.get("length_buckets", True))
@@ -127,12 +131,14 @@ def train(cfg: DictConfig) -> dict:
 
     info = {
         "data": {"name": group.name, "fingerprint": dm.fingerprint(), "split": dm.split.kind,
-                 "event_type": data.event_type, "event_value_threshold": data.event_value_threshold,
+                 "event_type": event_type, "event_value_threshold": data.event_value_threshold,
                  "n_interactions": int(len(dm.sequences.item_idx)), "n_users": len(dm.user_vocab),
                  "n_items": len(dm.item_vocab)},
         "metrics": metrics,
         "personalize_metrics": personalize_report(final),
     }
+    if use_case:
+        info["use_case"] = {k: use_case.get(k) for k in ("domain", "name", "filter")}
     out = save_solution_version(Path(cfg.output_dir), trainer, recipe, dm, info)
     log.info("solution version saved to %s", out)
     return {"solution": str(out), **info}

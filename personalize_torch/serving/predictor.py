@@ -317,17 +317,29 @@ class Predictor:
         with torch.no_grad():
             return self.recipe.score(inputs.to(self.device))
 
+    @cached_property
+    def use_case_filter(self) -> Filter | None:
+        """The filter a domain use case always applies (solution.json's use_case.filter), e.g. "recommended
+        for you" never recommends purchased items; None for plain recipes."""
+        expression = (self.solution.info.get("use_case") or {}).get("filter")
+        return Filter.parse(expression) if expression else None
+
     def _allowed(self, options: RequestOptions, user_ids: Sequence[str | None] | None, B: int,
                  current_items: Sequence | None = None) -> torch.Tensor | None:
-        """(B, n_items) bool: the items the request's filter lets through; None without a filter."""
-        if options.filter is None:
+        """(B, n_items) bool: the items the request's filter and the use case's filter let through; None
+        when there is neither."""
+        filters = [(f, v) for f, v in ((self.use_case_filter, None), (options.filter, options.filter_values))
+                   if f is not None]
+        if not filters:
             return None
-        ids = [u if u is not None else "" for u in (user_ids or [None] * B)]
-        catalogue, rows = self.catalogue, self.catalogue.user_rows(ids)
-        if "Interactions" in options.filter.datasets and options.events is not None:
-            streamed = streamed_interactions(ids, options.events)
-            if len(streamed):  # Interactions conditions see events streamed since training too
-                catalogue, rows = self.catalogue.with_recent_events(ids, streamed), np.arange(B)
-        allowed = options.filter.item_mask(catalogue, list(rows), options.filter_values,
-                                           current_items=current_items)
-        return allowed.view(B, -1)
+        ids = [u if u is not None else "" for u in (user_ids if user_ids is not None else [None] * B)]
+        allowed = None
+        for f, values in filters:
+            catalogue, rows = self.catalogue, self.catalogue.user_rows(ids)
+            if "Interactions" in f.datasets and options.events is not None:
+                streamed = streamed_interactions(ids, options.events)
+                if len(streamed):  # Interactions conditions see events streamed since training too
+                    catalogue, rows = self.catalogue.with_recent_events(ids, streamed), np.arange(B)
+            mask = f.item_mask(catalogue, list(rows), values, current_items=current_items).view(B, -1)
+            allowed = mask if allowed is None else allowed & mask
+        return allowed
