@@ -1,6 +1,7 @@
 """Recipes by name: the one registry used to rebuild a saved solution version."""
 
 from personalize_torch.recipes.base import Recipe
+from personalize_torch.recipes.blend import Blend
 from personalize_torch.recipes.hrnn import HRNN
 from personalize_torch.recipes.hrnn_coldstart import HRNNColdstart
 from personalize_torch.recipes.hrnn_meta import HRNNMeta
@@ -13,6 +14,7 @@ from personalize_torch.recipes.trending_now import TrendingNow
 from personalize_torch.recipes.user_personalization import UserPersonalization
 
 RECIPES: dict[str, type[Recipe]] = {
+    Blend.recipe_name: Blend,
     HRNN.recipe_name: HRNN,
     HRNNColdstart.recipe_name: HRNNColdstart,
     HRNNMeta.recipe_name: HRNNMeta,
