@@ -3,11 +3,15 @@
     python train.py                                   # demo data, Popularity-Count
     python train.py recipe=popularity_count data.interactions=interactions.csv output_dir=model/
     python train.py data=ml100k                       # a benchmark from ../shared/data
+    python train.py -m hparams_search=hrnn            # Optuna search; best solution in <sweep dir>/best/
+    python train.py -m automl=default                 # Personalize's performAutoML across recipes
 """
 
 import sys
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from personalize_torch.errors import InputError
@@ -15,15 +19,18 @@ from personalize_torch.report import format_training_report
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> dict:
     from personalize_torch.training import train
 
     try:
         result = train(cfg)
     except InputError as err:
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise  # the sweeper records the trial as failed (or the AutoML candidate as skipped) and goes on
         print(f"error: {err.describe()}", file=sys.stderr)
         sys.exit(2)
     print(format_training_report(result))
+    return result  # the sweepers read the objective from it
 
 
 if __name__ == "__main__":

@@ -6,7 +6,11 @@
                         "algorithmHyperParameters": {"hidden_dimension": "128", "bptt": "32"}}}
 
 gives recipe `user_personalization`, event selection and the recipe hyperparameters (Personalize's
-string values are converted by the recipe). `hpoConfig` is read by the HPO sweeps (issue #8).
+string values are converted by the recipe). `performHPO` + `solutionConfig.hpoConfig` and
+`performAutoML` + `solutionConfig.autoMLConfig` are read here too, and run by the sweeps (issue #8):
+
+    python train.py -m hparams_search=personalize solution_config=hpo.json   # hpoConfig's ranges
+    python train.py -m automl=default solution_config=automl.json           # autoMLConfig.recipeList
 """
 
 from __future__ import annotations
@@ -16,11 +20,22 @@ from pathlib import Path
 from personalize_torch.errors import InputError, read_json_file
 
 
+# Personalize recipe names that are not our config name with `-` for `_`.
+_ARN_NAMES = {"hrnn_metadata": "hrnn_meta"}
+RECIPE_ARN_PREFIX = "arn:aws:personalize:::recipe/aws-"
+
+
 def recipe_name_from_arn(arn: str) -> str:
     """`arn:aws:personalize:::recipe/aws-user-personalization` -> `user_personalization`."""
     name = arn.rsplit("/", 1)[-1]
-    name = name.removeprefix("aws-")
-    return name.replace("-", "_")
+    name = name.removeprefix("aws-").replace("-", "_")
+    return _ARN_NAMES.get(name, name)
+
+
+def recipe_arn(name: str) -> str:
+    """`hrnn_meta` -> `arn:aws:personalize:::recipe/aws-hrnn-metadata` (the inverse of recipe_name_from_arn)."""
+    arn_name = {v: k for k, v in _ARN_NAMES.items()}.get(name, name)
+    return RECIPE_ARN_PREFIX + arn_name.replace("_", "-")
 
 
 def read_solution_config(path: str | Path) -> dict:
@@ -47,4 +62,116 @@ def read_solution_config(path: str | Path) -> dict:
         "event_type": obj.get("eventType", config.get("eventType")),
         "event_value_threshold": threshold,
         "hyperparameters": dict(hyperparameters),
+        "perform_hpo": _flag(obj, "performHPO", path),
+        "hpo": read_hpo_config(config["hpoConfig"], path) if config.get("hpoConfig") else None,
+        "perform_automl": _flag(obj, "performAutoML", path),
+        "automl": read_automl_config(config["autoMLConfig"], path) if config.get("autoMLConfig") else None,
     }
+
+
+def _flag(obj: dict, key: str, path: Path) -> bool:
+    value = obj.get(key, False)
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        value = value.lower() == "true"
+    if not isinstance(value, bool):
+        raise InputError(f"{key} must be true or false, got {value!r}", file=str(path), column=key)
+    return value
+
+
+def _number(value, kind: type, path: Path, column: str):
+    """Personalize sends range ends and job counts as strings or numbers."""
+    try:
+        number = float(value)
+        if kind is int:
+            if number != int(number):
+                raise ValueError
+            return int(number)
+        return number
+    except (TypeError, ValueError):
+        raise InputError(f"expected {'an integer' if kind is int else 'a number'}, got {value!r}",
+                         file=str(path), column=column) from None
+
+
+# A continuous range this wide (max / min, both positive) is sampled on a log scale, as SageMaker's
+# "Auto" scaling does: a learning rate of 1e-4..1e-1 is searched per decade, not mostly near 1e-1.
+LOG_SCALE_RATIO = 100.0
+
+
+def read_hpo_config(hpo: dict, path: str | Path = "solution config") -> dict:
+    """`solutionConfig.hpoConfig` -> {"params": {name: search-range spec (personalize_torch.hpo)},
+    "objective": metric name or None, "direction": "maximize"/"minimize", "n_trials", "n_jobs"}.
+
+        {"hpoObjective": {"type": "Maximize", "metricName": "normalized_discounted_cumulative_gain_at_10"},
+         "hpoResourceConfig": {"maxNumberOfTrainingJobs": "16", "maxParallelTrainingJobs": "4"},
+         "algorithmHyperParameterRanges": {
+             "integerHyperParameterRanges": [{"name": "hidden_dimension", "minValue": 32, "maxValue": 256}],
+             "continuousHyperParameterRanges": [{"name": "learning_rate", "minValue": 0.0001, "maxValue": 0.01}],
+             "categoricalHyperParameterRanges": [{"name": "recency_mask", "values": ["true", "false"]}]}}
+    """
+    path = Path(path)
+    where = "hpoConfig"
+    if not isinstance(hpo, dict):
+        raise InputError("hpoConfig must be an object", file=str(path), column=where)
+    ranges = hpo.get("algorithmHyperParameterRanges") or {}
+    if not isinstance(ranges, dict):
+        raise InputError("algorithmHyperParameterRanges must be an object", file=str(path),
+                         column=f"{where}.algorithmHyperParameterRanges")
+    params: dict[str, dict] = {}
+    for key, kind in (("integerHyperParameterRanges", "int"), ("continuousHyperParameterRanges", "float"),
+                      ("categoricalHyperParameterRanges", "categorical")):
+        entries = ranges.get(key) or []
+        column = f"{where}.algorithmHyperParameterRanges.{key}"
+        if not isinstance(entries, list):
+            raise InputError(f"{key} must be a list", file=str(path), column=column)
+        for i, entry in enumerate(entries):
+            name = entry.get("name") if isinstance(entry, dict) else None
+            if not isinstance(name, str) or not name:
+                raise InputError(f"entry {i} needs a name", file=str(path), column=column)
+            column_name = f"{column}.{name}"
+            if name in params:
+                raise InputError(f"{name} has more than one range", file=str(path), column=column_name)
+            if kind == "categorical":
+                values = entry.get("values")
+                if not isinstance(values, list) or not values:
+                    raise InputError("values must be a non-empty list", file=str(path), column=column_name)
+                params[name] = {"type": "categorical", "choices": list(values)}
+                continue
+            low = _number(entry.get("minValue"), int if kind == "int" else float, path, f"{column_name}.minValue")
+            high = _number(entry.get("maxValue"), int if kind == "int" else float, path, f"{column_name}.maxValue")
+            if low > high:
+                raise InputError(f"minValue {low} is above maxValue {high}", file=str(path), column=column_name)
+            spec = {"type": kind, "low": low, "high": high}
+            if kind == "float" and low > 0 and high / low >= LOG_SCALE_RATIO:
+                spec["log"] = True
+            params[name] = spec
+    objective = hpo.get("hpoObjective") or {}
+    direction = str(objective.get("type", "Maximize")).lower()
+    if direction not in ("maximize", "minimize"):
+        raise InputError(f"type must be Maximize or Minimize, got {objective.get('type')!r}", file=str(path),
+                         column=f"{where}.hpoObjective.type")
+    resources = hpo.get("hpoResourceConfig") or {}
+    n_trials = resources.get("maxNumberOfTrainingJobs")
+    n_jobs = resources.get("maxParallelTrainingJobs")
+    column = f"{where}.hpoResourceConfig"
+    n_trials = _number(n_trials, int, path, f"{column}.maxNumberOfTrainingJobs") if n_trials is not None else None
+    n_jobs = _number(n_jobs, int, path, f"{column}.maxParallelTrainingJobs") if n_jobs is not None else None
+    for name, value in (("maxNumberOfTrainingJobs", n_trials), ("maxParallelTrainingJobs", n_jobs)):
+        if value is not None and value < 1:
+            raise InputError(f"must be at least 1, got {value}", file=str(path), column=f"{column}.{name}")
+    return {"params": params, "objective": objective.get("metricName"), "direction": direction,
+            "n_trials": n_trials, "n_jobs": n_jobs}
+
+
+def read_automl_config(automl: dict, path: str | Path = "solution config") -> dict:
+    """`solutionConfig.autoMLConfig` ({"metricName": ..., "recipeList": [recipe ARNs]}) ->
+    {"objective": metric name or None, "recipes": [recipe names] or None}."""
+    path = Path(path)
+    if not isinstance(automl, dict):
+        raise InputError("autoMLConfig must be an object", file=str(path), column="autoMLConfig")
+    recipes = automl.get("recipeList")
+    if recipes is not None:
+        if not isinstance(recipes, list) or not all(isinstance(r, str) for r in recipes) or not recipes:
+            raise InputError("recipeList must be a non-empty list of recipe ARNs", file=str(path),
+                             column="autoMLConfig.recipeList")
+        recipes = [recipe_name_from_arn(r) for r in recipes]
+    return {"objective": automl.get("metricName"), "recipes": recipes}

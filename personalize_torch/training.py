@@ -93,17 +93,23 @@ def apply_solution_config(cfg: DictConfig) -> None:
             cfg.recipe[name] = value
 
 
-def train(cfg: DictConfig) -> dict:
-    """Train `cfg.recipe` on `cfg.data`; returns {"solution": path, "metrics": {...}, ...}."""
-    apply_solution_config(cfg)
-    pl.seed_everything(cfg.seed, workers=True)
-    data = cfg.data
+def load_data(data: DictConfig):
+    """The dataset group a `data` config names (also read by AutoML's data rules)."""
     group = load_dataset_group(format=data.format, interactions=data.interactions, items=data["items"],
                                users=data.users, interactions_schema=data.interactions_schema,
                                items_schema=data.items_schema, users_schema=data.users_schema, path=data.path,
                                demo=OmegaConf.to_container(data.demo) if data.demo is not None else None)
     if data.get("events_db"):  # bulk imports + what the server stored (PutEvents / PutItems / PutUsers)
         group = with_stored_events(group, data.events_db)
+    return group
+
+
+def train(cfg: DictConfig) -> dict:
+    """Train `cfg.recipe` on `cfg.data`; returns {"solution": path, "metrics": {...}, ...}."""
+    apply_solution_config(cfg)
+    pl.seed_everything(cfg.seed, workers=True)
+    data = cfg.data
+    group = load_data(data)
     event_type, use_case = data.event_type, cfg.get("use_case")
     if use_case:  # a domain use case: its event type (as the data spells it) and its filter
         event_type = check_use_case(group, use_case)
