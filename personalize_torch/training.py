@@ -98,7 +98,8 @@ def load_data(data: DictConfig):
     group = load_dataset_group(format=data.format, interactions=data.interactions, items=data["items"],
                                users=data.users, interactions_schema=data.interactions_schema,
                                items_schema=data.items_schema, users_schema=data.users_schema, path=data.path,
-                               demo=OmegaConf.to_container(data.demo) if data.demo is not None else None)
+                               demo=OmegaConf.to_container(data.demo) if data.demo is not None else None,
+                               group=data.get("group"))
     if data.get("events_db"):  # bulk imports + what the server stored (PutEvents / PutItems / PutUsers)
         group = with_stored_events(group, data.events_db)
     return group
