@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from personalize_torch.errors import InputError
 from personalize_torch.filters import Filter
+from personalize_torch.serving.jsonlines_job import run_jsonlines_job
 from personalize_torch.serving.predictor import MAX_RESULTS, Predictor, RequestOptions
 from personalize_torch.serving.ranking import MAX_INPUT_ITEMS
 
@@ -147,25 +148,5 @@ def run_batch_inference(predictor: Predictor, lines: Iterable[str], out: IO[str]
     `filterValues`; `backfill_popular` fills short lists with popular items (see the module docstring)."""
     if not 1 <= num_results <= MAX_RESULTS:
         raise ValueError(f"num_results must be between 1 and {MAX_RESULTS}")
-    counts = {"lines": 0, "errors": 0}
-    chunk: list[str] = []
-
-    def flush() -> None:
-        for result in _results(predictor, chunk, num_results, exclude_seen, job_filter, job_filter_values,
-                               backfill_popular):
-            out.write(json.dumps(result) + "\n")
-            counts["lines"] += 1
-            counts["errors"] += result["error"] is not None
-        if progress is not None:
-            progress.update(sum(len(line.encode()) for line in chunk))
-        chunk.clear()
-
-    for line in lines:
-        if not line.strip():
-            continue
-        chunk.append(line)
-        if len(chunk) >= CHUNK_LINES:
-            flush()
-    if chunk:
-        flush()
-    return counts
+    return run_jsonlines_job(lines, out, CHUNK_LINES, lambda chunk: _results(
+        predictor, chunk, num_results, exclude_seen, job_filter, job_filter_values, backfill_popular), progress)

@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from personalize_torch.errors import InputError
 from personalize_torch.filters import Filter
+from personalize_torch.serving.jsonlines_job import run_jsonlines_job
 from personalize_torch.serving.segments import UserSegmenter
 
 CHUNK_QUERIES = 256
@@ -54,10 +55,7 @@ def run_batch_segments(segmenter: UserSegmenter, lines: Iterable[str], out: IO[s
     if user_filter is not None and user_filter.target != "UserID":
         raise InputError("a batch segment job takes a UserID filter, such as 'INCLUDE UserID WHERE Users.AGE >= 30'",
                          column="--filter")
-    counts = {"lines": 0, "errors": 0}
-    chunk: list[str] = []
-
-    def flush() -> None:
+    def results(chunk: list[str]):
         parsed = [_query(segmenter, line) for line in chunk]
         masks = [m for _, m, err in parsed if err is None]
         by_item = torch.tensor([exclude_seen and "itemId" in obj for obj, _, err in parsed if err is None])
@@ -65,24 +63,10 @@ def run_batch_segments(segmenter: UserSegmenter, lines: Iterable[str], out: IO[s
                         if masks else [])
         for obj, _, err in parsed:
             if err is not None:
-                result = {"input": obj, "output": None, "error": err}
-            else:
-                members = next(segments)
-                result = {"input": obj, "output": {"recommendedUsers": [m.user_id for m in members],
-                                                   "scores": [round(m.score, 8) for m in members]}, "error": None}
-            out.write(json.dumps(result) + "\n")
-            counts["lines"] += 1
-            counts["errors"] += err is not None
-        if progress is not None:
-            progress.update(sum(len(line.encode()) for line in chunk))
-        chunk.clear()
+                yield {"input": obj, "output": None, "error": err}
+                continue
+            members = next(segments)
+            yield {"input": obj, "output": {"recommendedUsers": [m.user_id for m in members],
+                                            "scores": [round(m.score, 8) for m in members]}, "error": None}
 
-    for line in lines:
-        if not line.strip():
-            continue
-        chunk.append(line)
-        if len(chunk) >= CHUNK_QUERIES:
-            flush()
-    if chunk:
-        flush()
-    return counts
+    return run_jsonlines_job(lines, out, CHUNK_QUERIES, results, progress)
