@@ -99,3 +99,14 @@ def test_fast_top_k_equals_a_stable_full_sort_with_many_ties():
     expected = positions.gather(1, targets).float()
     expected[~torch.isfinite(scores.gather(1, targets))] = math.inf
     assert torch.equal(R.target_ranks(scores, targets), expected)
+
+
+@pytest.mark.parametrize("levels", [3, 50, None])  # many ties across the cut ... none (the fast path)
+def test_ranked_items_matches_a_full_stable_sort(levels):
+    g = torch.Generator().manual_seed(levels or 0)
+    scores = (torch.randint(0, levels, (64, 500), generator=g).float() if levels
+              else torch.rand(64, 500, generator=g))
+    scores[:, :7] = -torch.inf
+    for k in (1, 10, 25, 499):
+        expected = torch.sort(scores, dim=1, descending=True, stable=True).indices[:, :k]
+        assert torch.equal(R.ranked_items(scores, k), expected)

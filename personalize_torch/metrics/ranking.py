@@ -35,6 +35,15 @@ def ranked_items(scores: Tensor, k: int | None = None) -> Tensor:
         return torch.sort(scores, dim=1, descending=True, stable=True).indices
     if k <= 0:
         return torch.zeros(scores.shape[0], 0, dtype=torch.long, device=scores.device)
+    if k + 1 < n:
+        # Fast path (a served request): when no row has a tie across the cut (the k-th score is above the
+        # next one), topk's k items are the answer; only their order among equal scores needs fixing.
+        vals, idx = torch.topk(scores, k + 1, dim=1)
+        if bool((vals[:, k - 1] > vals[:, k]).all()):
+            vals, idx = vals[:, :k], idx[:, :k]
+            by_index = torch.argsort(idx, dim=1)
+            idx, vals = idx.gather(1, by_index), vals.gather(1, by_index)
+            return idx.gather(1, torch.sort(vals, dim=1, descending=True, stable=True).indices)
     kth = torch.topk(scores, k, dim=1).values[:, -1:]                     # (B, 1)
     above = scores > kth
     tied = scores == kth
