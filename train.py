@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 
 from personalize_torch.errors import InputError
 from personalize_torch.report import format_training_report
+from personalize_torch.solution_config import sweep_command
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")
@@ -23,6 +24,11 @@ def main(cfg: DictConfig) -> dict:
     from personalize_torch.training import train
 
     try:
+        if HydraConfig.get().mode != RunMode.MULTIRUN and cfg.get("solution_config"):
+            sweep = sweep_command(cfg.solution_config)
+            if sweep is not None:
+                raise InputError(f"{sweep[0]} asks for a search, which one training cannot do: run {sweep[1]}",
+                                 file=str(cfg.solution_config), column=sweep[0])
         result = train(cfg)
     except InputError as err:
         if HydraConfig.get().mode == RunMode.MULTIRUN:

@@ -69,6 +69,17 @@ def read_solution_config(path: str | Path) -> dict:
     }
 
 
+def sweep_command(path: str | Path) -> tuple[str, str] | None:
+    """(field, command) when the CreateSolution JSON asks for a search (performAutoML / performHPO), which
+    one training cannot do; None otherwise. train.py refuses such a file outside a sweep."""
+    sc = read_solution_config(path)
+    if sc["perform_automl"]:
+        return "performAutoML", f"python train.py -m automl=default solution_config={path}"
+    if sc["perform_hpo"]:
+        return "performHPO", f"python train.py -m hparams_search=personalize solution_config={path}"
+    return None
+
+
 def _flag(obj: dict, key: str, path: Path) -> bool:
     value = obj.get(key, False)
     if isinstance(value, str) and value.lower() in ("true", "false"):

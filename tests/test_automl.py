@@ -55,3 +55,15 @@ def test_automl_skips_what_the_data_cannot_support_and_picks_the_better_recipe(t
     assert sims > 1.5 * pop, (sims, pop)
     assert result["bestRecipeArn"] == "arn:aws:personalize:::recipe/aws-sims" and info["recipe"] == "sims"
     assert info["metrics"]["val"]["ndcg_at_10"] == pytest.approx(sims)
+
+
+def test_a_search_request_names_its_sweep_command(tmp_path):
+    from personalize_torch.solution_config import sweep_command
+
+    path = tmp_path / "request.json"
+    path.write_text(json.dumps({"performAutoML": "true", "solutionConfig": {}}))
+    assert sweep_command(path) == ("performAutoML", f"python train.py -m automl=default solution_config={path}")
+    path.write_text(json.dumps({"recipeArn": recipe_arn("hrnn"), "performHPO": True}))
+    assert sweep_command(path)[0] == "performHPO" and "hparams_search=personalize" in sweep_command(path)[1]
+    path.write_text(json.dumps({"recipeArn": recipe_arn("hrnn"), "performHPO": False}))
+    assert sweep_command(path) is None
