@@ -31,13 +31,13 @@ METADATA_RECIPES = ("hrnn_meta", "hrnn_coldstart")
 def check_recipes(recipes) -> list[str]:
     recipes = [str(r) for r in recipes]
     if not recipes:
-        raise InputError("no candidate recipes", column="recipes")
+        raise InputError("no candidate recipes", column="hydra.sweeper.recipes")
     unknown = [r for r in recipes if r not in RECIPES]
     if unknown:
         raise InputError(f"unknown recipe(s) {', '.join(unknown)}; available: {', '.join(sorted(RECIPES))}",
-                         column="recipes")
+                         column="hydra.sweeper.recipes")
     if len(set(recipes)) != len(recipes):
-        raise InputError(f"a recipe is listed twice: {recipes}", column="recipes")
+        raise InputError(f"a recipe is listed twice: {recipes}", column="hydra.sweeper.recipes")
     return recipes
 
 
@@ -66,8 +66,8 @@ def automl_result(candidates: list[dict], objective: str, direction: str) -> dic
     `candidates`: [{"recipe", "state": COMPLETE | SKIPPED | FAILED, "value", "reason", ...}]."""
     best = best_trial([{**c, "number": i} for i, c in enumerate(candidates)], direction)
     if best is None:
-        raise InputError("no candidate recipe trained: " +
-                         "; ".join(f"{c['recipe']}: {c.get('reason')}" for c in candidates), column="recipes")
+        reasons = "; ".join(f"{c['recipe']}: {c.get('reason')}" for c in candidates)
+        raise InputError(f"no candidate recipe trained: {reasons}", column="hydra.sweeper.recipes")
     return {
         "bestRecipeArn": recipe_arn(best["recipe"]),
         "bestRecipe": best["recipe"],

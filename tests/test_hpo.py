@@ -39,7 +39,8 @@ def test_sweep_saves_the_best_trials_solution_version(tmp_path):
     assert info["metrics"]["val"]["ndcg_at_10"] == pytest.approx(best["value"])
     assert (sweep / "best" / "solution" / "model.ckpt").exists()
     tuned = info["tunedHPOParams"]["algorithmHyperParameters"]
-    assert float(tuned["popularity_discount_factor"]) == pytest.approx(best["params"]["recipe.popularity_discount_factor"])
+    best_factor = best["params"]["recipe.popularity_discount_factor"]
+    assert float(tuned["popularity_discount_factor"]) == pytest.approx(best_factor)
 
 
 def _write(tmp_path, obj):

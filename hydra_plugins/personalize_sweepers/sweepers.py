@@ -31,6 +31,7 @@ are imported only inside `sweep`.
 
 
 import logging
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -149,6 +150,23 @@ def _describe(error: BaseException) -> str:
     return describe() if callable(describe) else f"{type(error).__name__}: {error}"
 
 
+def _exit_on_input_error(sweep):
+    """As train.py does for one training: bad input is one line on stderr and exit status 2."""
+    import functools
+
+    @functools.wraps(sweep)
+    def wrapper(self, arguments):
+        from personalize_torch.errors import InputError
+
+        try:
+            return sweep(self, arguments)
+        except InputError as err:
+            print(f"error: {err.describe()}", file=sys.stderr)
+            sys.exit(2)
+
+    return wrapper
+
+
 class _Base(Sweeper):
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.config = config
@@ -184,6 +202,8 @@ class PersonalizeOptunaSweeper(_Base):
         "n_trials", "n_jobs"}; a Personalize hpoConfig (solution_config=...) replaces the configured space."""
         import inspect
 
+        from hydra.utils import get_class
+
         from personalize_torch.errors import InputError
         from personalize_torch.hpo import check_direction, distribution, metric_key
         from personalize_torch.recipes import RECIPES
@@ -196,7 +216,7 @@ class PersonalizeOptunaSweeper(_Base):
         sc = self._solution_config()
         if sc is not None and sc["hpo"] is not None:
             hpo = sc["hpo"]
-            recipe = sc["recipe"] or self.config.recipe._target_.rsplit(".", 2)[-2]
+            recipe = sc["recipe"] or get_class(self.config.recipe._target_).recipe_name
             accepted = inspect.signature(RECIPES[recipe].__init__).parameters if recipe in RECIPES else {}
             for name in hpo["params"]:
                 column = f"hpoConfig.algorithmHyperParameterRanges.{name}"
@@ -228,6 +248,7 @@ class PersonalizeOptunaSweeper(_Base):
                 raise InputError(f"must be at least 1, got {plan[name]}", column=f"hydra.sweeper.{name}")
         return plan
 
+    @_exit_on_input_error
     def sweep(self, arguments: List[str]) -> dict:
         import optuna
         from optuna.trial import TrialState
@@ -325,6 +346,7 @@ class PersonalizeAutoMLSweeper(_Base):
         return {"recipes": check_recipes(recipes), "fixed": fixed, "objective": objective,
                 "direction": check_direction(self.direction)}
 
+    @_exit_on_input_error
     def sweep(self, arguments: List[str]) -> dict:
         from personalize_torch.automl import automl_result, data_rule_failures
         from personalize_torch.errors import InputError
