@@ -333,13 +333,13 @@ class Predictor:
         if not filters:
             return None
         ids = [u if u is not None else "" for u in (user_ids if user_ids is not None else [None] * B)]
+        catalogue, rows = self.catalogue, self.catalogue.user_rows(ids)
+        if options.events is not None and any("Interactions" in f.datasets for f, _ in filters):
+            streamed = streamed_interactions(ids, options.events)
+            if len(streamed):  # Interactions conditions see events streamed since training too
+                catalogue, rows = self.catalogue.with_recent_events(ids, streamed), np.arange(B)
         allowed = None
         for f, values in filters:
-            catalogue, rows = self.catalogue, self.catalogue.user_rows(ids)
-            if "Interactions" in f.datasets and options.events is not None:
-                streamed = streamed_interactions(ids, options.events)
-                if len(streamed):  # Interactions conditions see events streamed since training too
-                    catalogue, rows = self.catalogue.with_recent_events(ids, streamed), np.arange(B)
             mask = f.item_mask(catalogue, list(rows), values, current_items=current_items).view(B, -1)
             allowed = mask if allowed is None else allowed & mask
         return allowed
