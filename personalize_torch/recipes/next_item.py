@@ -10,6 +10,8 @@ A subclass calls `_check_next_item_hyperparameters()` after saving its hyperpara
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -35,6 +37,27 @@ class NextItemRecipe(Recipe):
         check_range("max_user_history_length_percentile", hp.max_user_history_length_percentile, 0.0, 1.0)
         if hp.loss not in ("auto", "full", "sampled"):
             raise InputError(f"expected auto, full or sampled, got {hp.loss!r}", column="loss")
+        if hp.get("lr_schedule", "constant") not in ("constant", "cosine"):
+            raise InputError(f"expected constant or cosine, got {hp.lr_schedule!r}", column="lr_schedule")
+        check_range("warmup_steps", hp.get("warmup_steps", 0), 0, 10**7)
+
+    def with_lr_schedule(self, optimizer):
+        """The optimizer with the recipe's `lr_schedule`: `constant`, or `cosine`: linear warm-up over
+        `warmup_steps`, then cosine decay to 0 over the trainer's planned steps (max_epochs), by step.
+        With no plan (max_epochs=-1) the learning rate stays constant."""
+        hp = self.hparams
+        total = self.trainer.estimated_stepping_batches
+        if hp.get("lr_schedule", "constant") == "constant" or not math.isfinite(total):
+            return optimizer
+        total, warmup = max(int(total), 1), min(int(hp.get("warmup_steps", 0)), max(int(total) - 1, 0))
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            return 0.5 * (1.0 + math.cos(math.pi * min(step - warmup, total - warmup) / max(total - warmup, 1)))
+
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     @property
     def input_length(self) -> int:

@@ -17,6 +17,8 @@ What each hyperparameter does (Personalize's names where Personalize has them):
   Beauty (12,101 items, 2 CPU cores) a step took 497 ms with the full softmax and 145 ms with 2048
   negatives (one thread; an epoch ~3x longer with the full softmax), and a 15-minute run with 2048
   negatives reached validation NDCG@10 0.056 (bench/RESULTS.md). On a GPU the full softmax is cheap: raise `full_softmax_max_items` (e.g. 100000).
+- `lr_schedule`: `constant` (default) or `cosine` (linear warm-up over `warmup_steps`, then cosine decay
+  to 0 over the trainer's `max_epochs`).
 - `context_cardinalities` (from the data, not a knob): contextual interaction fields such as DEVICE.
   Each event's context is embedded and added to its input; the context of the event being predicted
   (at request time, the request's `context`; in evaluation, the user's latest context) is embedded
@@ -58,7 +60,7 @@ class UserPersonalization(NextItemRecipe):
                  max_user_history_length_percentile: float = 0.99, impression_weight: float = 0.0,
                  context_cardinalities: list[int] | None = None, use_item_metadata: bool = True,
                  item_value_vocab_size: int = 0, item_value_slots: int = 0, item_numeric_features: int = 0,
-                 impression_item_gradient: bool = False):
+                 impression_item_gradient: bool = False, lr_schedule: str = "constant", warmup_steps: int = 0):
         super().__init__(n_items)
         self._save_hyperparameters(locals())
         hp = self.hparams
@@ -76,6 +78,9 @@ class UserPersonalization(NextItemRecipe):
         self.register_buffer("item_values", torch.zeros(n_items, item_value_slots, dtype=torch.long))
         self.register_buffer("item_numeric", torch.zeros(n_items, item_numeric_features))
         self.item_bias = torch.nn.Parameter(torch.zeros(n_items))  # exposure / popularity, catalogue-wide
+
+    def configure_optimizers(self):
+        return self.with_lr_schedule(super().configure_optimizers())
 
     def set_item_features(self, categorical: Tensor, numeric: Tensor) -> None:
         """Item metadata from the data (see data/item_features.py), kept as buffers in the checkpoint."""

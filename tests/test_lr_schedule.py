@@ -1,0 +1,52 @@
+"""User-Personalization's `lr_schedule`: linear warm-up, then cosine decay to 0 over the planned steps."""
+
+import pytest
+import pytorch_lightning as pl
+
+from personalize_torch.data.datamodule import InteractionsDataModule
+from personalize_torch.data.sources import demo_dataset_group
+from personalize_torch.errors import InputError
+from personalize_torch.recipes.user_personalization import UserPersonalization
+from personalize_torch.training import make_recipe
+
+
+class RecordLearningRate(pl.Callback):
+    def __init__(self):
+        self.rates = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.rates.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+
+def train_rates(**hparams):
+    dm = InteractionsDataModule(demo_dataset_group(n_users=120, n_items=50, seed=5), split="leave_one_out",
+                                batch_size=16)
+    dm.setup()
+    recipe = make_recipe(UserPersonalization, dm, hidden_dimension=16, bptt=10, learning_rate=0.01, **hparams)
+    dm.configure_for(recipe)
+    record = RecordLearningRate()
+    trainer = pl.Trainer(max_epochs=3, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, accelerator="cpu", callbacks=[record],
+                         limit_val_batches=0)
+    trainer.fit(recipe, datamodule=dm)
+    return record.rates
+
+
+def test_cosine_schedule_warms_up_then_decays_to_zero():
+    rates = train_rates(lr_schedule="cosine", warmup_steps=4)
+    assert len(rates) > 10
+    assert rates[0] == pytest.approx(0.01 / 4)                       # first warm-up step
+    assert rates[3] == pytest.approx(0.01)                            # peak after warm-up
+    assert all(a >= b for a, b in zip(rates[3:], rates[4:]))         # then never rises
+    assert rates[-1] < 0.01 * 0.02                                    # and ends near 0
+
+
+def test_constant_schedule_keeps_the_learning_rate():
+    assert set(train_rates()) == {0.01}
+
+
+def test_unknown_schedule_is_named_in_the_error():
+    dm = InteractionsDataModule(demo_dataset_group(n_users=60, n_items=30, seed=1), split="leave_one_out")
+    dm.setup()
+    with pytest.raises(InputError, match="lr_schedule"):
+        make_recipe(UserPersonalization, dm, lr_schedule="linear")
