@@ -36,3 +36,13 @@ def test_serve_config_composes():
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
         cfg = compose(config_name="serve", overrides=["solution=/tmp/x", "port=9999"])
     assert cfg.port == 9999 and cfg.solution == "/tmp/x"
+
+
+def test_serve_config_takes_campaigns_and_filters_from_the_command_line():
+    """README's `python serve.py 'campaigns={...}' 'filters={...}'` compose (Hydra refuses new keys in {})."""
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        cfg = compose(config_name="serve", overrides=[
+            'filters={no-purchased: "EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN (\\"purchase\\")"}',
+            "campaigns={shop: path/a, news: {solution: path/b, exploration_weight: 0.3}}"])
+    assert cfg.filters["no-purchased"] == 'EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN ("purchase")'
+    assert cfg.campaigns.shop == "path/a" and cfg.campaigns.news.exploration_weight == 0.3
