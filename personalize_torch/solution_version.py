@@ -6,6 +6,10 @@
     users.parquet          the Users metadata (when the dataset group has one)
     user_histories.parquet USER_ID and each user's items (indices, oldest first), timestamps, event types
                            and contextual fields (indices into the vocabularies in solution.json)
+    filter_interactions.parquet  only when the event selection (eventType, eventValueThreshold, a domain use
+                           case) trained on part of the interactions: the interactions filters read, every
+                           event type (each user's 100 most recent per type), so a model of View events can
+                           still leave out what a user purchased
 
 The directory is written under a temporary name and renamed into place, so a crash never leaves
 half a model where a model is expected.
@@ -32,6 +36,7 @@ from personalize_torch.data.datamodule import InteractionsDataModule
 from personalize_torch.data.sequences import UserSequences
 from personalize_torch.data.vocab import Vocab
 from personalize_torch.errors import InputError
+from personalize_torch.filters.catalogue import MAX_INTERACTIONS_PER_EVENT_TYPE
 from personalize_torch.recipes import RECIPES, Recipe
 
 FORMAT_VERSION = 1
@@ -40,6 +45,7 @@ CHECKPOINT = "model.ckpt"
 ITEMS_FILE = "items.parquet"
 HISTORIES_FILE = "user_histories.parquet"
 USERS_FILE = "users.parquet"
+FILTER_INTERACTIONS_FILE = "filter_interactions.parquet"
 
 
 @dataclass
@@ -54,6 +60,8 @@ class SolutionVersion:
     users: pd.DataFrame | None = None  # USER_ID and metadata
     context_vocabs: dict[str, Vocab] | None = None
     event_type_vocab: Vocab | None = None
+    # USER_ID, ITEM_ID, TIMESTAMP[, EVENT_TYPE] for filters, when training selected part of the events
+    filter_interactions: pd.DataFrame | None = None
 
     @property
     def recipe_name(self) -> str:
@@ -106,6 +114,19 @@ def _item_table(dm: InteractionsDataModule) -> pd.DataFrame:
     return items
 
 
+def _filter_interactions(dm: InteractionsDataModule) -> pd.DataFrame | None:
+    """The interactions filters read (Personalize's filters see the whole Interactions dataset), when the
+    event selection trained on fewer: each user's most recent events per event type, oldest first."""
+    inter = dm.group.interactions
+    if len(dm.interactions) == len(inter):
+        return None
+    table = inter[[c for c in (C.USER_ID, C.ITEM_ID, C.TIMESTAMP, C.EVENT_TYPE) if c in inter.columns]]
+    table = table.astype({C.USER_ID: str, C.ITEM_ID: str}).sort_values(C.TIMESTAMP, ascending=False, kind="stable")
+    keys = [table[C.USER_ID]] + ([table[C.EVENT_TYPE].astype(str).str.lower()] if C.EVENT_TYPE in table else [])
+    recent = table[table.groupby(keys, sort=False).cumcount().to_numpy() < MAX_INTERACTIONS_PER_EVENT_TYPE]
+    return recent.iloc[::-1].reset_index(drop=True)
+
+
 def save_solution_version(out_dir: str | Path, trainer, recipe: Recipe, dm: InteractionsDataModule, info: dict
                           ) -> Path:
     """Write a solution version to `out_dir` (replacing a solution version already there): the recipe's
@@ -115,12 +136,13 @@ def save_solution_version(out_dir: str | Path, trainer, recipe: Recipe, dm: Inte
         out_dir, trainer.save_checkpoint, recipe, _item_table(dm), dm.group.users, dm.user_vocab, dm.sequences,
         dm.context_vocabs, dm.event_type_vocab,
         {"schemas": {name: schema.to_avro() for name, schema in dm.group.schemas.items()},
-         "item_features": features.describe(), **info})
+         "item_features": features.describe(), **info}, filter_interactions=_filter_interactions(dm))
 
 
 def write_solution_version(out_dir: str | Path, write_checkpoint, recipe: Recipe, items: pd.DataFrame,
                            users: pd.DataFrame | None, user_vocab: Vocab, histories: UserSequences,
-                           context_vocabs: dict[str, Vocab], event_type_vocab: Vocab | None, info: dict) -> Path:
+                           context_vocabs: dict[str, Vocab], event_type_vocab: Vocab | None, info: dict,
+                           filter_interactions: pd.DataFrame | None = None) -> Path:
     """Write the files of a solution version under a temporary name, then rename it into place.
     `write_checkpoint(path)` writes the model checkpoint (e.g. `trainer.save_checkpoint`)."""
     out_dir = Path(out_dir)
@@ -134,6 +156,8 @@ def write_solution_version(out_dir: str | Path, write_checkpoint, recipe: Recipe
         items.to_parquet(tmp / ITEMS_FILE, index=False)
         if users is not None:
             users.to_parquet(tmp / USERS_FILE, index=False)
+        if filter_interactions is not None:
+            filter_interactions.to_parquet(tmp / FILTER_INTERACTIONS_FILE, index=False)
         _write_histories(tmp / HISTORIES_FILE, user_vocab, histories, list(context_vocabs))
         full_info = {
             "format_version": FORMAT_VERSION,
@@ -179,5 +203,7 @@ def load_solution_version(path: str | Path, map_location: str = "cpu") -> Soluti
     context_vocabs = {name: Vocab(ids) for name, ids in (vocabularies.get("context") or {}).items()}
     event_types = vocabularies.get("event_type")
     user_vocab, histories = _read_histories(path / HISTORIES_FILE, list(context_vocabs))
+    filter_path = path / FILTER_INTERACTIONS_FILE
     return SolutionVersion(path, info, recipe, Vocab(items[C.ITEM_ID].astype(str)), user_vocab, histories, items,
-                           users, context_vocabs, Vocab(event_types) if event_types is not None else None)
+                           users, context_vocabs, Vocab(event_types) if event_types is not None else None,
+                           pd.read_parquet(filter_path) if filter_path.exists() else None)

@@ -86,7 +86,8 @@ def update_solution_version(solution_dir: str | Path, items_csv: str | Path, out
                 n_new_items=int(vocab.size_with_padding - n_old))
     info.setdefault("schemas", {})[C.ITEMS] = schema.to_avro()
     return write_solution_version(out_dir, write_checkpoint, recipe, items, sol.users, sol.user_vocab, sol.histories,
-                                  sol.context_vocabs or {}, sol.event_type_vocab, info)
+                                  sol.context_vocabs or {}, sol.event_type_vocab, info,
+                                  filter_interactions=sol.filter_interactions)
 
 
 @exit_on_input_error

@@ -1,10 +1,11 @@
 """Domain dataset groups (Personalize's ECOMMERCE and VIDEO_ON_DEMAND) and their use cases.
 
 A use case (configs/use_case/<domain>/<name>.yaml) is a preset over our recipes: the recipe, the event type
-it trains on, the event types the data must have, and the filter its recommendations always apply (e.g.
-"recommended for you" never recommends what the user bought). `check_use_case` validates a dataset group
-against the domain and the use case at import time and resolves the event type as the data spells it
-(domain event types match case-insensitively: data with `watch` serves a use case that asks for `Watch`).
+it trains on, the event types and datasets the data must have, and the filter its recommendations always
+apply (e.g. "recommended for you" never recommends what the user bought). `check_use_case` validates a
+dataset group against the domain and the use case at import time and resolves the event type as the data
+spells it (domain event types match case-insensitively: data with `watch` serves a use case that asks for
+`Watch`).
 
 DOMAIN_SCHEMAS are the preset schemas (Personalize's domain fields), valid Avro schemas for our import:
 `python -m personalize_torch.data.domains --domain ECOMMERCE --out schemas/` writes them out.
@@ -64,6 +65,10 @@ def check_use_case(group: DatasetGroup, use_case: dict) -> str | None:
     if C.EVENT_TYPE not in inter.columns:
         raise InputError(f"the {domain} use case {name} needs an EVENT_TYPE column in the interactions",
                          file=group.source, column=C.EVENT_TYPE)
+    for dataset in use_case.get("required_datasets") or []:  # e.g. More like X trains on the Items too
+        if {C.ITEMS: group.items, C.USERS: group.users}.get(dataset, inter) is None:
+            raise InputError(f"the {domain} use case {name} needs the {dataset} dataset "
+                             f"(data.{dataset.lower()}=<csv>)", file=group.source, column=f"data.{dataset.lower()}")
     present = {str(t).lower(): str(t) for t in inter[C.EVENT_TYPE].dropna().unique()}
     missing = [t for t in use_case.get("required_event_types") or [] if str(t).lower() not in present]
     if missing:

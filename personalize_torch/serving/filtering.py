@@ -26,11 +26,17 @@ def history_table(solution: SolutionVersion) -> pd.DataFrame:
 
 
 def build_catalogue(solution: SolutionVersion) -> Catalogue:
-    """The filter catalogue of a solution version, over the model's item indices."""
+    """The filter catalogue of a solution version, over the model's item indices. Its Interactions are the
+    stored histories, or, when training selected some event types, the stored filter interactions (every
+    type), whose users include those with no event of the trained types."""
     schemas = solution.info.get("schemas", {})
     textual = []
     if C.ITEMS in schemas:
         textual = [f.name for f in parse_schema(schemas[C.ITEMS], C.ITEMS).fields if f.textual]
+    interactions, user_ids = history_table(solution), solution.user_vocab
+    if solution.filter_interactions is not None:  # trained on some event types: filters see all of them
+        interactions = solution.filter_interactions
+        others = pd.Index(interactions[C.USER_ID].unique()).difference(solution.user_vocab.ids, sort=False)
+        user_ids = [*solution.user_vocab.ids, *others]
     return Catalogue.build(solution.item_vocab, items=solution.items, users=solution.users,
-                           interactions=history_table(solution), user_ids=solution.user_vocab,
-                           textual_fields=textual)
+                           interactions=interactions, user_ids=user_ids, textual_fields=textual)
