@@ -71,7 +71,7 @@ def main(cfg: DictConfig) -> None:
     try:
         uvicorn.run(create_app(campaigns, filters, settings, events, api_key=api_key,
                                max_request_bytes=cfg.max_request_bytes, deploy_root=cfg.deploy_root,
-                               update_root=cfg.update_root),
+                               update_root=cfg.update_root, max_batch=int(cfg.max_batch)),
                     host=cfg.host, port=cfg.port, log_level=cfg.log_level, access_log=False)
     finally:
         events.close()

@@ -23,7 +23,7 @@ import re
 import time
 import uuid
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
@@ -39,6 +39,7 @@ from personalize_torch.serving.api_models import (DeployRequest, GetPersonalized
                                                   GetRecommendationsResponse, PredictedItem, PutEventsRequest,
                                                   PutItemsRequest, PutUsersRequest)
 from personalize_torch.serving.event_store import Event, EventStore, UserEventColumns, property_fields
+from personalize_torch.serving.micro_batching import MicroBatcher
 from personalize_torch.serving.predictor import Predictor, RecentEvents, RecommendedItem, RequestOptions
 from personalize_torch.serving.promotions import Promotion
 
@@ -89,7 +90,8 @@ def recent_events(stored: UserEventColumns, predictor: Predictor) -> RecentEvent
 def create_app(campaigns: dict[str, Predictor], filters: dict[str, Filter] | None = None,
                settings: dict[str, CampaignSettings] | None = None, events: EventStore | None = None,
                api_key: str | None = None, max_request_bytes: int = 1_000_000,
-               deploy_root: str | Path | None = None, update_root: str | Path = "outputs/serve/updates") -> FastAPI:
+               deploy_root: str | Path | None = None, update_root: str | Path = "outputs/serve/updates",
+               max_batch: int = 32) -> FastAPI:
     """`campaigns` maps campaign names to predictors (with exactly one, every campaignArn reaches it);
     `filters` maps filter names (the last segment of a filterArn) to parsed filters; `settings` holds
     each campaign's exploration settings; `events` is the event store (PutEvents / PutItems / PutUsers)
@@ -97,7 +99,8 @@ def create_app(campaigns: dict[str, Predictor], filters: dict[str, Filter] | Non
     so nothing survives a restart); `api_key` and `max_request_bytes`: see `access`; `deploy_root`: when
     set, `PUT /campaigns/{name}` deploys solution versions found under that directory (see `deploy`);
     `update_root`: where campaigns with `auto_update_minutes` write their UPDATEd solution versions
-    (see `auto_update`)."""
+    (see `auto_update`); `max_batch`: at most this many concurrent GetRecommendations requests share
+    one model call (see `micro_batching`; 1 = each request alone)."""
     own_store = events is None
     store = EventStore(":memory:") if own_store else events
 
@@ -129,10 +132,13 @@ def create_app(campaigns: dict[str, Predictor], filters: dict[str, Filter] | Non
         yield
         if task is not None:
             task.cancel()
+        batcher.close()
         if own_store:
             store.close()
 
+    batcher = MicroBatcher(max_batch)
     app = FastAPI(title="personalize-torch runtime", lifespan=lifespan)
+    app.state.batcher = batcher
     app.state.events = store
     install_access_controls(app, api_key, max_request_bytes)
     filters = dict(filters or {})
@@ -230,6 +236,28 @@ def create_app(campaigns: dict[str, Predictor], filters: dict[str, Filter] | Non
         campaigns[name] = predictor
         return {"campaign": name, "recipe": predictor.solution.recipe_name}
 
+    def batched_recommendations(predictor: Predictor, req: GetRecommendationsRequest,
+                                options: RequestOptions) -> list[RecommendedItem]:
+        """The request's items, computed in one model call with other requests arriving meanwhile that
+        share its campaign, kind (user / related items), numResults, filter and campaign settings (see
+        micro_batching); each row keeps its own user, item, filterValues, context and streamed events."""
+        related = req.itemId is not None
+        if options.promotion is not None:   # a promotion's own filter values: served alone
+            rows = [(req.userId, req.itemId, options.filter_values, options.context, options.events)]
+            return run_rows(predictor, related, req.numResults, options, rows)[0]
+        key = (id(predictor), related, req.numResults, id(options.filter), options.exploration_weight,
+               options.exploration_item_age_cut_off, options.backfill_popular)
+        row = (req.userId, req.itemId, options.filter_values, options.context, options.events)
+        return batcher.submit(key, row, lambda rows: run_rows(predictor, related, req.numResults, options, rows))
+
+    def run_rows(predictor: Predictor, related: bool, num_results: int, options: RequestOptions,
+                 rows: list[tuple]) -> list[list[RecommendedItem]]:
+        users, items, values, contexts, events = (list(c) for c in zip(*rows))
+        batch_options = replace(options, filter_values=values, context=contexts, events=events)
+        if related:   # related items; a userId as well leaves out that user's items
+            return predictor.recommend_related(items, num_results, users, options=batch_options)
+        return predictor.recommend(users, num_results, options=batch_options)
+
     @app.post("/recommendations", response_model=GetRecommendationsResponse, response_model_exclude_none=True)
     def get_recommendations(req: GetRecommendationsRequest) -> GetRecommendationsResponse:
         campaign = campaign_name(req.campaignArn or req.recommenderArn)
@@ -237,12 +265,9 @@ def create_app(campaigns: dict[str, Predictor], filters: dict[str, Filter] | Non
         options = request_options(req, campaign, predictor)
         try:
             columns = predictor.item_metadata.check(req.metadataColumns)
-            if req.itemId is not None:  # related items; a userId as well leaves out that user's items
-                (items,) = predictor.recommend_related([req.itemId], req.numResults, [req.userId], options=options)
-            elif req.userId is not None:
-                (items,) = predictor.recommend([req.userId], req.numResults, options=options)
-            else:
+            if req.itemId is None and req.userId is None:
                 raise invalid_input("userId or itemId is required")
+            items = batched_recommendations(predictor, req, options)
         except InputError as err:
             raise invalid_input(err.describe()) from None
         return GetRecommendationsResponse(
