@@ -22,13 +22,17 @@ class CausalSelfAttention(nn.Module):
         self.proj = nn.Linear(dim, dim)
         self.dropout = dropout
 
-    def forward(self, x: Tensor, attn_mask: Tensor) -> Tensor:
+    def forward(self, x: Tensor, attn_mask: Tensor, last_only: bool = False) -> Tensor:
+        """(B, T, C) -> (B, T, C); with `last_only`, only the last position's output (B, 1, C)."""
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)
-        q, k, v = (t.view(B, T, self.n_heads, C // self.n_heads).transpose(1, 2) for t in (q, k, v))  # (B, H, T, c)
+        if last_only:
+            q, attn_mask = q[:, -1:], attn_mask[..., -1:, :]
+        q = q.view(B, q.shape[1], self.n_heads, C // self.n_heads).transpose(1, 2)              # (B, H, Tq, c)
+        k, v = (t.view(B, T, self.n_heads, C // self.n_heads).transpose(1, 2) for t in (k, v))  # (B, H, T, c)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
                                            dropout_p=self.dropout if self.training else 0.0)
-        return self.proj(y.transpose(1, 2).reshape(B, T, C))
+        return self.proj(y.transpose(1, 2).reshape(B, q.shape[2], C))
 
 
 class Block(nn.Module):
@@ -40,8 +44,9 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim), nn.Dropout(dropout))
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: Tensor, attn_mask: Tensor) -> Tensor:
-        x = x + self.drop(self.attn(self.ln1(x), attn_mask))
+    def forward(self, x: Tensor, attn_mask: Tensor, last_only: bool = False) -> Tensor:
+        y = self.drop(self.attn(self.ln1(x), attn_mask, last_only))
+        x = (x[:, -1:] if last_only else x) + y
         return x + self.mlp(self.ln2(x))
 
 
@@ -60,9 +65,12 @@ class SequenceTransformer(nn.Module):
         with torch.no_grad():
             self.item_embedding.weight[0].zero_()
 
-    def forward(self, items: Tensor, extra: Tensor | None = None, item_table: Tensor | None = None) -> Tensor:
+    def forward(self, items: Tensor, extra: Tensor | None = None, item_table: Tensor | None = None,
+                last_only: bool = False) -> Tensor:
         """Hidden states (B, T, C) for left-padded `items` (B, T); `extra` (B, T, C) is added to the input;
-        `item_table` (n_items, C) replaces the item embedding table (e.g. with metadata added)."""
+        `item_table` (n_items, C) replaces the item embedding table (e.g. with metadata added).
+        `last_only`: only the newest position's state (B, 1, C), what scoring the next item needs; the
+        last block then attends from that one position only (the same numbers, less work)."""
         B, T = items.shape
         items = items[:, -self.max_len:]
         T = items.shape[1]
@@ -78,8 +86,8 @@ class SequenceTransformer(nn.Module):
         # Each position sees earlier valid events and itself (so padded rows never attend to nothing).
         attn_mask = causal[None] & (valid[:, None, :] | torch.eye(T, dtype=torch.bool, device=items.device)[None])
         attn_mask = attn_mask[:, None]                                           # (B, 1, T, T)
-        for block in self.blocks:
-            x = block(x, attn_mask)
+        for i, block in enumerate(self.blocks):
+            x = block(x, attn_mask, last_only and i == len(self.blocks) - 1)
         return self.ln_f(x)
 
     def item_scores(self, hidden: Tensor, item_table: Tensor | None = None) -> Tensor:

@@ -128,7 +128,8 @@ class UserPersonalization(NextItemRecipe):
             items = torch.zeros(items.shape[0], 1, dtype=torch.long, device=items.device)
             context = None
         table = self.item_table()
-        last = self.model(items, self._embed_context(context, self.context_embeddings), table)[:, -1]   # (B, C)
+        last = self.model(items, self._embed_context(context, self.context_embeddings), table,
+                          last_only=True)[:, -1]                                   # (B, C)
         next_context = inputs.next_context
         if next_context is None and context is not None:
             next_context = context[:, -1]                     # the user's latest context
