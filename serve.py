@@ -67,6 +67,7 @@ def main(cfg: DictConfig) -> None:
     access_log = logging.getLogger("personalize_torch.access")
     access_log.addHandler(handler)
     access_log.setLevel(logging.INFO if cfg.access_log else logging.WARNING)
+    access_log.propagate = False   # one line per request on stderr, not again through Hydra's root logger
     api_key = cfg.api_key or os.environ.get("PERSONALIZE_TORCH_API_KEY") or None
     try:
         uvicorn.run(create_app(campaigns, filters, settings, events, api_key=api_key,

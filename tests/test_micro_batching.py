@@ -69,10 +69,19 @@ def test_rows_with_different_keys_are_not_mixed_and_a_bad_row_fails_alone():
     batcher.close()
 
 
-def test_max_batch_one_runs_in_the_caller():
+def test_max_batch_one_runs_every_row_alone():
     batcher = MicroBatcher(max_batch=1)
-    assert batcher.submit("k", 2, lambda rows: [threading.current_thread().name]) == \
-        threading.current_thread().name
+    calls = []
+
+    def run(rows):
+        calls.append(list(rows))
+        time.sleep(0.01)
+        return rows
+
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(lambda r: batcher.submit("k", r, run), range(6))) == list(range(6))
+    assert sorted(calls) == [[r] for r in range(6)]
+    batcher.close()
     with pytest.raises(ValueError, match="max_batch"):
         MicroBatcher(max_batch=0)
 

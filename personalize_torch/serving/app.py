@@ -236,19 +236,20 @@ def create_app(campaigns: dict[str, Predictor], filters: dict[str, Filter] | Non
         campaigns[name] = predictor
         return {"campaign": name, "recipe": predictor.solution.recipe_name}
 
-    def batched_recommendations(predictor: Predictor, req: GetRecommendationsRequest,
-                                options: RequestOptions) -> list[RecommendedItem]:
-        """The request's items, computed in one model call with other requests arriving meanwhile that
-        share its campaign, kind (user / related items), numResults, filter and campaign settings (see
-        micro_batching); each row keeps its own user, item, filterValues, context and streamed events."""
+    async def batched_recommendations(predictor: Predictor, req: GetRecommendationsRequest,
+                                      options: RequestOptions) -> list[RecommendedItem]:
+        """The request's items, computed on the batcher's thread in one model call with other requests
+        arriving meanwhile that share its campaign, kind (user / related items), numResults, filter and
+        campaign settings (see micro_batching); each row keeps its own user, item, filterValues, context
+        and streamed events. A request with a promotion (its own filter values) is computed alone."""
         related = req.itemId is not None
-        if options.promotion is not None:   # a promotion's own filter values: served alone
-            rows = [(req.userId, req.itemId, options.filter_values, options.context, options.events)]
-            return run_rows(predictor, related, req.numResults, options, rows)[0]
         key = (id(predictor), related, req.numResults, id(options.filter), options.exploration_weight,
-               options.exploration_item_age_cut_off, options.backfill_popular)
+               options.exploration_item_age_cut_off, options.backfill_popular) if options.promotion is None \
+            else object()
         row = (req.userId, req.itemId, options.filter_values, options.context, options.events)
-        return batcher.submit(key, row, lambda rows: run_rows(predictor, related, req.numResults, options, rows))
+        future = batcher.submit_future(key, row, lambda rows: run_rows(predictor, related, req.numResults,
+                                                                       options, rows))
+        return await asyncio.wrap_future(future)
 
     def run_rows(predictor: Predictor, related: bool, num_results: int, options: RequestOptions,
                  rows: list[tuple]) -> list[list[RecommendedItem]]:
@@ -259,7 +260,9 @@ def create_app(campaigns: dict[str, Predictor], filters: dict[str, Filter] | Non
         return predictor.recommend(users, num_results, options=batch_options)
 
     @app.post("/recommendations", response_model=GetRecommendationsResponse, response_model_exclude_none=True)
-    def get_recommendations(req: GetRecommendationsRequest) -> GetRecommendationsResponse:
+    async def get_recommendations(req: GetRecommendationsRequest) -> GetRecommendationsResponse:
+        # async: no thread-pool hop per request; the blocking work runs on the batcher's thread, and the
+        # user's streamed events are one indexed SQLite read (WAL readers do not wait for writers).
         campaign = campaign_name(req.campaignArn or req.recommenderArn)
         predictor = campaigns[campaign]
         options = request_options(req, campaign, predictor)
@@ -267,7 +270,7 @@ def create_app(campaigns: dict[str, Predictor], filters: dict[str, Filter] | Non
             columns = predictor.item_metadata.check(req.metadataColumns)
             if req.itemId is None and req.userId is None:
                 raise invalid_input("userId or itemId is required")
-            items = batched_recommendations(predictor, req, options)
+            items = await batched_recommendations(predictor, req, options)
         except InputError as err:
             raise invalid_input(err.describe()) from None
         return GetRecommendationsResponse(

@@ -34,7 +34,7 @@ class _Job:
 
 class MicroBatcher:
     def __init__(self, max_batch: int = 32):
-        if max_batch < 1:
+        if int(max_batch) < 1:
             raise ValueError(f"max_batch must be at least 1, got {max_batch}")
         self.max_batch = max_batch
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
@@ -45,12 +45,14 @@ class MicroBatcher:
     def submit(self, key: Hashable, row: Any, run: RunGroup) -> Any:
         """`run([row])[0]`, computed together with other rows submitted under the same `key` meanwhile.
         `run` must give each row the answer it would get alone. Raises what `run` raised for this row."""
-        if self.max_batch == 1:
-            return run([row])[0]
+        return self.submit_future(key, row, run).result()
+
+    def submit_future(self, key: Hashable, row: Any, run: RunGroup) -> Future:
+        """`submit` without waiting: a Future of the row's result (`asyncio.wrap_future` it in a coroutine)."""
         job = _Job(key, row, run)
         self._ensure_worker()
         self._queue.put(job)
-        return job.future.result()
+        return job.future
 
     def close(self) -> None:
         """Stop the worker once the rows already submitted are done."""
