@@ -1,4 +1,5 @@
-"""Training callbacks: keep the weights of the best validation epoch; a line of metrics per epoch."""
+"""Training callbacks: keep the weights of the best validation epoch; a line of metrics per epoch; the
+learning rate per epoch."""
 
 from __future__ import annotations
 
@@ -48,3 +49,18 @@ class EpochSummary(pl.Callback):
             parts.append(f"train/loss {float(values['train/loss']):.4f}")
         parts += [f"{m} {float(values[m]):.4f}" for m in self.metrics if m in values]
         log.info("  ".join(parts))
+
+
+class LogLearningRate(pl.Callback):
+    """Log each optimizer's learning rate at the end of every training epoch as `train/lr` (`train/lr_<i>`
+    for a second optimizer or parameter group), beside `train/loss`.
+
+    Lightning's LearningRateMonitor does the same but refuses to run without a logger (`logger=none`) and,
+    with `logging_interval="epoch"`, skips the per-step schedules HRNN and User-Personalization use; this
+    goes through `pl_module.log`, so it reaches any logger and the epoch summary. Count-based recipes have
+    no optimizer and log nothing."""
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        rates = [group["lr"] for optimizer in trainer.optimizers for group in optimizer.param_groups]
+        for i, lr in enumerate(rates):
+            pl_module.log("train/lr" if i == 0 else f"train/lr_{i}", float(lr), on_step=False, on_epoch=True)

@@ -18,6 +18,7 @@ from personalize_torch.data.sources import load_dataset_group
 from personalize_torch.data.stored_events import with_stored_events
 from personalize_torch.metrics.ranking_metrics import personalize_report
 from personalize_torch.errors import InputError
+from personalize_torch.hparams_summary import run_hparams, write_hparams_session
 from personalize_torch.recipes import RECIPES, Recipe
 from personalize_torch.solution_config import read_solution_config
 from personalize_torch.solution_version import save_solution_version
@@ -135,6 +136,9 @@ def train(cfg: DictConfig) -> dict:
     if dm.split.test is not None:
         metrics["test"] = _stage_metrics(trainer.test(recipe, datamodule=dm, verbose=False)[0], "test")
     final = metrics.get("test", metrics["val"])
+    if isinstance(logger, pl.loggers.TensorBoardLogger):   # a row of TensorBoard's HParams tab, final metrics
+        write_hparams_session(logger.log_dir, run_hparams(cfg, recipe, dm.split.kind, data_sizes(dm, type(recipe))),
+                              metrics, trainer.global_step)
 
     info = {
         "data": {"name": group.name, "fingerprint": dm.fingerprint(), "split": dm.split.kind,
