@@ -6,6 +6,7 @@ notebook checks its own results with asserts and ends by defining `recommendatio
 """
 
 import json
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,7 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
         shared_data(folder)
     notebook = json.loads(path.read_text())
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))   # the notebooks' mkdtemp() work dirs go here too
     cells = [c for c in notebook["cells"] if c["cell_type"] == "code"]
     assert cells
     namespace = {"SMALL": True, "__name__": "__main__"}
