@@ -150,6 +150,11 @@ def train(cfg: DictConfig) -> dict:
     }
     if use_case:
         info["use_case"] = {k: use_case.get(k) for k in ("domain", "name", "filter")}
+    if not trainer.is_global_zero:   # DDP: the other processes trained and evaluated; one writes.
+        # Trainer.save_checkpoint (inside save_solution_version) waits for every process at a barrier and
+        # writes on rank 0 only: join it here; nothing is written by this process.
+        trainer.save_checkpoint(Path(cfg.output_dir) / "model.ckpt")
+        return {"solution": None, **info}
     out = save_solution_version(Path(cfg.output_dir), trainer, recipe, dm, info)
     log.info("solution version saved to %s", out)
     return {"solution": str(out), **info}

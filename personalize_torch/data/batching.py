@@ -144,9 +144,18 @@ class LengthBuckets:
     the same number of events (so each step predicts about as many events as a random batch of
     `batch_size` windows would), and yields the runs in random order. The cut points depend only on
     the lengths, so every epoch has the same number of batches.
+
+    Distributed training (`world_size` > 1, Lightning's DDP): every process draws the same epoch order
+    from (`seed`, epoch) and takes every `world_size`-th batch from position `rank`, the same number of
+    batches each (a remainder of fewer than `world_size` batches is left out of that epoch), so the
+    processes step together and together see each window at most once per epoch. Lightning calls
+    `set_epoch` at the start of every epoch.
     """
 
-    def __init__(self, lengths: np.ndarray, batch_size: int):
+    def __init__(self, lengths: np.ndarray, batch_size: int, rank: int = 0, world_size: int = 1, seed: int = 0):
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is not in [0, {world_size})")
+        self.rank, self.world_size, self.seed, self.epoch = rank, world_size, seed, 0
         self.lengths = np.asarray(lengths, dtype=np.int64)
         n = len(self.lengths)
         n_batches = max(1, -(-n // max(batch_size, 1)))
@@ -155,14 +164,26 @@ class LengthBuckets:
         cuts = np.searchsorted(cum, total * np.arange(1, n_batches) / n_batches, side="right")
         self.bounds = np.unique(np.concatenate([[0], cuts, [n]])) if n else np.array([0])
 
-    def __len__(self) -> int:
+    @property
+    def n_batches(self) -> int:
         return len(self.bounds) - 1
 
+    def __len__(self) -> int:
+        return self.n_batches // self.world_size if self.world_size > 1 else self.n_batches
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
     def __iter__(self):
-        seed = int(torch.randint(0, 2**62, ()).item())   # follows torch's seed (seed_everything)
-        rng = np.random.default_rng(seed)
+        if self.world_size > 1:   # the same order in every process
+            rng = np.random.default_rng([self.seed, self.epoch])
+        else:                     # follows torch's seed (seed_everything)
+            rng = np.random.default_rng(int(torch.randint(0, 2**62, ()).item()))
         order = np.lexsort((rng.random(len(self.lengths)), self.lengths))   # by length, ties shuffled
-        for b in rng.permutation(len(self)):
+        batches = rng.permutation(self.n_batches)
+        if self.world_size > 1:
+            batches = batches[self.rank::self.world_size][:len(self)]
+        for b in batches:
             yield order[self.bounds[b]:self.bounds[b + 1]].tolist()
 
 

@@ -8,7 +8,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 import pytorch_lightning as pl
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler
 
 from personalize_torch.data import constants as C
 from personalize_torch.data.batching import (EvalCollate, LengthBuckets, WindowCollate, training_windows,
@@ -134,11 +134,24 @@ class InteractionsDataModule(pl.LightningDataModule):
         `length_buckets`, windows of similar length share a batch (batching.LengthBuckets)."""
         rows, ends = training_windows(self.split.train, self.train_rows(), self.train_max_len)
         collate = WindowCollate(self.split.train, rows, ends, self.train_max_len)
+        rank, world = self._process()
         if self.length_buckets:
             lengths = window_lengths(self.split.train, rows, ends, self.train_max_len)
-            return DataLoader(range(len(rows)), batch_sampler=LengthBuckets(lengths, self.batch_size),
-                              collate_fn=collate)
+            return DataLoader(range(len(rows)), batch_sampler=LengthBuckets(lengths, self.batch_size, rank, world,
+                                                                           self.seed), collate_fn=collate)
+        if world > 1:
+            sampler = DistributedSampler(range(len(rows)), num_replicas=world, rank=rank, shuffle=True, seed=self.seed)
+            return DataLoader(range(len(rows)), batch_size=self.batch_size, sampler=sampler, collate_fn=collate)
         return DataLoader(range(len(rows)), batch_size=self.batch_size, shuffle=True, collate_fn=collate)
+
+    def _process(self) -> tuple[int, int]:
+        """(rank, world size) of this training process: (0, 1) unless Lightning runs several (DDP). The
+        training batches are sharded here (the trainer runs with use_distributed_sampler=False); every
+        process evaluates all users, so the metrics need no gathering."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return 0, 1
+        return int(trainer.global_rank), int(trainer.world_size)
 
     def _eval_loader(self, eval_set) -> DataLoader:
         """Users in order of history length when `length_buckets` (metrics are sums over users, so the

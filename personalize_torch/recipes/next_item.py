@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -78,13 +79,21 @@ class NextItemRecipe(Recipe):
 
     def on_fit_start(self) -> None:
         dm = getattr(self.trainer, "datamodule", None)
+        self._popularity_from_data = False
         if dm is not None and getattr(dm, "split", None) is not None and len(dm.split.train.timestamp):
             t = dm.split.train.timestamp
             self.time_range.copy_(torch.tensor([t.min(), t.max()], dtype=torch.float64))
+            # Every training event counted once, before the first step: the sampled softmax's proposal is
+            # right from the start, and with several processes (DDP) each sees the whole data's counts.
+            counts = np.bincount(dm.split.train.item_idx, minlength=self.n_items)[:self.n_items]
+            self.item_counts.copy_(torch.from_numpy(counts.astype(np.float32)))
+            self.item_counts[0] = 0
+            self._popularity_from_data = True
 
     def count_popularity(self, batch: SequenceBatch) -> None:
-        """Count item occurrences during the first epoch (each training event once)."""
-        if self.current_epoch == 0:
+        """Count item occurrences during the first epoch (each training event once), unless they were
+        counted from the data module's training split when fitting started."""
+        if self.current_epoch == 0 and not getattr(self, "_popularity_from_data", False):
             self.item_counts += torch.bincount(batch.items.flatten(), minlength=self.n_items).float()
             self.item_counts[0] = 0
 
