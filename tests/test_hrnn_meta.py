@@ -1,6 +1,7 @@
 """HRNN-Meta: Users metadata reaches the model (data module -> make_recipe -> recipe -> saved model), the
-user-level state learns a planted metadata effect, context shapes the query, and a model trained through
-train.py's path saves, loads, batch-scores and serves."""
+user-level state learns a planted metadata effect, context shapes the query, the demo data's planted item
+genres and device/price effect are learned (HRNN-Meta beats HRNN on short histories), and a model trained
+through train.py's path saves, loads, batch-scores and serves."""
 
 import io
 import json
@@ -8,15 +9,19 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import pytorch_lightning as pl
 import torch
 
 from personalize_torch.data import constants as C
 from personalize_torch.data.batching import SequenceBatch
 from personalize_torch.data.datamodule import InteractionsDataModule
+from personalize_torch.data.dataset_group import DatasetGroup
 from personalize_torch.data.item_features import build_user_features
 from personalize_torch.data.schema import Field, Schema
 from personalize_torch.data.sources import demo_dataset_group
+from personalize_torch.data.synthetic import generate_demo_data
 from personalize_torch.data.vocab import Vocab
+from personalize_torch.recipes.hrnn import HRNN
 from personalize_torch.recipes.hrnn_meta import HRNNMeta
 from personalize_torch.serving.batch_inference import run_batch_inference
 from personalize_torch.serving.predictor import Predictor, RecentEvents, RequestOptions
@@ -110,6 +115,54 @@ def test_the_next_event_context_shapes_the_scores():
         asked = recipe.score(batch)
     torch.testing.assert_close(asked[0], latest[0])        # the request's context = the latest one
     assert not torch.allclose(asked[1], latest[1])
+
+
+def test_context_vectors_start_at_the_scale_of_item_vectors():
+    """nn.Embedding's N(0, 1) default made each context vector ~20x longer than an item vector, so the GRU
+    inputs and the query were mostly the device and HRNN-Meta fell below HRNN on the demo data."""
+    torch.manual_seed(0)
+    recipe = HRNNMeta(50, hidden_dimension=32, context_cardinalities=[4, 6])
+    item_norm = recipe.model.item_embedding.weight[1:].norm(dim=1).mean()
+    for table in (*recipe.context_embeddings, *recipe.next_context_embeddings):
+        assert table.weight[0].abs().sum() == 0                                 # padding / unknown
+        assert table.weight[1:].norm(dim=1).mean() < 2 * item_norm
+
+
+def test_hrnn_meta_learns_the_planted_genres_and_device_price_effect():
+    """Demo data with short histories (800 users of 4-12 events): an item's first genre is its taste
+    cluster, and mobile sessions tilt to cheap items, desktop ones to expensive. At the same short budget
+    HRNN-Meta must rank the held-out items clearly better than HRNN, and its scores must move with price
+    the way the device says. (Before the context vectors were initialised small, HRNN-Meta tied HRNN
+    here: 0.105 vs 0.092.)"""
+    demo = generate_demo_data(n_users=800, n_items=200, events_per_user=(4, 12), seed=0)
+    schemas = demo_dataset_group(n_users=10, n_items=20).schemas
+    dm = InteractionsDataModule(DatasetGroup(demo.interactions, demo.items, demo.users, schemas),
+                                split="leave_one_out", batch_size=128)
+    dm.setup()
+    ndcg = {}
+    for cls in (HRNN, HRNNMeta):
+        pl.seed_everything(0)
+        recipe = make_recipe(cls, dm, hidden_dimension=16, loss="full", dropout=0.2, embedding_dropout=0.2,
+                             learning_rate=0.01)
+        dm.configure_for(recipe)
+        trainer = pl.Trainer(max_epochs=6, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                             enable_model_summary=False, accelerator="cpu", limit_val_batches=0,
+                             num_sanity_val_steps=0)
+        trainer.fit(recipe, datamodule=dm)
+        ndcg[cls] = trainer.test(recipe, datamodule=dm, verbose=False)[0]["test/ndcg_at_10"]
+    assert ndcg[HRNNMeta] > ndcg[HRNN] + 0.025, ndcg                     # measured 0.146 vs 0.092
+
+    inputs = next(iter(dm.test_dataloader())).inputs
+    device = dm.context_vocabs["DEVICE"]
+    recipe.eval()
+    log_scores = {}
+    with torch.no_grad():
+        for name in ("mobile", "desktop"):
+            inputs.next_context = torch.full((len(inputs.items), 1), int(device.to_idx(np.array([name]))[0]))
+            log_scores[name] = recipe.score(inputs)[:, 1:].log().mean(0)
+    price = demo.items.set_index(C.ITEM_ID).loc[list(dm.item_vocab.ids), "PRICE"].to_numpy()
+    shift = (log_scores["desktop"] - log_scores["mobile"]).numpy()
+    assert np.corrcoef(shift, np.log(price))[0, 1] > 0.5                 # measured 0.79
 
 
 @pytest.fixture(scope="module")
