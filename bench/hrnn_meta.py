@@ -1,12 +1,15 @@
 """HRNN-Meta vs HRNN (next to Popularity-Count), and HRNN-Coldstart on a newest-items split.
 
-    python bench/hrnn_meta.py meta --data demo demo_sparse ml100k [--epochs 10 --dim 32]
+    python bench/hrnn_meta.py meta --data demo demo_sparse ml100k [--epochs 10 --dim 32 --seeds 42 1 2 --ablations]
     python bench/hrnn_meta.py coldstart [--n-cold 30 --epochs 10 --dim 32]
 
 `meta`: leave-one-out, full ranking, test NDCG@10 / HR@10 of Popularity-Count, HRNN and HRNN-Meta with
-the same hyperparameters. `demo` is the default demo data (1000 users, 400 items, 15-60 events each);
-`demo_sparse` the same generator with 2000 users of 4-12 events (`events_per_user`), where an item's
-genre and a user's MEMBERSHIP / AGE_GROUP carry more of the signal than the short histories; `ml100k`
+the same hyperparameters (means over `--seeds`, each seed's NDCG@10 listed; `--ablations` adds HRNN-Meta
+without item metadata, numeric item fields, user metadata or context). `demo` is the default demo
+data (1000 users, 400 items, 15-60 events each);
+`demo_sparse` the same generator with 2000 users of 4-12 events (`events_per_user`): short histories,
+so an item's genre (its taste cluster) carries more of the signal (the users' MEMBERSHIP / AGE_GROUP
+predict the cluster too, but two history items already name it); `ml100k`
 reads ../shared/data/movielens/ml-100k with its GENRES and the users' AGE / GENDER / OCCUPATION.
 
 `coldstart`: the demo data with the `--n-cold` newest items (by CREATION_TIMESTAMP) held out: training
@@ -19,7 +22,7 @@ reads a user's recent events). Baselines: the
 new items ranked by how many users chose them in the held-out period ("most popular cold item"; an
 oracle, it reads the test period) and random order (expected recall@10 = 10 / n_cold).
 
-One seed, one intra-op thread (the machine's cores are shared); prints Markdown tables.
+`coldstart`: one seed. One intra-op thread (the machine's cores are shared); prints Markdown tables.
 """
 
 from __future__ import annotations
@@ -69,9 +72,11 @@ def load(name: str) -> DatasetGroup:
     raise SystemExit(f"unknown data {name!r}")
 
 
-def fit(recipe_cls, dm: InteractionsDataModule, epochs: int, **hp):
-    pl.seed_everything(42, workers=True)
+def fit(recipe_cls, dm: InteractionsDataModule, epochs: int, seed: int = 42, ablate=None, **hp):
+    pl.seed_everything(seed, workers=True)
     recipe = make_recipe(recipe_cls, dm, **hp)
+    if ablate is not None:
+        ablate(recipe)
     dm.configure_for(recipe)
     trainer = pl.Trainer(max_epochs=1 if recipe.count_based else epochs, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
@@ -80,20 +85,46 @@ def fit(recipe_cls, dm: InteractionsDataModule, epochs: int, **hp):
     return recipe, trainer
 
 
+def _no_numeric(recipe: HRNNMeta) -> None:
+    recipe.item_numeric.zero_()          # standardized PRICE / CREATION_TIMESTAMP -> all at the mean
+
+
+def _no_context(recipe: HRNNMeta) -> None:
+    recipe.context_embeddings, recipe.next_context_embeddings = torch.nn.ModuleList(), torch.nn.ModuleList()
+
+
+# `--ablations`: HRNN-Meta with one kind of input left out (hyperparameters where the recipe has them).
+ABLATIONS = {"hrnn_meta, no item metadata": ({"use_item_metadata": False}, None),
+             "hrnn_meta, no numeric item fields": ({}, _no_numeric),
+             "hrnn_meta, no user metadata": ({"use_user_metadata": False}, None),
+             "hrnn_meta, no context": ({}, _no_context)}
+
+
 def meta(args) -> None:
-    rows = ["| data | recipe | HR@10 | NDCG@10 | users | items | seconds |", "|---|---|---|---|---|---|---|"]
+    """One row per (data, recipe): HR@10 and NDCG@10 averaged over `--seeds` (each seed's NDCG@10 listed),
+    seconds per training."""
+    rows = ["| data | recipe | HR@10 | NDCG@10 | NDCG@10 per seed | users | items | seconds |",
+            "|---|---|---|---|---|---|---|---|"]
     hp = dict(hidden_dimension=args.dim, loss="full", dropout=args.dropout, embedding_dropout=args.dropout,
               learning_rate=args.lr)
     for name in args.data:
         dm = InteractionsDataModule(load(name), split="leave_one_out", batch_size=args.batch_size)
         dm.setup()
-        for label, cls, extra in (("popularity_count", PopularityCount, None), ("hrnn", HRNN, hp),
-                                  ("hrnn_meta", HRNNMeta, hp)):
+        runs = [("popularity_count", PopularityCount, None, None), ("hrnn", HRNN, hp, None),
+                ("hrnn_meta", HRNNMeta, hp, None)]
+        if args.ablations:
+            runs += [(label, HRNNMeta, {**hp, **change}, ablate) for label, (change, ablate) in ABLATIONS.items()]
+        for label, cls, extra, ablate in runs:
             start = time.perf_counter()
-            recipe, trainer = fit(cls, dm, args.epochs, **(extra or {}))
-            m = trainer.test(recipe, datamodule=dm, verbose=False)[0]
-            rows.append(f"| {name} | {label} | {m['test/hit_rate_at_10']:.4f} | {m['test/ndcg_at_10']:.4f} | "
-                        f"{len(dm.user_vocab)} | {len(dm.item_vocab)} | {time.perf_counter() - start:.0f} |")
+            seeds = args.seeds[:1] if cls is PopularityCount else args.seeds   # counts: no randomness
+            results = []
+            for seed in seeds:
+                recipe, trainer = fit(cls, dm, args.epochs, seed=seed, ablate=ablate, **(extra or {}))
+                results.append(trainer.test(recipe, datamodule=dm, verbose=False)[0])
+            hr, ndcg = (np.mean([m[f"test/{k}_at_10"] for m in results]) for k in ("hit_rate", "ndcg"))
+            per_seed = " / ".join(f"{m['test/ndcg_at_10']:.4f}" for m in results)
+            rows.append(f"| {name} | {label} | {hr:.4f} | {ndcg:.4f} | {per_seed} | {len(dm.user_vocab)} | "
+                        f"{len(dm.item_vocab)} | {(time.perf_counter() - start) / len(seeds):.0f} |")
             print(rows[-1], flush=True)
     print("\n".join(rows))
 
@@ -170,6 +201,8 @@ def main() -> None:
     sub = p.add_subparsers(dest="command", required=True)
     m = sub.add_parser("meta")
     m.add_argument("--data", nargs="+", default=["demo_sparse"])
+    m.add_argument("--seeds", type=int, nargs="+", default=[42], help="train HRNN and HRNN-Meta once per seed")
+    m.add_argument("--ablations", action="store_true", help="also HRNN-Meta without each kind of input")
     c = sub.add_parser("coldstart")
     c.add_argument("--n-cold", type=int, default=30)
     c.add_argument("--seed", type=int, default=0)
