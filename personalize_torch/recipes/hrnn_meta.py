@@ -16,7 +16,7 @@ and contextual interaction fields. Everything HRNN does (sessions, hyperparamete
   the event being predicted (at request time the request's `context`, else the user's latest) is
   embedded separately and added to the query, as in User-Personalization; a field the request leaves
   out takes the user's latest value (so a batch line without `context` gets what `recommend` gives).
-  Context vectors start small (std `CONTEXT_INIT_STD`, like the item vectors), see `_build_metadata`.
+  Context vectors start small (models/context_embeddings.py), like the item vectors.
 
 What each input is worth (bench/hrnn.md, sparse demo data, 6 epochs, test NDCG@10 over 3 seeds): all of
 them 0.298 vs HRNN 0.180; without item metadata 0.172 (the item genres are nearly all of the gain: they
@@ -33,11 +33,10 @@ import torch
 from torch import Tensor, nn
 
 from personalize_torch.data.batching import SequenceBatch
+from personalize_torch.models.context_embeddings import ContextEmbeddings
 from personalize_torch.models.item_encoder import ItemMetadataEncoder
 from personalize_torch.recipes.hrnn import HRNN
 from personalize_torch.recipes.next_item import NextItemRecipe
-
-CONTEXT_INIT_STD = 0.02
 
 
 class HRNNMeta(HRNN):
@@ -63,17 +62,9 @@ class HRNNMeta(HRNN):
         hp = self.hparams
         dim = hp.hidden_dimension
         cards = list(hp.context_cardinalities or [])
-        self.context_embeddings = nn.ModuleList(nn.Embedding(n, dim, padding_idx=0) for n in cards)
-        self.next_context_embeddings = nn.ModuleList(nn.Embedding(n, dim, padding_idx=0) for n in cards)
-        for table in (*self.context_embeddings, *self.next_context_embeddings):
-            # Small, like the item vectors (id embeddings std 0.05, metadata 0.02). nn.Embedding's default
-            # N(0, 1) made a context vector ~20x longer than an item's: every GRU input (and the previous-item
-            # skip) was mostly the device, and the query mostly a random per-device direction. On the sparse
-            # demo data that alone held HRNN-Meta's test NDCG@10 at 0.173 (HRNN 0.180); small, 0.298
-            # (bench/hrnn.md; HRNN-Coldstart's recall@10 with its defaults: 0.685 -> 0.805).
-            nn.init.normal_(table.weight, std=CONTEXT_INIT_STD)
-            with torch.no_grad():
-                table.weight[0].zero_()
+        # Small initial vectors, like the items' (see models/context_embeddings.py for what N(0, 1) did).
+        self.context_embeddings = ContextEmbeddings(cards, dim)
+        self.next_context_embeddings = ContextEmbeddings(cards, dim)
         self.item_metadata = None
         if hp.use_item_metadata and (hp.item_value_slots or hp.item_numeric_features):
             self.item_metadata = ItemMetadataEncoder(dim, hp.item_value_vocab_size, hp.item_numeric_features)
@@ -110,12 +101,6 @@ class HRNNMeta(HRNN):
         meta = self.item_metadata_vectors()
         return None if meta is None else self.model.item_embedding.weight + meta
 
-    def _embed_context(self, context: Tensor | None, tables: nn.ModuleList) -> Tensor | None:
-        """Sum of the field embeddings of context (..., F); None when there is none."""
-        if context is None or not len(tables):
-            return None
-        return sum(table(context[..., f]) for f, table in enumerate(tables))
-
     def initial_user_state(self, user_idx: Tensor) -> Tensor | None:
         """(B, C) the user-level state before the first session, from the user's metadata; None without."""
         if self.user_metadata is None:
@@ -126,7 +111,7 @@ class HRNNMeta(HRNN):
     def model_inputs(self, batch: SequenceBatch, items: Tensor | None) -> tuple[Tensor | None, Tensor | None]:
         table = self.model.item_embedding.weight if items is None else items
         x = nn.functional.embedding(batch.items, table)                          # (B, T, C), 0 at padding
-        context = self._embed_context(batch.context, self.context_embeddings)
+        context = self.context_embeddings(batch.context)
         if context is not None:
             x = x + context * (batch.items > 0).unsqueeze(-1)
         return x, self.initial_user_state(batch.user_idx)
@@ -143,4 +128,4 @@ class HRNNMeta(HRNN):
                 context = latest
             elif latest is not None:
                 context = torch.where(context > 0, context, latest)
-        return self._embed_context(context, self.next_context_embeddings)
+        return self.next_context_embeddings(context)

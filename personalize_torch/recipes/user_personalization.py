@@ -44,6 +44,7 @@ from torch import Tensor
 
 from personalize_torch.data.batching import SequenceBatch
 from personalize_torch.losses import slate_choice_loss
+from personalize_torch.models.context_embeddings import ContextEmbeddings
 from personalize_torch.models.item_encoder import ItemMetadataEncoder
 from personalize_torch.models.transformer import SequenceTransformer
 from personalize_torch.recipes.next_item import NextItemRecipe
@@ -67,11 +68,8 @@ class UserPersonalization(NextItemRecipe):
         self._check_next_item_hyperparameters()
         self.model = SequenceTransformer(n_items, hp.hidden_dimension, hp.bptt, hp.num_layers, hp.num_heads,
                                          hp.dropout)
-        cards = list(context_cardinalities or [])
-        self.context_embeddings = torch.nn.ModuleList(torch.nn.Embedding(n, hp.hidden_dimension, padding_idx=0)
-                                                      for n in cards)
-        self.next_context_embeddings = torch.nn.ModuleList(
-            torch.nn.Embedding(n, hp.hidden_dimension, padding_idx=0) for n in cards)
+        self.context_embeddings = ContextEmbeddings(context_cardinalities, hp.hidden_dimension)
+        self.next_context_embeddings = ContextEmbeddings(context_cardinalities, hp.hidden_dimension)
         self.item_metadata = None
         if use_item_metadata and (item_value_slots or item_numeric_features):
             self.item_metadata = ItemMetadataEncoder(hp.hidden_dimension, item_value_vocab_size, item_numeric_features)
@@ -95,12 +93,6 @@ class UserPersonalization(NextItemRecipe):
             table = table + meta * (torch.arange(len(table), device=table.device) > 0).unsqueeze(1)
         return table
 
-    def _embed_context(self, context: Tensor | None, tables: torch.nn.ModuleList) -> Tensor | None:
-        """Sum of the field embeddings of context (..., F); None when the model has no context fields."""
-        if context is None or not len(tables):
-            return None
-        return sum(table(context[..., f]) for f, table in enumerate(tables))
-
     def loss(self, batch: SequenceBatch) -> Tensor:
         self.count_popularity(batch)
         bptt = self.hparams.bptt
@@ -108,9 +100,9 @@ class UserPersonalization(NextItemRecipe):
         predict = (inputs > 0) & (targets > 0)                                   # (B, T)
         context = batch.context[:, :-1][:, -bptt:] if batch.context is not None else None
         table = self.item_table()
-        hidden = self.model(inputs, self._embed_context(context, self.context_embeddings), table)   # (B, T, C)
+        hidden = self.model(inputs, self.context_embeddings(context), table)   # (B, T, C)
         if batch.context is not None and len(self.next_context_embeddings):
-            hidden = hidden + self._embed_context(batch.context[:, 1:][:, -bptt:], self.next_context_embeddings)
+            hidden = hidden + self.next_context_embeddings(batch.context[:, 1:][:, -bptt:])
         hidden = hidden[predict]                                                 # (N, C)
         target = targets[predict]                                                # (N,)
         weights = self.recency_weights(batch.timestamps[:, 1:][:, -bptt:][predict])
@@ -128,13 +120,13 @@ class UserPersonalization(NextItemRecipe):
             items = torch.zeros(items.shape[0], 1, dtype=torch.long, device=items.device)
             context = None
         table = self.item_table()
-        last = self.model(items, self._embed_context(context, self.context_embeddings), table,
+        last = self.model(items, self.context_embeddings(context), table,
                           last_only=True)[:, -1]                                   # (B, C)
         next_context = inputs.next_context
         if next_context is None and context is not None:
             next_context = context[:, -1]                     # the user's latest context
         if next_context is not None and len(self.next_context_embeddings):
-            last = last + self._embed_context(next_context, self.next_context_embeddings)
+            last = last + self.next_context_embeddings(next_context)
         logits = self.model.item_scores(last, table) + self.item_bias             # (B, n_items)
         logits[:, 0] = -torch.inf
         return self.with_popular_fallback(torch.softmax(logits, dim=1), items)
