@@ -38,13 +38,10 @@ Users with no history get the most popular items (counted during the first train
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 
 from personalize_torch.data.batching import SequenceBatch
-from personalize_torch.errors import InputError
 from personalize_torch.models.hrnn import HierarchicalGRU, one_cpu_thread, session_starts
 from personalize_torch.recipes.hyperparameters import check_range
 from personalize_torch.recipes.next_item import NextItemRecipe
@@ -72,8 +69,6 @@ class HRNN(NextItemRecipe):
         check_range("session_gap_seconds", hp.session_gap_seconds, 0, float("inf"))
         check_range("dropout", hp.dropout, 0.0, 1.0)
         check_range("embedding_dropout", hp.embedding_dropout, 0.0, 1.0)
-        if hp.lr_schedule not in ("constant", "cosine"):
-            raise InputError(f"expected constant or cosine, got {hp.lr_schedule!r}", column="lr_schedule")
         self.model = HierarchicalGRU(self.n_items, hp.hidden_dimension, hp.dropout, hp.embedding_dropout)
         # Predicted training events that opened a session / all predicted training events (first epoch).
         self.register_buffer("session_start_counts", torch.zeros(2))
@@ -88,14 +83,7 @@ class HRNN(NextItemRecipe):
         return session_starts(batch.items, batch.timestamps, self.hparams.session_gap_seconds)
 
     def configure_optimizers(self):
-        optimizer = super().configure_optimizers()
-        total = self.trainer.estimated_stepping_batches
-        if self.hparams.lr_schedule == "constant" or not math.isfinite(total):   # max_epochs=-1: no plan
-            return optimizer
-        # Cosine decay to 0 over the planned training steps (max_epochs), stepped every batch.
-        total = max(int(total), 1)
-        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+        return self.with_lr_schedule(super().configure_optimizers())   # cosine to 0 by default
 
     def _one_thread(self):
         """On CPU, training steps (forward, backward, optimizer) and scoring run with one intra-op thread:
