@@ -43,6 +43,7 @@ import torch
 from torch import Tensor
 
 from personalize_torch.data.batching import SequenceBatch
+from personalize_torch.errors import InputError
 from personalize_torch.losses import slate_choice_loss
 from personalize_torch.models.context_embeddings import ContextEmbeddings
 from personalize_torch.models.item_encoder import ItemMetadataEncoder
@@ -66,6 +67,9 @@ class UserPersonalization(NextItemRecipe):
         self._save_hyperparameters(locals())
         hp = self.hparams
         self._check_next_item_hyperparameters()
+        if hp.hidden_dimension % hp.num_heads:
+            raise InputError(f"hidden_dimension {hp.hidden_dimension} must be a multiple of num_heads "
+                             f"({hp.num_heads}): each attention head reads an equal share", column="hidden_dimension")
         self.model = SequenceTransformer(n_items, hp.hidden_dimension, hp.bptt, hp.num_layers, hp.num_heads,
                                          hp.dropout)
         self.context_embeddings = ContextEmbeddings(context_cardinalities, hp.hidden_dimension)

@@ -1,4 +1,4 @@
-"""User-Personalization's `lr_schedule`: linear warm-up, then cosine decay to 0 over the planned steps."""
+"""User-Personalization options: `lr_schedule` (warm-up, then cosine decay to 0) and hyperparameter checks."""
 
 import pytest
 import pytorch_lightning as pl
@@ -50,3 +50,10 @@ def test_unknown_schedule_is_named_in_the_error():
     dm.setup()
     with pytest.raises(InputError, match="lr_schedule"):
         make_recipe(UserPersonalization, dm, lr_schedule="linear")
+
+
+def test_hidden_dimension_not_a_multiple_of_the_heads_is_named_in_the_error():
+    dm = InteractionsDataModule(demo_dataset_group(n_users=60, n_items=30, seed=1), split="leave_one_out")
+    dm.setup()
+    with pytest.raises(InputError, match="hidden_dimension 43 must be a multiple of num_heads"):
+        make_recipe(UserPersonalization, dm, hidden_dimension=43, num_heads=2)
