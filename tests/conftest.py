@@ -43,6 +43,29 @@ def trained_solution(tmp_path_factory) -> dict:
     return train(compose_train_config(SMALL_DEMO, tmp))
 
 
+def tiny_user_personalization(tmp_path: Path, bptt: int, limit_train_batches: int):
+    """A Predictor over a User-Personalization solution version (hidden 16) briefly trained on small demo
+    data with a DEVICE context field (150 users, 60 items, seed 2), saved under tmp_path / "up"."""
+    import pytorch_lightning as pl
+
+    from personalize_torch.data.datamodule import InteractionsDataModule
+    from personalize_torch.data.sources import demo_dataset_group
+    from personalize_torch.recipes.user_personalization import UserPersonalization
+    from personalize_torch.serving.predictor import Predictor
+    from personalize_torch.solution_version import load_solution_version, save_solution_version
+    from personalize_torch.training import make_recipe
+
+    dm = InteractionsDataModule(demo_dataset_group(n_users=150, n_items=60, seed=2), split="leave_one_out")
+    dm.setup()
+    recipe = make_recipe(UserPersonalization, dm, hidden_dimension=16, bptt=bptt)
+    dm.configure_for(recipe)
+    trainer = pl.Trainer(max_epochs=1, limit_train_batches=limit_train_batches, logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                         limit_val_batches=0)
+    trainer.fit(recipe, datamodule=dm)
+    return Predictor(load_solution_version(save_solution_version(tmp_path / "up", trainer, recipe, dm, {})))
+
+
 def shared_data(*parts: str) -> Path:
     path = SHARED_DATA.joinpath(*parts)
     if not path.exists():

@@ -296,22 +296,9 @@ def test_event_selection_of_the_solution_applies_to_streamed_events(sims):
 def test_streamed_events_feed_a_sequence_model_and_its_context(tmp_path):
     """User-Personalization: streamed events extend the history the transformer reads (exactly as if they
     were stored), are excluded, and their `properties` give the events' context (DEVICE)."""
-    import pytorch_lightning as pl
+    from tests.conftest import tiny_user_personalization
 
-    from personalize_torch.data.datamodule import InteractionsDataModule
-    from personalize_torch.data.sources import demo_dataset_group
-    from personalize_torch.recipes.user_personalization import UserPersonalization
-    from personalize_torch.solution_version import load_solution_version, save_solution_version
-    from personalize_torch.training import make_recipe
-
-    dm = InteractionsDataModule(demo_dataset_group(n_users=150, n_items=60, seed=2), split="leave_one_out")
-    dm.setup()
-    recipe = make_recipe(UserPersonalization, dm, hidden_dimension=16, bptt=6)
-    dm.configure_for(recipe)
-    trainer = pl.Trainer(max_epochs=1, limit_train_batches=2, logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0)
-    trainer.fit(recipe, datamodule=dm)
-    up = Predictor(load_solution_version(save_solution_version(tmp_path / "up", trainer, recipe, dm, {})))
+    up = tiny_user_personalization(tmp_path, bptt=6, limit_train_batches=2)
     sol = up.solution
     user = sol.user_vocab.ids[0]
     row = sol.history_rows([user])

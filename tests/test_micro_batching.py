@@ -90,26 +90,12 @@ def test_concurrent_http_requests_get_the_answers_they_get_alone(tmp_path):
     """A User-Personalization campaign with a parameterised filter: 24 concurrent requests for different
     users, numResults and filter values return what each returns when sent alone."""
     import httpx
-    import pytorch_lightning as pl
 
-    from personalize_torch.data.datamodule import InteractionsDataModule
-    from personalize_torch.data.sources import demo_dataset_group
     from personalize_torch.filters import Filter
-    from personalize_torch.recipes.user_personalization import UserPersonalization
     from personalize_torch.serving.app import create_app
-    from personalize_torch.serving.predictor import Predictor
-    from personalize_torch.solution_version import load_solution_version, save_solution_version
-    from personalize_torch.training import make_recipe
-    from tests.conftest import serving
+    from tests.conftest import serving, tiny_user_personalization
 
-    dm = InteractionsDataModule(demo_dataset_group(n_users=150, n_items=60, seed=2), split="leave_one_out")
-    dm.setup()
-    recipe = make_recipe(UserPersonalization, dm, hidden_dimension=16, bptt=8)
-    dm.configure_for(recipe)
-    trainer = pl.Trainer(max_epochs=1, limit_train_batches=3, logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0)
-    trainer.fit(recipe, datamodule=dm)
-    predictor = Predictor(load_solution_version(save_solution_version(tmp_path / "up", trainer, recipe, dm, {})))
+    predictor = tiny_user_personalization(tmp_path, bptt=8, limit_train_batches=3)
     genres = sorted({g for v in predictor.solution.items["GENRES"].dropna() for g in str(v).split("|")})[:3]
     arn = "arn:aws:personalize:us-east-1:1:campaign/up"
     farn = "arn:aws:personalize:us-east-1:1:filter/genre"
