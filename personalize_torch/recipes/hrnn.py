@@ -82,9 +82,6 @@ class HRNN(NextItemRecipe):
     def session_starts(self, batch: SequenceBatch) -> Tensor:
         return session_starts(batch.items, batch.timestamps, self.hparams.session_gap_seconds)
 
-    def configure_optimizers(self):
-        return self.with_lr_schedule(super().configure_optimizers())   # cosine to 0 by default
-
     def _one_thread(self):
         """On CPU, training steps (forward, backward, optimizer) and scoring run with one intra-op thread:
         see `one_cpu_thread` for why (10-100x faster on shared cores, at most ~2x slower on idle ones)."""

@@ -42,10 +42,11 @@ class NextItemRecipe(Recipe):
             raise InputError(f"expected constant or cosine, got {hp.lr_schedule!r}", column="lr_schedule")
         check_range("warmup_steps", hp.get("warmup_steps", 0), 0, 10**7)
 
-    def with_lr_schedule(self, optimizer):
-        """The optimizer with the recipe's `lr_schedule`: `constant`, or `cosine`: linear warm-up over
+    def configure_optimizers(self):
+        """AdamW with the recipe's `lr_schedule`: `constant`, or `cosine`: linear warm-up over
         `warmup_steps`, then cosine decay to 0 over the trainer's planned steps (max_epochs), by step.
         With no plan (max_epochs=-1) the learning rate stays constant."""
+        optimizer = super().configure_optimizers()
         hp = self.hparams
         total = self.trainer.estimated_stepping_batches
         if hp.get("lr_schedule", "constant") == "constant" or not math.isfinite(total):

@@ -81,9 +81,6 @@ class UserPersonalization(NextItemRecipe):
         self.register_buffer("item_numeric", torch.zeros(n_items, item_numeric_features))
         self.item_bias = torch.nn.Parameter(torch.zeros(n_items))  # exposure / popularity, catalogue-wide
 
-    def configure_optimizers(self):
-        return self.with_lr_schedule(super().configure_optimizers())
-
     def set_item_features(self, categorical: Tensor, numeric: Tensor) -> None:
         """Item metadata from the data (see data/item_features.py), kept as buffers in the checkpoint."""
         self.item_values.copy_(categorical)
