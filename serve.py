@@ -3,6 +3,7 @@
     python serve.py solution=<dir> port=8080 [events_db=outputs/serve/events.sqlite]
     python serve.py 'campaigns={shop: outputs/a/solution, news: outputs/b/solution}'
     python serve.py solution=<dir> 'filters={no_horror: "EXCLUDE ItemID WHERE Items.GENRES IN (\"Horror\")"}'
+    python serve.py solution=<dir> workers=2      # one process per core (POSIX), sharing events_db
 """
 
 import logging
@@ -24,8 +25,10 @@ def main(cfg: DictConfig) -> None:
 
     from personalize_torch.filters import Filter
     from personalize_torch.serving.app import CampaignSettings, create_app
+    from personalize_torch.serving.deployments import DeploymentLog
     from personalize_torch.serving.event_store import SYNCHRONOUS_MODES, EventStore
     from personalize_torch.serving.predictor import Predictor
+    from personalize_torch.serving.workers import serve_in_processes
 
     import torch
 
@@ -54,6 +57,12 @@ def main(cfg: DictConfig) -> None:
                 raise InputError(f"filter {name!r}: {err.describe()}", column="filters") from None
         if str(cfg.events_synchronous).upper() not in SYNCHRONOUS_MODES:
             raise InputError(f"must be one of {', '.join(SYNCHRONOUS_MODES)}", column="events_synchronous")
+        workers = int(cfg.workers)
+        if workers < 1:
+            raise InputError(f"must be at least 1, got {workers}", column="workers")
+        if workers > 1 and str(cfg.events_db) == ":memory:":
+            raise InputError("several workers share their events through a database file; give events_db=<file>",
+                             column="events_db")
         try:
             events = EventStore(cfg.events_db, synchronous=cfg.events_synchronous)
         except (sqlite3.Error, OSError, RuntimeError) as err:
@@ -69,13 +78,51 @@ def main(cfg: DictConfig) -> None:
     access_log.setLevel(logging.INFO if cfg.access_log else logging.WARNING)
     access_log.propagate = False   # one line per request on stderr, not again through Hydra's root logger
     api_key = cfg.api_key or os.environ.get("PERSONALIZE_TORCH_API_KEY") or None
+    # The startup campaigns go into the deployment log (in the events database) that worker processes
+    # share: deploys made later by any of them reach the others (serving/deployments.py).
+    deployments, deployed_version = None, 0
+    if not events.in_memory:
+        deployments = DeploymentLog(cfg.events_db)
+        for name, predictor in campaigns.items():
+            deployed_version = deployments.record(name, predictor.solution.path.resolve(), settings[name].__dict__)
+
+    def make_app(worker: int, store: EventStore, log: DeploymentLog | None):
+        return create_app(campaigns, filters, settings, store, api_key=api_key,
+                          max_request_bytes=cfg.max_request_bytes, deploy_root=cfg.deploy_root,
+                          update_root=cfg.update_root, max_batch=int(cfg.max_batch), deployments=log,
+                          deployed_version=deployed_version, worker=worker)
+
+    if workers == 1:
+        try:
+            uvicorn.run(make_app(0, events, deployments), host=cfg.host, port=cfg.port, log_level=cfg.log_level,
+                        access_log=False)
+        finally:
+            events.close()
+            if deployments is not None:
+                deployments.close()
+        return
+
+    # SQLite connections must not cross fork(): each worker opens its own.
+    events.close()
+    deployments.close()
+
+    def run_worker(index: int, sock) -> None:
+        store = EventStore(cfg.events_db, synchronous=cfg.events_synchronous)
+        log = DeploymentLog(cfg.events_db)
+        try:
+            server = uvicorn.Server(uvicorn.Config(make_app(index, store, log), log_level=cfg.log_level,
+                                                   access_log=False))
+            server.run(sockets=[sock])
+        finally:
+            store.close()
+            log.close()
+
     try:
-        uvicorn.run(create_app(campaigns, filters, settings, events, api_key=api_key,
-                               max_request_bytes=cfg.max_request_bytes, deploy_root=cfg.deploy_root,
-                               update_root=cfg.update_root, max_batch=int(cfg.max_batch)),
-                    host=cfg.host, port=cfg.port, log_level=cfg.log_level, access_log=False)
-    finally:
-        events.close()
+        code = serve_in_processes(run_worker, workers, cfg.host, cfg.port)
+    except OSError as err:
+        print(f"error: cannot listen on {cfg.host}:{cfg.port}: {err}", file=sys.stderr)
+        code = 2
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -65,3 +65,37 @@ def test_deploy_is_refused_outside_the_root_or_when_disabled(solutions, tmp_path
     disabled = TestClient(create_app({"shop": Predictor.from_dir(popularity_dir)}))
     refused = disabled.put("/campaigns/shop", json={"solution": "x"})
     assert refused.status_code == 403 and refused.headers["x-amzn-ErrorType"] == "AccessDeniedException"
+
+
+def test_a_deploy_reaches_the_other_worker_processes(solutions, tmp_path):
+    """Two apps sharing one events database stand for two `workers`: a deploy made through one is
+    served by the other after its next poll of the deployment log, and a new campaign appears there too."""
+    from fastapi.testclient import TestClient
+
+    from personalize_torch.serving.deployments import DeploymentLog
+    from personalize_torch.serving.event_store import EventStore
+
+    root, popularity_dir, sims_dir = solutions
+    db = tmp_path / "events.sqlite"
+    log = DeploymentLog(db)
+    start = log.record("shop", popularity_dir, {})
+    old = Predictor.from_dir(popularity_dir)
+    user = old.solution.user_vocab.ids[0]
+    expected = [r.item_id for r in Predictor.from_dir(sims_dir).recommend([user], 5)[0]]
+    body = {"campaignArn": ARN, "userId": user, "numResults": 5}
+    with EventStore(db) as store_a, EventStore(db) as store_b, \
+            TestClient(create_app({"shop": old}, events=store_a, deploy_root=root, deployments=DeploymentLog(db),
+                                  deployed_version=start, worker=0, deploy_poll_seconds=0.05)) as a, \
+            TestClient(create_app({"shop": old}, events=store_b, deploy_root=root, deployments=DeploymentLog(db),
+                                  deployed_version=start, worker=1, deploy_poll_seconds=0.05)) as b:
+        assert [x["itemId"] for x in b.post("/recommendations", json=body).json()["itemList"]] != expected
+        assert a.put("/campaigns/shop", json={"solution": str(sims_dir)}).status_code == 200
+        assert a.put("/campaigns/news", json={"solution": str(sims_dir)}).status_code == 200
+        for _ in range(200):
+            if b.get("/ping").json()["campaigns"] == ["news", "shop"]:
+                break
+            threading.Event().wait(0.05)
+        assert b.get("/ping").json() == {"status": "ok", "campaigns": ["news", "shop"], "worker": 1}
+        assert [x["itemId"] for x in b.post("/recommendations", json=body).json()["itemList"]] == expected
+    # each deploy was recorded once (the worker that made it does not load it again)
+    assert [(d.campaign, d.solution) for d in log.after(start)] == [("shop", str(sims_dir)), ("news", str(sims_dir))]

@@ -1,0 +1,105 @@
+"""Several server processes on one port: `serve.py workers=N`.
+
+One Python process serves GetRecommendations on one core (the GIL: request parsing, the predictor's
+Python and most of the model's small operations run one at a time). With N processes the kernel spreads
+connections across them, and each has its own models, micro-batcher and SQLite connections; PutEvents
+from any of them are in the shared events database before the call returns, so every process reads them
+at the next request (see `deployments` for deploys and auto-updates).
+
+The parent checks that the port is free, forks the workers (each inherits the campaigns the parent
+loaded, and binds its own socket on the port, see `bind_socket`) and watches them: a worker that dies is started again (with the startup campaigns; it catches up on later
+deploys from the deployment log); SIGTERM or SIGINT stops them all gracefully. POSIX only (fork).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import time
+import traceback
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+QUICK_EXIT_SECONDS = 10.0   # a worker exiting with an error this soon after starting: a setup error, stop
+
+
+def bind_socket(host: str, port: int, backlog: int = 2048) -> socket.socket:
+    """A listening socket with SO_REUSEPORT: each worker binds its own on the same port and the kernel
+    spreads new connections over them by a hash of the addresses (a socket shared by all workers goes to
+    whichever wakes first: 8 connections opened together landed 8/0 as often as 4/4)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(backlog)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve_in_processes(run_worker: Callable[[int, socket.socket], None], workers: int, host: str, port: int) -> int:
+    """Fork `workers` processes that each call `run_worker(index, listening_socket)` (which serves until
+    it is told to stop); restart any that dies; return the exit code once all have stopped. An OSError
+    if the port is taken."""
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    bind_socket(host, port).close()   # the port is free (else OSError here, not in every worker)
+    children: dict[int, tuple[int, float]] = {}   # pid -> (worker index, start time)
+    stopping = False
+    exit_code = 0
+
+    def start(index: int) -> None:
+        pid = os.fork()
+        if pid == 0:  # the worker
+            code = 1
+            try:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                run_worker(index, bind_socket(host, port))
+                code = 0
+            except SystemExit as err:
+                code = err.code if isinstance(err.code, int) else 1
+            except BaseException:  # noqa: BLE001 - report, then leave without running the parent's cleanup
+                traceback.print_exc()
+            finally:
+                os._exit(code)
+        children[pid] = (index, time.monotonic())
+
+    def stop(signum, _frame) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in list(children):
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        for i in range(workers):
+            start(i)
+        while children:
+            try:
+                pid, status = os.wait()
+            except ChildProcessError:
+                break
+            if pid not in children:
+                continue
+            index, started = children.pop(pid)
+            code = os.waitstatus_to_exitcode(status)
+            if stopping:
+                continue
+            if code > 0 and time.monotonic() - started < QUICK_EXIT_SECONDS:   # not killed by a signal
+                log.error("worker %d exited with %d right after starting; stopping the server", index, code)
+                exit_code = code if code > 0 else 1
+                stop(signal.SIGTERM, None)
+                continue
+            log.warning("worker %d (pid %d) exited with %d; starting it again", index, pid, code)
+            start(index)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    return exit_code
