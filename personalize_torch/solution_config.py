@@ -61,12 +61,36 @@ def read_solution_config(path: str | Path) -> dict:
         "recipe": recipe_name_from_arn(obj["recipeArn"]) if "recipeArn" in obj else None,
         "event_type": obj.get("eventType", config.get("eventType")),
         "event_value_threshold": threshold,
+        "event_parameters": read_events_config(config["eventsConfig"], path) if config.get("eventsConfig") else None,
         "hyperparameters": dict(hyperparameters),
         "perform_hpo": _flag(obj, "performHPO", path),
         "hpo": read_hpo_config(config["hpoConfig"], path) if config.get("hpoConfig") else None,
         "perform_automl": _flag(obj, "performAutoML", path),
         "automl": read_automl_config(config["autoMLConfig"], path) if config.get("autoMLConfig") else None,
     }
+
+
+def read_events_config(events: dict, path: Path) -> list[dict]:
+    """solutionConfig.eventsConfig: {"eventParametersList": [{"eventType": "click", "eventValueThreshold": 0.1,
+    "weight": 0.3}, ...]} -> [{"event_type", "event_value_threshold", "weight"}] (None where not given):
+    training uses events of the listed types only, each with its threshold, and weights the loss of
+    predicting each type (User-Personalization's event_type_weights)."""
+    items = events.get("eventParametersList") if isinstance(events, dict) else None
+    if not isinstance(items, list) or not items:
+        raise InputError("eventsConfig needs a non-empty eventParametersList", file=str(path), column="eventsConfig")
+    out = []
+    for i, item in enumerate(items):
+        where = f"eventsConfig.eventParametersList[{i}]"
+        if not isinstance(item, dict) or not isinstance(item.get("eventType"), str) or not item["eventType"]:
+            raise InputError("each entry needs an eventType", file=str(path), column=where)
+        threshold, weight = item.get("eventValueThreshold"), item.get("weight")
+        out.append({"event_type": item["eventType"],
+                    "event_value_threshold": _number(threshold, float, path, f"{where}.eventValueThreshold")
+                    if threshold is not None else None,
+                    "weight": _number(weight, float, path, f"{where}.weight") if weight is not None else None})
+    if len({p["event_type"] for p in out}) < len(out):
+        raise InputError("an eventType is listed twice", file=str(path), column="eventsConfig.eventParametersList")
+    return out
 
 
 def sweep_command(path: str | Path) -> tuple[str, str] | None:

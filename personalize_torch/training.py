@@ -41,6 +41,8 @@ def data_sizes(dm: InteractionsDataModule, recipe_cls: type) -> dict:
         features = dm.item_features
         sizes.update(item_value_vocab_size=features.vocab_size, item_value_slots=features.categorical.shape[1],
                      item_numeric_features=features.numeric.shape[1])
+    if "event_type_names" in params:
+        sizes["event_type_names"] = [str(t) for t in dm.event_type_vocab.ids] if dm.event_type_vocab is not None else []
     if "item_text_slots" in params:
         sizes["item_text_slots"] = dm.item_text_tokens.shape[1]
     if "user_value_slots" in params:
@@ -90,6 +92,16 @@ def apply_solution_config(cfg: DictConfig) -> None:
             cfg.data.event_type = sc["event_type"]
         if sc["event_value_threshold"] is not None:
             cfg.data.event_value_threshold = sc["event_value_threshold"]
+        if sc["event_parameters"]:
+            cfg.data.event_parameters = [{k: p[k] for k in ("event_type", "event_value_threshold")}
+                                         for p in sc["event_parameters"]]
+            weights = {p["event_type"]: p["weight"] for p in sc["event_parameters"] if p["weight"] is not None}
+            if weights:
+                recipe_cls = hydra.utils.get_class(cfg.recipe._target_)
+                if "event_type_weights" not in inspect.signature(recipe_cls.__init__).parameters:
+                    raise InputError(f"recipe {recipe_cls.recipe_name} does not weight event types; leave out "
+                                     "eventParametersList[].weight", file=str(path), column="eventsConfig")
+                cfg.recipe.event_type_weights = weights
         for name, value in sc["hyperparameters"].items():
             cfg.recipe[name] = value
 
@@ -120,7 +132,9 @@ def train(cfg: DictConfig) -> dict:
     dm = InteractionsDataModule(group, split=split, event_type=event_type,
                                 event_value_threshold=data.event_value_threshold, batch_size=data.batch_size,
                                 eval_batch_size=data.eval_batch_size, seed=cfg.seed,
-                                check_minimum=data.check_minimum, length_buckets=data.get("length_buckets", True))
+                                check_minimum=data.check_minimum, length_buckets=data.get("length_buckets", True),
+                                event_parameters=OmegaConf.to_container(data.event_parameters)
+                                if data.get("event_parameters") else None)
     dm.setup()
     recipe = build_recipe(cfg.recipe, dm)
     dm.configure_for(recipe)
@@ -143,6 +157,8 @@ def train(cfg: DictConfig) -> dict:
     info = {
         "data": {"name": group.name, "fingerprint": dm.fingerprint(), "split": dm.split.kind,
                  "event_type": event_type, "event_value_threshold": data.event_value_threshold,
+                 "event_parameters": OmegaConf.to_container(data.event_parameters)
+                 if data.get("event_parameters") else None,
                  "n_interactions": int(len(dm.sequences.item_idx)), "n_users": len(dm.user_vocab),
                  "n_items": len(dm.item_vocab)},
         "metrics": metrics,

@@ -43,3 +43,45 @@ def test_bad_values_name_the_parameter(tmp_path):
     with pytest.raises(InputError) as err:
         read_solution_config(bad)
     assert err.value.column == "eventValueThreshold"
+
+
+def test_events_config_selects_event_types_and_weights_them(tmp_path):
+    """solutionConfig.eventsConfig: the listed types (each with its threshold) are the training events, and
+    their weights become User-Personalization's event_type_weights; train.py records the selection."""
+    from personalize_torch.training import train
+
+    path = tmp_path / "solution.json"
+    path.write_text(json.dumps({
+        "recipeArn": "arn:aws:personalize:::recipe/aws-user-personalization",
+        "solutionConfig": {"eventsConfig": {"eventParametersList": [
+            {"eventType": "purchase", "weight": "1.0"},
+            {"eventType": "click", "eventValueThreshold": 4.0, "weight": 0.3}]},
+            "algorithmHyperParameters": {"hidden_dimension": "16", "bptt": "8"}}}))
+    cfg = compose_train_config([*SMALL_DEMO, f"solution_config={path}", "logger=none", "trainer.max_epochs=1",
+                                "data.split=leave_one_out"], tmp_path)
+    result = train(cfg)
+    inter = __import__("personalize_torch.data.sources", fromlist=["x"]).demo_dataset_group(
+        n_users=300, n_items=120).interactions
+    kept = (inter.EVENT_TYPE == "purchase") | ((inter.EVENT_TYPE == "click") & (inter.EVENT_VALUE >= 4.0))
+    assert 0 < kept.sum() < len(inter) and result["data"]["n_interactions"] == kept.sum()
+    assert result["data"]["event_parameters"] == [{"event_type": "purchase", "event_value_threshold": None},
+                                                  {"event_type": "click", "event_value_threshold": 4.0}]
+    from personalize_torch.serving.predictor import Predictor
+
+    recipe = Predictor.from_dir(result["solution"]).recipe
+    assert recipe.hparams.event_type_weights == {"purchase": 1.0, "click": 0.3}
+    assert recipe.event_type_weight.tolist() == pytest.approx([1.0, 0.3, 1.0])   # index 0: no type
+
+
+def test_events_config_errors_name_the_entry(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"solutionConfig": {"eventsConfig": {"eventParametersList": [{"eventType": "click", '
+                   '"weight": "heavy"}]}}}')
+    with pytest.raises(InputError) as err:
+        read_solution_config(bad)
+    assert err.value.column == "eventsConfig.eventParametersList[0].weight"
+    bad.write_text(json.dumps({"recipeArn": "arn:aws:personalize:::recipe/aws-hrnn", "solutionConfig": {
+        "eventsConfig": {"eventParametersList": [{"eventType": "click", "weight": 0.5}]}}}))
+    cfg = compose_train_config([*SMALL_DEMO, f"solution_config={bad}"], tmp_path)
+    with pytest.raises(InputError, match="does not weight event types"):
+        apply_solution_config(cfg)

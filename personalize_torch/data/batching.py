@@ -22,6 +22,7 @@ class SequenceBatch:
     impressions: Tensor | None = None  # (B, T, S) slate shown at each event, right-padded with 0
     context: Tensor | None = None      # (B, T, F) contextual field values of each event (0 = none)
     next_context: Tensor | None = None  # (B, F) the context of the event to predict (a request's `context`)
+    event_types: Tensor | None = None  # (B, T) EVENT_TYPE index of each event (0 = none), training batches only
 
     @property
     def mask(self) -> Tensor:
@@ -30,7 +31,7 @@ class SequenceBatch:
     def to(self, device) -> SequenceBatch:
         return SequenceBatch(*(t.to(device) if t is not None else None for t in
                                (self.user_idx, self.items, self.timestamps, self.impressions, self.context,
-                                self.next_context)))
+                                self.next_context, self.event_types)))
 
 
 @dataclass
@@ -67,7 +68,8 @@ def sequence_batch(seqs: UserSequences, rows: np.ndarray, max_len: int | None = 
     items = _gather_padded(seqs.item_idx, starts, lengths, width, left=True)
     times = _gather_padded(seqs.timestamp, starts, lengths, width, left=True)
     user_idx = np.where(known, seqs.user_idx[safe] if len(seqs) else 0, 0)
-    _, context = _event_extras(seqs, starts, lengths, width) if len(seqs) else (None, None)
+    _, context, _ = _event_extras(seqs, starts, lengths, width, with_event_types=False) if len(seqs) \
+        else (None, None, None)
     return SequenceBatch(torch.from_numpy(user_idx), torch.from_numpy(items), torch.from_numpy(times), None, context)
 
 
@@ -116,22 +118,28 @@ def window_batch(seqs: UserSequences, rows: np.ndarray, ends: np.ndarray, max_le
     width = int(lengths.max(initial=0))
     items = _gather_padded(seqs.item_idx, starts, lengths, width, left=True)
     times = _gather_padded(seqs.timestamp, starts, lengths, width, left=True)
+    impressions, context, event_types = _event_extras(seqs, starts, lengths, width)
     return SequenceBatch(torch.from_numpy(seqs.user_idx[rows]), torch.from_numpy(items), torch.from_numpy(times),
-                         *_event_extras(seqs, starts, lengths, width))
+                         impressions, context, None, event_types)
 
 
-def _event_extras(seqs: UserSequences, starts: np.ndarray, lengths: np.ndarray, width: int
-                  ) -> tuple[Tensor | None, Tensor | None]:
-    """Impression slates (B, T, S) and context (B, T, F) of left-padded event windows, when the data has them."""
+def _event_extras(seqs: UserSequences, starts: np.ndarray, lengths: np.ndarray, width: int,
+                  with_event_types: bool = True) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+    """Impression slates (B, T, S), context (B, T, F) and event types (B, T) of left-padded event windows,
+    when the data has them."""
+    event_types = None
+    if with_event_types and seqs.event_type is not None:
+        event_types = torch.from_numpy(_gather_padded(seqs.event_type.astype(np.int64), starts, lengths, width,
+                                                      left=True))
     if seqs.impressions is None and seqs.context is None:
-        return None, None
+        return None, None, event_types
     event = _gather_padded(np.arange(1, len(seqs.item_idx) + 1), starts, lengths, width, left=True) - 1  # -1: pad
     impressions = torch.from_numpy(seqs.impressions.padded(event)) if seqs.impressions is not None else None
     context = None
     if seqs.context is not None:
         values = seqs.context[np.maximum(event, 0)]                                   # (B, T, F)
         context = torch.from_numpy(np.where((event >= 0)[..., None], values, 0))
-    return impressions, context
+    return impressions, context, event_types
 
 
 class LengthBuckets:

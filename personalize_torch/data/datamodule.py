@@ -27,12 +27,14 @@ from personalize_torch.data.vocab import Vocab
 class InteractionsDataModule(pl.LightningDataModule):
     def __init__(self, group: DatasetGroup, split: str = "personalize", event_type: str | None = None,
                  event_value_threshold: float | None = None, batch_size: int = 256, eval_batch_size: int = 256,
-                 max_len: int | None = None, seed: int = 0, check_minimum: bool = True, length_buckets: bool = True):
+                 max_len: int | None = None, seed: int = 0, check_minimum: bool = True, length_buckets: bool = True,
+                 event_parameters: list[dict] | None = None):
         super().__init__()
         self.group = group
         self.split_kind = split
         self.event_type = event_type
         self.event_value_threshold = event_value_threshold
+        self.event_parameters = event_parameters  # eventsConfig: [{event_type, event_value_threshold}]
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
         self.max_len = max_len  # how many recent events a model reads; set from the recipe
@@ -48,7 +50,7 @@ class InteractionsDataModule(pl.LightningDataModule):
             return
         source = self.group.source
         self.interactions = select_events(self.group.interactions, self.event_type, self.event_value_threshold,
-                                          source=source)
+                                          source=source, event_parameters=self.event_parameters)
         if self.check_minimum:
             check_minimum_data(self.interactions, source=source)
         self.item_vocab = Vocab(self.group.catalogue_item_ids())

@@ -12,6 +12,7 @@ Hyperparameters are primitives saved with `save_hyperparameters()`, so a checkpo
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
 from typing import ClassVar
 
 import pytorch_lightning as pl
@@ -49,7 +50,9 @@ class Recipe(pl.LightningModule):
                 continue
             default = None if p.default is p.empty else p.default
             value = values[name]
-            if not isinstance(value, (str, bytes, dict)) and hasattr(value, "__iter__"):
+            if isinstance(value, Mapping):
+                value = dict(value)  # e.g. an OmegaConf DictConfig
+            elif not isinstance(value, (str, bytes)) and hasattr(value, "__iter__"):
                 value = list(value)  # e.g. an OmegaConf ListConfig: keep checkpoints primitive
             hp[name] = coerce(name, value, default)
         self.save_hyperparameters(hp)

@@ -3,6 +3,9 @@
 - Personalize's sequence hyperparameters: `bptt` (input length), `recency_mask` with
   `recency_strength`, `min/max_user_history_length_percentile` (training-user trims), and the loss
   choice `loss` (`full` / `sampled` / `auto` up to `full_softmax_max_items`) with `num_negatives`.
+- `event_type_weights` ({EVENT_TYPE: weight}): the loss weight of predicting an event of each type
+  (Personalize's `eventsConfig.eventParametersList[].weight`), e.g. {"purchase": 1.0, "click": 0.3}; types
+  not named weigh 1, weight 0 makes a type input only. Multiplies the recency weight.
 - Popularity counted during the first epoch: the proposal of the sampled softmax, and the ranking
   for users with no history.
 A subclass calls `_check_next_item_hyperparameters()` after saving its hyperparameters.
@@ -10,7 +13,9 @@ A subclass calls `_check_next_item_hyperparameters()` after saving its hyperpara
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Mapping
 
 import numpy as np
 import torch
@@ -41,6 +46,50 @@ class NextItemRecipe(Recipe):
         if hp.get("lr_schedule", "constant") not in ("constant", "cosine"):
             raise InputError(f"expected constant or cosine, got {hp.lr_schedule!r}", column="lr_schedule")
         check_range("warmup_steps", hp.get("warmup_steps", 0), 0, 10**7)
+
+    def _register_event_type_weights(self, names: list[str] | None, weights) -> None:
+        """Buffer `event_type_weight` (n_types + 1,): the loss weight of each EVENT_TYPE index (0 = none, 1.0),
+        from `weights` ({type: weight}, or its JSON text as Personalize sends it). Recomputed from the
+        hyperparameters, not stored in checkpoints."""
+        names = [str(n) for n in (names or [])]
+        table = torch.ones(len(names) + 1)
+        if isinstance(weights, str):
+            try:
+                weights = json.loads(weights) if weights.strip() else None
+            except json.JSONDecodeError:
+                raise InputError(f"expected a JSON object {{event type: weight}}, got {weights!r}",
+                                 column="event_type_weights") from None
+        if weights:
+            if not isinstance(weights, Mapping):
+                raise InputError(f"expected {{event type: weight}}, got {weights!r}", column="event_type_weights")
+            if not names:
+                raise InputError("the interactions have no EVENT_TYPE column to weight", column="event_type_weights")
+            for name, w in weights.items():
+                if str(name) not in names:
+                    raise InputError(f"event type {name!r} is not in the training data; types: {', '.join(names)}",
+                                     column="event_type_weights")
+                try:
+                    w = float(w)
+                except (TypeError, ValueError):
+                    raise InputError(f"weight of {name!r} must be a number, got {w!r}",
+                                     column="event_type_weights") from None
+                if not 0.0 <= w <= 1000.0:
+                    raise InputError(f"weight of {name!r} must be between 0 and 1000, got {w}",
+                                     column="event_type_weights")
+                table[names.index(str(name)) + 1] = w
+            if not (table[1:] > 0).any():
+                raise InputError("every event type weighs 0: nothing to learn", column="event_type_weights")
+        self.register_buffer("event_type_weight", table, persistent=False)
+
+    def target_weights(self, times: Tensor, event_types: Tensor | None) -> Tensor | None:
+        """Loss weight of each predicted event (N,): `recency_weights` times the event type's weight; None
+        when both are 1 everywhere."""
+        weights = self.recency_weights(times)
+        table = getattr(self, "event_type_weight", None)
+        if event_types is None or table is None or bool((table == 1).all()):
+            return weights
+        by_type = table[event_types.clamp(0, len(table) - 1)]
+        return by_type if weights is None else weights * by_type
 
     def configure_optimizers(self):
         """AdamW with the recipe's `lr_schedule`: `constant`, or `cosine`: linear warm-up over

@@ -17,6 +17,8 @@ What each hyperparameter does (Personalize's names where Personalize has them):
   Beauty (12,101 items, 2 CPU cores) a step took 497 ms with the full softmax and 145 ms with 2048
   negatives (one thread; an epoch ~3x longer with the full softmax), and a 15-minute run with 2048
   negatives reached validation NDCG@10 0.056 (bench/RESULTS.md). On a GPU the full softmax is cheap: raise `full_softmax_max_items` (e.g. 100000).
+- `event_type_weights` ({EVENT_TYPE: weight}, default none): how much predicting each type of event counts
+  in the loss (see recipes/next_item.py); `event_type_names` come from the data.
 - `lr_schedule`: `constant` (default) or `cosine` (linear warm-up over `warmup_steps`, then cosine decay
   to 0 over the trainer's `max_epochs`).
 - `context_cardinalities` (from the data, not a knob): contextual interaction fields such as DEVICE.
@@ -62,11 +64,13 @@ class UserPersonalization(NextItemRecipe):
                  max_user_history_length_percentile: float = 0.99, impression_weight: float = 0.0,
                  context_cardinalities: list[int] | None = None, use_item_metadata: bool = True,
                  item_value_vocab_size: int = 0, item_value_slots: int = 0, item_numeric_features: int = 0,
-                 impression_item_gradient: bool = False, lr_schedule: str = "constant", warmup_steps: int = 0):
+                 impression_item_gradient: bool = False, lr_schedule: str = "constant", warmup_steps: int = 0,
+                 event_type_names: list[str] | None = None, event_type_weights: dict | None = None):
         super().__init__(n_items)
         self._save_hyperparameters(locals())
         hp = self.hparams
         self._check_next_item_hyperparameters()
+        self._register_event_type_weights(event_type_names, event_type_weights)
         if hp.hidden_dimension % hp.num_heads:
             raise InputError(f"hidden_dimension {hp.hidden_dimension} must be a multiple of num_heads "
                              f"({hp.num_heads}): each attention head reads an equal share", column="hidden_dimension")
@@ -106,7 +110,8 @@ class UserPersonalization(NextItemRecipe):
             hidden = hidden + self.next_context_embeddings(batch.context[:, 1:][:, -bptt:])
         hidden = hidden[predict]                                                 # (N, C)
         target = targets[predict]                                                # (N,)
-        weights = self.recency_weights(batch.timestamps[:, 1:][:, -bptt:][predict])
+        event_types = batch.event_types[:, 1:][:, -bptt:][predict] if batch.event_types is not None else None
+        weights = self.target_weights(batch.timestamps[:, 1:][:, -bptt:][predict], event_types)
         loss = self.catalogue_loss(hidden, target, table, weights, self.item_bias)
         if batch.impressions is not None and self.hparams.impression_weight > 0:
             slates = batch.impressions[:, 1:][:, -bptt:][predict]                 # slate shown with each target
