@@ -1,18 +1,22 @@
 """Leave-one-out, full-ranking benchmark: each recipe next to Popularity-Count on the same split.
 
     python bench/benchmark.py --data ml100k beauty [--recipes popularity_count ...] [--override key=value ...]
+    python bench/benchmark.py --data ml1m_half --recipes user_personalization --seeds 0 1 2 --override ...
 
 `--data` names presets in configs/data/ (ml100k, ml1m_half, beauty, sports, toys, yelp read
-../shared/data). Prints a Markdown table of test HR@10, NDCG@10, MRR@10 and the wall time of each run;
-bench/RESULTS.md keeps the last results with the exact commands.
+../shared/data). Prints a Markdown table of test HR@10, NDCG@10, MRR@10, the training wall time, the time
+of one full-ranking test pass over all test users and the process's peak memory (max RSS so far) for each
+run; with several `--seeds`, each candidate recipe runs once per seed and a mean (± standard deviation)
+row follows. bench/RESULTS.md keeps the last results with the exact commands.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import resource
+import statistics
 import tempfile
-import time
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
@@ -31,10 +35,7 @@ def run(data: str, recipe: str, overrides: list[str], workdir: Path) -> dict:
         cfg.data.path = str((REPO / cfg.data.path).resolve()) if cfg.data.path else None
         cfg.output_dir = str(workdir / f"{data}-{recipe}")
         cfg.trainer.enable_progress_bar = False
-    start = time.perf_counter()
-    result = train(cfg)
-    result["seconds"] = time.perf_counter() - start
-    return result
+    return train(cfg)
 
 
 def main() -> None:
@@ -44,20 +45,33 @@ def main() -> None:
     p.add_argument("--recipes", nargs="+", default=[BASELINE])
     p.add_argument("--override", nargs="*", default=[], help="Hydra overrides for every run, e.g. trainer.max_epochs=50 "
                    "(recipe.* ones are not given to the Popularity-Count baseline)")
+    p.add_argument("--seeds", nargs="+", type=int, default=[42], help="one run per seed for each candidate recipe")
     args = p.parse_args()
     recipes = [BASELINE] + [r for r in args.recipes if r != BASELINE]
-    rows = ["| data | recipe | HR@10 | NDCG@10 | MRR@10 | users | items | seconds |", "|---|---|---|---|---|---|---|---|"]
+    rows = ["| data | recipe | seed | HR@10 | NDCG@10 | MRR@10 | users | items | training s | test pass s | "
+            "peak GB |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     with tempfile.TemporaryDirectory() as tmp:
         for data in args.data:
             for recipe in recipes:
                 # recipe.* overrides are the candidates' hyperparameters; the baseline takes none
                 overrides = [o for o in args.override if not (recipe == BASELINE and o.startswith("recipe."))]
-                r = run(data, recipe, overrides, Path(tmp))
-                m = r["metrics"]["test"]
-                rows.append(f"| {data} | {recipe} | {m['hit_rate_at_10']:.4f} | {m['ndcg_at_10']:.4f} | "
-                            f"{m['mrr_at_10']:.4f} | {r['data']['n_users']} | {r['data']['n_items']} | "
-                            f"{r['seconds']:.1f} |")
-                print(rows[-1], flush=True)
+                results = []
+                for seed in ([args.seeds[0]] if recipe == BASELINE else args.seeds):   # the baseline is deterministic
+                    r = run(data, recipe, [*overrides, f"seed={seed}"], Path(tmp))
+                    m = r["metrics"]["test"]
+                    results.append(m)
+                    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+                    rows.append(f"| {data} | {recipe} | {seed} | {m['hit_rate_at_10']:.4f} | {m['ndcg_at_10']:.4f} | "
+                                f"{m['mrr_at_10']:.4f} | {r['data']['n_users']} | {r['data']['n_items']} | "
+                                f"{r['seconds']['fit']:.0f} | {r['seconds']['test']:.1f} | {peak_gb:.2f} |")
+                    print(rows[-1], flush=True)
+                if len(results) > 1:
+                    def mean(k: str) -> str:
+                        values = [m[k] for m in results]
+                        return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
+                    rows.append(f"| {data} | {recipe} | mean of {len(results)} | {mean('hit_rate_at_10')} | "
+                                f"{mean('ndcg_at_10')} | {mean('mrr_at_10')} | | | | | |")
+                    print(rows[-1], flush=True)
     print("\n".join(rows))
 
 

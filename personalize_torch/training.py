@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import time
 from pathlib import Path
 
 import hydra
@@ -145,10 +146,16 @@ def train(cfg: DictConfig) -> dict:
     callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
     trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, logger=logger, callbacks=callbacks,
                                                   **trainer_overrides)
+    fit_start = time.perf_counter()
     trainer.fit(recipe, datamodule=dm)
+    seconds = {"fit": round(time.perf_counter() - fit_start, 1)}
+    start = time.perf_counter()
     metrics = {"val": _stage_metrics(trainer.validate(recipe, datamodule=dm, verbose=False)[0], "val")}
+    seconds["val"] = round(time.perf_counter() - start, 1)   # one full-ranking pass over the held-out users
     if dm.split.test is not None:
+        start = time.perf_counter()
         metrics["test"] = _stage_metrics(trainer.test(recipe, datamodule=dm, verbose=False)[0], "test")
+        seconds["test"] = round(time.perf_counter() - start, 1)
     final = metrics.get("test", metrics["val"])
     if isinstance(logger, pl.loggers.TensorBoardLogger):   # a row of TensorBoard's HParams tab, final metrics
         write_hparams_session(logger.log_dir, run_hparams(cfg, recipe, dm.split.kind, data_sizes(dm, type(recipe))),
@@ -162,6 +169,7 @@ def train(cfg: DictConfig) -> dict:
                  "n_interactions": int(len(dm.sequences.item_idx)), "n_users": len(dm.user_vocab),
                  "n_items": len(dm.item_vocab)},
         "metrics": metrics,
+        "seconds": seconds,        # training (fit, with its validations) and one final val / test pass
         "personalize_metrics": personalize_report(final),
     }
     if use_case:
