@@ -36,6 +36,12 @@ def main(cfg: DictConfig) -> None:
     # matmul spend their time waiting on each other (measured: 325 ms -> 17 ms per request at load 4.5).
     torch.set_num_threads(max(1, int(cfg.torch_threads)))
     try:
+        workers = int(cfg.workers)
+        if workers < 1:
+            raise InputError(f"must be at least 1, got {workers}", column="workers")
+        if workers > 1 and str(cfg.events_db) == ":memory:":
+            raise InputError("several workers share their events through a database file; give events_db=<file>",
+                             column="events_db")
         entries = OmegaConf.to_container(cfg.campaigns) if cfg.campaigns else {}
         if cfg.solution:
             entries.setdefault("default", {"solution": cfg.solution, "exploration_weight": cfg.exploration_weight,
@@ -57,12 +63,6 @@ def main(cfg: DictConfig) -> None:
                 raise InputError(f"filter {name!r}: {err.describe()}", column="filters") from None
         if str(cfg.events_synchronous).upper() not in SYNCHRONOUS_MODES:
             raise InputError(f"must be one of {', '.join(SYNCHRONOUS_MODES)}", column="events_synchronous")
-        workers = int(cfg.workers)
-        if workers < 1:
-            raise InputError(f"must be at least 1, got {workers}", column="workers")
-        if workers > 1 and str(cfg.events_db) == ":memory:":
-            raise InputError("several workers share their events through a database file; give events_db=<file>",
-                             column="events_db")
         try:
             events = EventStore(cfg.events_db, synchronous=cfg.events_synchronous)
         except (sqlite3.Error, OSError, RuntimeError) as err:

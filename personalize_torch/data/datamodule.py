@@ -118,7 +118,10 @@ class InteractionsDataModule(pl.LightningDataModule):
         return h.hexdigest()[:16]
 
     def configure_for(self, recipe) -> None:
-        """Take the recipe's input length, training window and history-length trims."""
+        """Take the recipe's input length, training window, history-length trims and, when it sets one,
+        its training batch size."""
+        if getattr(recipe, "train_batch_size", None):
+            self.batch_size = int(recipe.train_batch_size)
         self.max_len = recipe.input_length
         self.train_max_len = recipe.train_length
         self.train_length_percentiles = recipe.train_user_length_percentiles

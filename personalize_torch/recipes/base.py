@@ -72,6 +72,12 @@ class Recipe(pl.LightningModule):
         """How many recent events the model reads per user (None: the whole history)."""
         return None
 
+    @property
+    def train_batch_size(self) -> int | None:
+        """Training windows per batch when the recipe sets its own (hyperparameter `batch_size`); None: the
+        data module's `batch_size`."""
+        return self.hparams.get("batch_size") if hasattr(self, "hparams") else None
+
     # --- what a recipe supplies -------------------------------------------------------------
     def score(self, inputs: SequenceBatch) -> Tensor:
         """Scores (B, n_items) of every item for each user's history; higher is better."""
