@@ -84,7 +84,7 @@ def main(cfg: DictConfig) -> None:
     if not events.in_memory:
         deployments = DeploymentLog(cfg.events_db)
         for name, predictor in campaigns.items():
-            deployed_version = deployments.record(name, predictor.solution.path.resolve(), settings[name].__dict__)
+            deployed_version = deployments.record(name, predictor.solution.path.resolve(), settings[name])
 
     def make_app(worker: int, store: EventStore, log: DeploymentLog | None):
         return create_app(campaigns, filters, settings, store, api_key=api_key,

@@ -134,7 +134,7 @@ def create_app(campaigns: dict[str, Predictor], filters: dict[str, Filter] | Non
                     campaigns[name] = updated
                     if deployments is not None:
                         versions[name] = deployments.record(name, updated.solution.path.resolve(),
-                                                            settings[name].__dict__)
+                                                            settings[name])
 
     # campaign -> the deployment-log version it serves (the startup campaigns: deployed_version)
     versions: dict[str, int] = {name: deployed_version for name in campaigns}
@@ -293,7 +293,7 @@ def create_app(campaigns: dict[str, Predictor], filters: dict[str, Filter] | Non
                                              **req.settings()})
         campaigns[name] = predictor
         if deployments is not None:   # the other worker processes load it too
-            versions[name] = deployments.record(name, path, settings[name].__dict__)
+            versions[name] = deployments.record(name, path, settings[name])
         return {"campaign": name, "recipe": predictor.solution.recipe_name}
 
     async def batched_recommendations(predictor: Predictor, req: GetRecommendationsRequest,

@@ -17,7 +17,7 @@ import json
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 
 _SCHEMA = """
@@ -51,8 +51,10 @@ class DeploymentLog:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.executescript(_SCHEMA)
 
-    def record(self, campaign: str, solution: str | Path, settings: dict) -> int:
-        """Append a deploy (committed before it returns); its version."""
+    def record(self, campaign: str, solution: str | Path, settings) -> int:
+        """Append a deploy (committed before it returns); its version. `settings`: the campaign's settings
+        (a dataclass such as serving.app.CampaignSettings, or a dict)."""
+        settings = asdict(settings) if is_dataclass(settings) else dict(settings)
         with self._lock:
             cur = self._conn.execute(
                 "INSERT INTO campaign_deployments (campaign, solution, settings, deployed) VALUES (?, ?, ?, ?)",
