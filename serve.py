@@ -118,7 +118,7 @@ def main(cfg: DictConfig) -> None:
             log.close()
 
     try:
-        code = serve_in_processes(run_worker, workers, cfg.host, cfg.port)
+        code = serve_in_processes(run_worker, workers, cfg.host, cfg.port, pin_cores=bool(cfg.pin_workers))
     except OSError as err:
         print(f"error: cannot listen on {cfg.host}:{cfg.port}: {err}", file=sys.stderr)
         code = 2

@@ -76,6 +76,10 @@ def test_two_workers_share_events_and_a_killed_worker_comes_back(trained_solutio
         assert answered_by == {0, 1}
 
         first, second = worker_pids(server.pid)
+        cpus = os.sched_getaffinity(0)
+        if len(cpus) > 1:   # pin_workers (default): each worker on its own CPU
+            pinned = [os.sched_getaffinity(pid) for pid in (first, second)]
+            assert all(len(p) == 1 for p in pinned) and pinned[0] != pinned[1] and set().union(*pinned) <= cpus
         os.kill(first, signal.SIGKILL)
         for _ in range(300):
             pids = worker_pids(server.pid)

@@ -40,10 +40,14 @@ def bind_socket(host: str, port: int, backlog: int = 2048) -> socket.socket:
     return sock
 
 
-def serve_in_processes(run_worker: Callable[[int, socket.socket], None], workers: int, host: str, port: int) -> int:
+def serve_in_processes(run_worker: Callable[[int, socket.socket], None], workers: int, host: str, port: int,
+                       pin_cores: bool = True) -> int:
     """Fork `workers` processes that each call `run_worker(index, listening_socket)` (which serves until
     it is told to stop); restart any that dies; return the exit code once all have stopped. An OSError
-    if the port is taken."""
+    if the port is taken. `pin_cores`: worker i runs on the i-th CPU this process may use (modulo their
+    number; Linux): on 2 cores with 2 workers, 5 runs each, p99 at 8 clients 20.5-24.7 ms pinned against
+    24.3-31.1 ms unpinned, 585-718 against 488-639 requests/s (bench/RESULTS.md)."""
+    cpus = sorted(os.sched_getaffinity(0)) if pin_cores and hasattr(os, "sched_getaffinity") else []
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
     bind_socket(host, port).close()   # the port is free (else OSError here, not in every worker)
@@ -58,6 +62,8 @@ def serve_in_processes(run_worker: Callable[[int, socket.socket], None], workers
             try:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
+                if len(cpus) > 1:
+                    os.sched_setaffinity(0, {cpus[index % len(cpus)]})
                 run_worker(index, bind_socket(host, port))
                 code = 0
             except SystemExit as err:
