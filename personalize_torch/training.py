@@ -126,6 +126,7 @@ def train(cfg: DictConfig) -> dict:
     data = cfg.data
     group = load_data(data)
     event_type, use_case = data.event_type, cfg.get("use_case")
+    event_parameters = OmegaConf.to_container(data.event_parameters) if data.get("event_parameters") else None
     if use_case:  # a domain use case: its event type (as the data spells it) and its filter
         event_type = check_use_case(group, use_case)
     # data.split null: the recipe's own split (Personalize's user-segmentation split for Item-Affinity)
@@ -134,8 +135,7 @@ def train(cfg: DictConfig) -> dict:
                                 event_value_threshold=data.event_value_threshold, batch_size=data.batch_size,
                                 eval_batch_size=data.eval_batch_size, seed=cfg.seed,
                                 check_minimum=data.check_minimum, length_buckets=data.get("length_buckets", True),
-                                event_parameters=OmegaConf.to_container(data.event_parameters)
-                                if data.get("event_parameters") else None)
+                                event_parameters=event_parameters)
     dm.setup()
     recipe = build_recipe(cfg.recipe, dm)
     dm.configure_for(recipe)
@@ -164,8 +164,7 @@ def train(cfg: DictConfig) -> dict:
     info = {
         "data": {"name": group.name, "fingerprint": dm.fingerprint(), "split": dm.split.kind,
                  "event_type": event_type, "event_value_threshold": data.event_value_threshold,
-                 "event_parameters": OmegaConf.to_container(data.event_parameters)
-                 if data.get("event_parameters") else None,
+                 "event_parameters": event_parameters,
                  "n_interactions": int(len(dm.sequences.item_idx)), "n_users": len(dm.user_vocab),
                  "n_items": len(dm.item_vocab)},
         "metrics": metrics,

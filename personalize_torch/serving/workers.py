@@ -100,7 +100,7 @@ def serve_in_processes(run_worker: Callable[[int, socket.socket], None], workers
                 continue
             if code > 0 and time.monotonic() - started < QUICK_EXIT_SECONDS:   # not killed by a signal
                 log.error("worker %d exited with %d right after starting; stopping the server", index, code)
-                exit_code = code if code > 0 else 1
+                exit_code = code
                 stop(signal.SIGTERM, None)
                 continue
             log.warning("worker %d (pid %d) exited with %d; starting it again", index, pid, code)
