@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -72,17 +73,30 @@ async def post(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host:
     return status
 
 
-async def load(url: str, users: list[str], concurrency: int, seconds: float, path: str, body) -> list[float]:
+async def served_by(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str) -> int:
+    """Which server process (`/ping`'s `worker`) answers on this connection."""
+    writer.write(b"GET /ping HTTP/1.1\r\nHost: %s\r\n\r\n" % host.encode())
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next(int(line[15:]) for line in head.split(b"\r\n") if line[:15].lower() == b"content-length:")
+    return int(json.loads(await reader.readexactly(length)).get("worker", 0))
+
+
+async def load(url: str, users: list[str], concurrency: int, seconds: float, path: str, body,
+               workers: Counter | None = None) -> list[float]:
     """`concurrency` clients, each on its own keep-alive connection, sending requests back to back for
-    `seconds`; the latency of every request."""
+    `seconds`; the latency of every request. `workers` counts the connections each server process holds."""
     latencies: list[float] = []
     failures = 0
-    deadline = time.perf_counter() + seconds
     host, port = url.removeprefix("http://").split(":")
+    connections = [await asyncio.open_connection(host, int(port)) for _ in range(concurrency)]
+    for reader, writer in connections:
+        worker_id = await served_by(reader, writer, f"{host}:{port}")
+        if workers is not None:
+            workers[worker_id] += 1
+    deadline = time.perf_counter() + seconds
 
-    async def worker() -> None:
+    async def worker(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         nonlocal failures
-        reader, writer = await asyncio.open_connection(host, int(port))
         try:
             while time.perf_counter() < deadline:
                 start = time.perf_counter()
@@ -92,7 +106,7 @@ async def load(url: str, users: list[str], concurrency: int, seconds: float, pat
         finally:
             writer.close()
 
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    await asyncio.gather(*(worker(r, w) for r, w in connections))
     if failures:
         raise RuntimeError(f"{failures} requests failed")
     return latencies
@@ -125,20 +139,23 @@ def main() -> None:
                         break
                 except httpx.HTTPError:
                     time.sleep(0.2)
-            rows = ["| call | clients | p50 ms | p99 ms | requests/s |", "|---|---|---|---|---|"]
+            rows = ["| call | clients | p50 ms | p99 ms | requests/s | connections per server process |",
+                    "|---|---|---|---|---|---|"]
             recs = lambda u: {"campaignArn": ARN, "userId": u, "numResults": 25}  # noqa: E731
             asyncio.run(load(url, users, 4, 2.0, "/recommendations", recs))                 # warm-up
             for c in args.concurrency:
-                lat = np.array(asyncio.run(load(url, users, c, args.seconds, "/recommendations", recs))) * 1000
+                split = Counter()
+                lat = np.array(asyncio.run(load(url, users, c, args.seconds, "/recommendations", recs, split))) * 1000
                 rows.append(f"| GetRecommendations | {c} | {np.percentile(lat, 50):.1f} | "
-                            f"{np.percentile(lat, 99):.1f} | {len(lat) / args.seconds:.0f} |")
+                            f"{np.percentile(lat, 99):.1f} | {len(lat) / args.seconds:.0f} | "
+                            f"{' / '.join(str(split[w]) for w in sorted(split))} |")
                 print(rows[-1], flush=True)
             counter = iter(range(10**9))
             events = lambda u: {"trackingId": "bench", "userId": u, "sessionId": f"s-{u}", "eventList": [  # noqa: E731
                 {"eventType": "click", "itemId": "x", "sentAt": 1.7e9 + next(counter)}]}
             lat = np.array(asyncio.run(load(url, users, 8, args.seconds, "/events", events))) * 1000
             rows.append(f"| PutEvents (synchronous=FULL) | 8 | {np.percentile(lat, 50):.1f} | "
-                        f"{np.percentile(lat, 99):.1f} | {len(lat) / args.seconds:.0f} |")
+                        f"{np.percentile(lat, 99):.1f} | {len(lat) / args.seconds:.0f} | |")
             print("\n".join(rows))
             print(json.dumps({"solution": solution, "users": len(users)}))
         finally:

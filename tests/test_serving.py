@@ -57,6 +57,9 @@ def test_get_recommendations_shape_and_errors(predictor):
     neither = client.post("/recommendations", json={"campaignArn": ARN.format("shop"), "numResults": 5})
     assert neither.status_code == 400 and neither.headers["x-amzn-ErrorType"] == "InvalidInputException"
     assert "userId or itemId" in neither.json()["message"]
+    broken = client.post("/recommendations", content=b'{"campaignArn": ', headers={"content-type": "application/json"})
+    assert broken.status_code == 400 and broken.headers["x-amzn-ErrorType"] == "InvalidInputException"
+    assert broken.headers["content-length"] == str(len(broken.content))
 
 
 def test_get_recommendations_for_an_item(sims_predictor, predictor):

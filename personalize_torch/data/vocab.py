@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -34,21 +35,19 @@ class Vocab:
 
     def to_idx(self, ids, unknown: int = PADDING_IDX) -> np.ndarray:
         """Indices of `ids`; ids not in the vocabulary get `unknown`."""
-        if isinstance(ids, (list, tuple)) and len(ids) <= 16:
-            # A served request looks up one or a few ids: the Index's hash table answers each directly,
-            # where building an Index for get_indexer cost ~1-3 ms per call (measured on 22,363 users).
-            pos = np.array([self._position(i) for i in ids], dtype=np.int64)
-            return np.where(pos >= 0, pos + 1, unknown).astype(np.int64)
+        if len(ids) <= 64:
+            # A served request looks up one or a few ids: a dict answers each directly, where building an
+            # Index for get_indexer cost ~1-3 ms per call (measured on 22,363 users).
+            lookup = self._lookup
+            return np.array([lookup.get(i, unknown) if isinstance(i, str) else unknown for i in ids],
+                            dtype=np.int64)
         pos = self.ids.get_indexer(pd.Index(np.asarray(ids, dtype=object)))
         return np.where(pos >= 0, pos + 1, unknown).astype(np.int64)
 
-    def _position(self, id_) -> int:
-        """0-based position of one id, -1 when absent (or not an id at all: None, NaN, a list)."""
-        try:
-            pos = self.ids.get_loc(id_)
-        except (KeyError, TypeError, pd.errors.InvalidIndexError):
-            return -1
-        return pos if isinstance(pos, int) else -1
+    @cached_property
+    def _lookup(self) -> dict[str, int]:
+        """id -> index, built on the first small lookup."""
+        return {id_: n for n, id_ in enumerate(self._id_array.tolist(), start=1)}
 
     def to_id(self, idx) -> np.ndarray:
         idx = np.asarray(idx, dtype=np.int64)

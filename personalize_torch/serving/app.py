@@ -18,6 +18,7 @@ user's stored history as model input and are left out of the recommendations, wi
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import re
@@ -41,18 +42,11 @@ from personalize_torch.serving.api_models import (DeployRequest, GetPersonalized
                                                   PutItemsRequest, PutUsersRequest)
 from personalize_torch.serving.deployments import DeploymentLog
 from personalize_torch.serving.event_store import Event, EventStore, UserEventColumns, property_fields
+from personalize_torch.serving.fast_routes import (FastRoute, FastRoutes, ServiceError, invalid_input,
+                                                   validation_message)
 from personalize_torch.serving.micro_batching import MicroBatcher
 from personalize_torch.serving.predictor import Predictor, RecentEvents, RecommendedItem, RequestOptions
 from personalize_torch.serving.promotions import Promotion
-
-
-class ServiceError(Exception):
-    def __init__(self, error_type: str, message: str, status: int):
-        self.error_type, self.message, self.status = error_type, message, status
-
-
-def invalid_input(message: str) -> ServiceError:
-    return ServiceError("InvalidInputException", message, 400)
 
 
 def not_found(message: str) -> ServiceError:
@@ -178,6 +172,11 @@ def create_app(campaigns: dict[str, Predictor], filters: dict[str, Filter] | Non
             tasks.append(asyncio.create_task(auto_update_loop()))
         if deployments is not None:
             tasks.append(asyncio.create_task(follow_deployments()))
+        # The models, catalogues and data frames loaded so far live as long as the server: moved out of
+        # the garbage collector's generations, they are not traversed again by every full collection
+        # (bench/serving_latency.py, 64 clients: p99 64-69 ms with this, 71-88 ms without).
+        gc.collect()
+        gc.freeze()
         yield
         for task in tasks:
             task.cancel()
@@ -189,6 +188,9 @@ def create_app(campaigns: dict[str, Predictor], filters: dict[str, Filter] | Non
     app = FastAPI(title="personalize-torch runtime", lifespan=lifespan)
     app.state.batcher = batcher
     app.state.events = store
+    # Middleware added last runs first: access controls (key, size, log), then the fast routes.
+    app.add_middleware(FastRoutes, routes={"/recommendations": FastRoute(GetRecommendationsRequest,
+                                                                         lambda req: recommendations(req))})
     install_access_controls(app, api_key, max_request_bytes)
     filters = dict(filters or {})
     settings = dict(settings or {})
@@ -200,9 +202,7 @@ def create_app(campaigns: dict[str, Predictor], filters: dict[str, Filter] | Non
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, err: RequestValidationError) -> JSONResponse:
-        first = err.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-        return await service_error(request, invalid_input(f"{where}: {first.get('msg')}"))
+        return await service_error(request, invalid_input(validation_message(err.errors())))
 
     def campaign_name(arn: str | None) -> str:
         if arn is None:
@@ -319,10 +319,10 @@ def create_app(campaigns: dict[str, Predictor], filters: dict[str, Filter] | Non
             return predictor.recommend_related(items, num_results, users, options=batch_options)
         return predictor.recommend(users, num_results, options=batch_options)
 
-    @app.post("/recommendations", response_model=GetRecommendationsResponse, response_model_exclude_none=True)
-    async def get_recommendations(req: GetRecommendationsRequest) -> Response:
-        # async: no thread-pool hop per request; the blocking work runs on the batcher's thread, and the
-        # user's streamed events are one indexed SQLite read (WAL readers do not wait for writers).
+    async def recommendations(req: GetRecommendationsRequest) -> bytes:
+        """GetRecommendations' response body. `async`: no thread-pool hop per request; the blocking work runs
+        on the batcher's thread, and the user's streamed events are one indexed SQLite read (WAL readers do
+        not wait for writers)."""
         campaign = campaign_name(req.campaignArn or req.recommenderArn)
         predictor = campaigns[campaign]
         options = request_options(req, campaign, predictor)
@@ -335,9 +335,13 @@ def create_app(campaigns: dict[str, Predictor], filters: dict[str, Filter] | Non
             raise invalid_input(err.describe()) from None
         # Serialized here: FastAPI would validate the response against GetRecommendationsResponse again
         # (the model still documents it in the OpenAPI schema; tests check the shape through boto3).
-        return Response(json.dumps({"itemList": predicted_items(predictor, items, columns),
-                                    "recommendationId": f"RID-{uuid.uuid4()}"}, separators=(",", ":")),
-                        media_type="application/json")
+        return json.dumps({"itemList": predicted_items(predictor, items, columns),
+                           "recommendationId": f"RID-{uuid.uuid4()}"}, separators=(",", ":")).encode()
+
+    # Answered by FastRoutes (installed below) before FastAPI's router; registered for the OpenAPI schema.
+    @app.post("/recommendations", response_model=GetRecommendationsResponse, response_model_exclude_none=True)
+    async def get_recommendations(req: GetRecommendationsRequest) -> Response:
+        return Response(await recommendations(req), media_type="application/json")
 
     @app.post("/personalize-ranking", response_model=GetPersonalizedRankingResponse,
               response_model_exclude_none=True)
