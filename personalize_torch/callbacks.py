@@ -13,25 +13,52 @@ log = logging.getLogger(__name__)
 
 
 class RestoreBestWeights(pl.Callback):
-    """Remember the weights at the best `monitor` value and load them back when fitting ends."""
+    """Remember the weights at the best `monitor` value and load them back when fitting ends.
+
+    Weights trained after the last validation (a `max_time` cut in the middle of an epoch, or
+    `check_val_every_n_epoch` > 1) have not been compared with the best: they are kept in
+    `unvalidated_state` for `training.train` to validate and keep if they are better.
+    """
 
     def __init__(self, monitor: str = "val/ndcg_at_10", mode: str = "max"):
         self.monitor, self.mode = monitor, mode
         self.best = -math.inf if mode == "max" else math.inf
         self.best_epoch: int | None = None
         self.best_state: dict | None = None
+        self.unvalidated_state: dict | None = None
+        self._validated_step = -1
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking or self.monitor not in trainer.callback_metrics:
             return
+        self._validated_step = trainer.global_step
         value = float(trainer.callback_metrics[self.monitor])
         if (value > self.best) if self.mode == "max" else (value < self.best):
             self.best, self.best_epoch = value, trainer.current_epoch
             self.best_state = copy.deepcopy(pl_module.state_dict())
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self.best_state is not None:
-            pl_module.load_state_dict(self.best_state)
+        if self.best_state is None:
+            return
+        if trainer.global_step != self._validated_step:
+            self.unvalidated_state = copy.deepcopy(pl_module.state_dict())
+        pl_module.load_state_dict(self.best_state)
+
+    def consider_final_weights(self, pl_module: pl.LightningModule, validate) -> bool:
+        """Load the weights left unvalidated at the end of fitting and run `validate()` (a validation pass,
+        whose end this callback sees); keep them if they beat the best, else load the best back.
+        Returns whether the final weights were kept."""
+        if self.unvalidated_state is None:
+            return False
+        state, best_before, self.unvalidated_state = self.unvalidated_state, self.best, None
+        pl_module.load_state_dict(state)
+        validate()
+        if self.best != best_before:
+            log.info("kept the weights at the end of training (not validated during it): %s %.4f",
+                     self.monitor, self.best)
+            return True
+        pl_module.load_state_dict(self.best_state)
+        return False
 
 
 class EpochSummary(pl.Callback):

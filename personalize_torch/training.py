@@ -13,6 +13,7 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from personalize_torch.callbacks import RestoreBestWeights
 from personalize_torch.data.datamodule import InteractionsDataModule
 from personalize_torch.data.domains import check_use_case
 from personalize_torch.data.sources import load_dataset_group
@@ -148,6 +149,9 @@ def train(cfg: DictConfig) -> dict:
                                                   **trainer_overrides)
     fit_start = time.perf_counter()
     trainer.fit(recipe, datamodule=dm)
+    for callback in trainer.callbacks:   # weights trained after the last validation: kept if better
+        if isinstance(callback, RestoreBestWeights):
+            callback.consider_final_weights(recipe, lambda: trainer.validate(recipe, datamodule=dm, verbose=False))
     seconds = {"fit": round(time.perf_counter() - fit_start, 1)}
     start = time.perf_counter()
     metrics = {"val": _stage_metrics(trainer.validate(recipe, datamodule=dm, verbose=False)[0], "val")}

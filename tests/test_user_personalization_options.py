@@ -1,4 +1,5 @@
-"""User-Personalization options: `lr_schedule` (warm-up, then cosine decay to 0) and hyperparameter checks."""
+"""User-Personalization options: `lr_schedule` (warm-up, then cosine decay to 0 by max_epochs or max_time)
+and hyperparameter checks."""
 
 import pytest
 import pytorch_lightning as pl
@@ -18,14 +19,14 @@ class RecordLearningRate(pl.Callback):
         self.rates.append(trainer.optimizers[0].param_groups[0]["lr"])
 
 
-def train_rates(**hparams):
+def train_rates(trainer_options=None, **hparams):
     dm = InteractionsDataModule(demo_dataset_group(n_users=120, n_items=50, seed=5), split="leave_one_out",
                                 batch_size=16)
     dm.setup()
     recipe = make_recipe(UserPersonalization, dm, hidden_dimension=16, bptt=10, learning_rate=0.01, **hparams)
     dm.configure_for(recipe)
     record = RecordLearningRate()
-    trainer = pl.Trainer(max_epochs=3, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+    trainer = pl.Trainer(**(trainer_options or {"max_epochs": 3}), logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, accelerator="cpu", callbacks=[record],
                          limit_val_batches=0)
     trainer.fit(recipe, datamodule=dm)
@@ -39,6 +40,15 @@ def test_cosine_schedule_warms_up_then_decays_to_zero():
     assert rates[3] == pytest.approx(0.01)                            # peak after warm-up
     assert all(a >= b for a, b in zip(rates[3:], rates[4:]))         # then never rises
     assert rates[-1] < 0.01 * 0.02                                    # and ends near 0
+
+
+def test_cosine_schedule_decays_to_zero_by_max_time():
+    # 1000 planned epochs, but a 3-second budget: the decay follows the clock, so the run ends annealed.
+    rates = train_rates({"max_epochs": 1000, "max_time": {"seconds": 3}}, lr_schedule="cosine")
+    assert rates[0] == pytest.approx(0.01, rel=0.05)
+    assert all(a >= b for a, b in zip(rates, rates[1:]))
+    assert rates[len(rates) // 2] == pytest.approx(0.005, abs=0.003)   # half the time: half the rate
+    assert rates[-1] < 0.01 * 0.02
 
 
 def test_constant_schedule_keeps_the_learning_rate():
@@ -57,3 +67,37 @@ def test_hidden_dimension_not_a_multiple_of_the_heads_is_named_in_the_error():
     dm.setup()
     with pytest.raises(InputError, match="hidden_dimension 43 must be a multiple of num_heads"):
         make_recipe(UserPersonalization, dm, hidden_dimension=43, num_heads=2)
+
+
+@pytest.mark.parametrize("sampling", ["uniform", "popularity"])
+def test_negative_sampling_proposal(monkeypatch, sampling):
+    import torch
+
+    import personalize_torch.recipes.next_item as next_item
+
+    seen = {}
+
+    def capture(hidden, targets, table, log_q, *args, **kwargs):
+        seen["log_q"] = log_q
+        return hidden.sum() * 0.0
+
+    monkeypatch.setattr(next_item, "sampled_softmax_loss", capture)
+    dm = InteractionsDataModule(demo_dataset_group(n_users=60, n_items=30, seed=1), split="leave_one_out")
+    dm.setup()
+    recipe = make_recipe(UserPersonalization, dm, loss="sampled", negative_sampling=sampling, num_negatives=8)
+    recipe.item_counts.copy_(torch.arange(recipe.n_items).float())   # item i seen i times
+    recipe.catalogue_loss(torch.zeros(3, recipe.hparams.hidden_dimension), torch.tensor([1, 2, 3]),
+                          torch.zeros(recipe.n_items, recipe.hparams.hidden_dimension), None)
+    q = seen["log_q"].exp()
+    assert q[0] == 0 and q.sum() == pytest.approx(1.0)                # padding is never a negative
+    if sampling == "uniform":
+        assert torch.allclose(q[1:], torch.full_like(q[1:], 1 / (recipe.n_items - 1)))
+    else:
+        assert bool((q[2:] > q[1:-1]).all())                            # more popular, more often
+
+
+def test_unknown_negative_sampling_is_named_in_the_error():
+    dm = InteractionsDataModule(demo_dataset_group(n_users=60, n_items=30, seed=1), split="leave_one_out")
+    dm.setup()
+    with pytest.raises(InputError, match="negative_sampling"):
+        make_recipe(UserPersonalization, dm, negative_sampling="hard")

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 
 import numpy as np
 import torch
+from pytorch_lightning.callbacks import Timer
 from torch import Tensor
 
 from personalize_torch.data.batching import SequenceBatch
@@ -43,6 +44,9 @@ class NextItemRecipe(Recipe):
         check_range("max_user_history_length_percentile", hp.max_user_history_length_percentile, 0.0, 1.0)
         if hp.loss not in ("auto", "full", "sampled"):
             raise InputError(f"expected auto, full or sampled, got {hp.loss!r}", column="loss")
+        if hp.get("negative_sampling", "popularity") not in ("popularity", "uniform"):
+            raise InputError(f"expected popularity or uniform, got {hp.negative_sampling!r}",
+                             column="negative_sampling")
         if hp.get("lr_schedule", "constant") not in ("constant", "cosine"):
             raise InputError(f"expected constant or cosine, got {hp.lr_schedule!r}", column="lr_schedule")
         check_range("warmup_steps", hp.get("warmup_steps", 0), 0, 10**7)
@@ -93,19 +97,28 @@ class NextItemRecipe(Recipe):
 
     def configure_optimizers(self):
         """AdamW with the recipe's `lr_schedule`: `constant`, or `cosine`: linear warm-up over
-        `warmup_steps`, then cosine decay to 0 over the trainer's planned steps (max_epochs), by step.
-        With no plan (max_epochs=-1) the learning rate stays constant."""
+        `warmup_steps`, then cosine decay to 0 over the training budget, by step: the trainer's planned
+        steps (max_epochs) or its `max_time`, whichever runs out first (so a time-limited run anneals
+        fully by the cut). With neither (max_epochs=-1, no max_time) the learning rate stays constant."""
         optimizer = super().configure_optimizers()
         hp = self.hparams
         total = self.trainer.estimated_stepping_batches
-        if hp.get("lr_schedule", "constant") == "constant" or not math.isfinite(total):
+        timer = next((c for c in self.trainer.callbacks if isinstance(c, Timer)), None)
+        if hp.get("lr_schedule", "constant") == "constant" or (not math.isfinite(total) and timer is None):
             return optimizer
-        total, warmup = max(int(total), 1), min(int(hp.get("warmup_steps", 0)), max(int(total) - 1, 0))
+        total = max(int(total), 1) if math.isfinite(total) else None
+        warmup = int(hp.get("warmup_steps", 0))
+        if total is not None:
+            warmup = min(warmup, total - 1)
 
         def factor(step: int) -> float:
             if step < warmup:
                 return (step + 1) / warmup
-            return 0.5 * (1.0 + math.cos(math.pi * min(step - warmup, total - warmup) / max(total - warmup, 1)))
+            progress = (step - warmup) / max(total - warmup, 1) if total is not None else 0.0
+            if timer is not None and timer.time_remaining() is not None:
+                elapsed = timer.time_elapsed()
+                progress = max(progress, elapsed / max(elapsed + timer.time_remaining(), 1e-9))
+            return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
 
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
@@ -159,10 +172,14 @@ class NextItemRecipe(Recipe):
 
     def catalogue_loss(self, hidden: Tensor, targets: Tensor, table: Tensor, weights: Tensor | None,
                        item_bias: Tensor | None = None) -> Tensor:
-        """Next-item cross-entropy over the catalogue: full softmax, or sampled with logQ correction."""
+        """Next-item cross-entropy over the catalogue: full softmax, or sampled (negatives drawn by
+        popularity^0.75 with logQ correction, or uniformly: `negative_sampling`)."""
         if self.uses_full_softmax:
             return full_softmax_loss(hidden, targets, table, weights, item_bias)
-        proposal = (self.item_counts + 1.0).pow(0.75)
+        if self.hparams.get("negative_sampling", "popularity") == "uniform":
+            proposal = torch.ones_like(self.item_counts)
+        else:
+            proposal = (self.item_counts + 1.0).pow(0.75)
         proposal[0] = 0
         log_q = (proposal / proposal.sum()).log()
         return sampled_softmax_loss(hidden, targets, table, log_q, self.hparams.num_negatives, weights,
