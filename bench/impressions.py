@@ -4,7 +4,9 @@ without the slate-choice term, on data with impressions; full-ranking NDCG@10 on
     python bench/impressions.py [--data demo mind] [--seeds 0 1 2] [--override trainer.max_epochs=40 ...]
 
 `demo` is the built-in demo data (impressions carry a planted signal: skipped items are popular and
-off-taste); `mind` is the MIND sample in ../shared/data/mind converted to Personalize rows.
+off-taste); `demo_choice` the demo data with each click chosen from its slate by the user's utility
+(`data.demo.slate_choice=true`: the skipped items are what the user passed over); `mind` is the MIND
+sample in ../shared/data/mind converted to Personalize rows.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from omegaconf import open_dict
 from personalize_torch.training import train
 
 REPO = Path(__file__).resolve().parents[1]
-PRESETS = {"demo": [], "mind": ["data=mind"]}
+PRESETS = {"demo": [], "demo_choice": ["data.demo.slate_choice=true"], "mind": ["data=mind"]}
 
 
 def run(data: str, impression_weight: float, seed: int, overrides: list[str], workdir: Path) -> dict:

@@ -90,8 +90,9 @@ def sampled_softmax_loss(hidden: Tensor, targets: Tensor, item_embedding: Tensor
 
 
 def slate_choice_loss(hidden: Tensor, targets: Tensor, slates: Tensor, item_embedding: Tensor,
-                      weights: Tensor | None = None) -> Tensor:
-    """Cross-entropy of the chosen item against the other items of its slate (N, S; 0 = padding).
+                      weights: Tensor | None = None, item_bias: Tensor | None = None) -> Tensor:
+    """Cross-entropy of the chosen item against the other items of its slate (N, S; 0 = padding);
+    the logits are `hidden . item` (plus `item_bias` (n_items,) when given).
 
     Positions whose slate shows nothing besides the chosen item carry no choice and are skipped; the
     result is 0 when no position has a real slate.
@@ -103,6 +104,8 @@ def slate_choice_loss(hidden: Tensor, targets: Tensor, slates: Tensor, item_embe
     hidden, targets, others = hidden[has_choice], targets[has_choice], others[has_choice]
     candidates = torch.cat([targets[:, None], others], dim=1)                # (n, 1 + S), chosen first
     logits = torch.einsum("nc,nsc->ns", hidden, item_embedding[candidates])
+    if item_bias is not None:
+        logits = logits + item_bias[candidates]
     logits = logits.masked_fill(candidates == 0, -math.inf)
     labels = torch.zeros(len(targets), dtype=torch.long, device=hidden.device)
     losses = F.cross_entropy(logits, labels, reduction="none")

@@ -250,6 +250,26 @@ def test_impressions(demo: DemoData, clicks: pd.DataFrame):
     assert (newest <= clicks[TIMESTAMP].to_numpy()).all()
 
 
+def test_slate_choice_picks_from_the_slate_by_utility():
+    demo = generate_demo_data(n_users=300, n_items=120, seed=4, slate_choice=True)
+    truth = demo.truth
+    c = demo.interactions[demo.interactions[EVENT_TYPE] == CLICK]
+    slates = _slates(c)
+    sizes = np.array([len(s) for s in slates])
+    assert sizes.min() >= SLATE_SIZE[0] and sizes.max() <= SLATE_SIZE[1]
+    assert all(len(set(s)) == len(s) and item in s for item, s in zip(c[ITEM_ID], slates))
+    in_cluster = {(u, i): truth.user_cluster[u] == truth.item_cluster[i] for u in truth.user_cluster
+                  for i in truth.item_cluster}
+    chosen_in = np.mean([in_cluster[u, i] for u, i in zip(c[USER_ID], c[ITEM_ID])])
+    shown_in = np.mean([in_cluster[u, o] for u, s in zip(c[USER_ID], slates) for o in s])
+    # the user picks in-cluster items far more often than the slate offers them ...
+    assert chosen_in > 2 * shown_in
+    # ... but only from what was shown, so the slate (drawn by exposure) bounds the choice: a click is
+    # in-cluster at most as often as its slate holds one (plus followed chain successors)
+    has_in = np.mean([any(in_cluster[u, o] for o in s) for u, s in zip(c[USER_ID], slates)])
+    assert chosen_in <= has_in + 0.05
+
+
 def test_late_items(demo: DemoData):
     truth = demo.truth
     merged = demo.interactions.merge(demo.items[[ITEM_ID, CREATION_TIMESTAMP]], on=ITEM_ID, how="left")

@@ -101,3 +101,42 @@ def test_unknown_negative_sampling_is_named_in_the_error():
     dm.setup()
     with pytest.raises(InputError, match="negative_sampling"):
         make_recipe(UserPersonalization, dm, negative_sampling="hard")
+
+
+def test_exposure_prior_is_the_log_share_of_impressions_and_enters_the_scores():
+    import numpy as np
+    import torch
+
+    from personalize_torch.data.batching import SequenceBatch
+
+    dm = InteractionsDataModule(demo_dataset_group(n_users=120, n_items=50, seed=5), split="leave_one_out",
+                                batch_size=16)
+    dm.setup()
+    recipe = make_recipe(UserPersonalization, dm, hidden_dimension=16, bptt=10, exposure_prior=True,
+                         impression_weight=1.0)
+    dm.configure_for(recipe)
+    pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+               enable_model_summary=False, accelerator="cpu", limit_val_batches=0).fit(recipe, datamodule=dm)
+    shown = np.bincount(dm.split.train.impressions.values, minlength=recipe.n_items)[1:]
+    prior = recipe.item_log_exposure[1:].numpy()
+    assert np.allclose(prior - prior.mean(), np.log(shown + 1.0) - np.log(shown + 1.0).mean(), atol=1e-5)
+    assert abs(prior.mean()) < 1e-5                       # centred: items added later by UPDATE get 0
+    recipe.eval()
+    items = torch.tensor([[0, 3, 7]])
+    probs = recipe.score(SequenceBatch(torch.zeros(1, dtype=torch.long), items, torch.zeros_like(items)))
+    assert float(probs.sum()) == pytest.approx(1.0, abs=1e-5)
+    with torch.no_grad():                                  # the prior moves the scores as a log-odds term
+        recipe.item_log_exposure[5] += 2.0
+    moved = recipe.score(SequenceBatch(torch.zeros(1, dtype=torch.long), items, torch.zeros_like(items)))
+    ratio = (moved[0, 5] / moved[0, 6]) / (probs[0, 5] / probs[0, 6])
+    assert float(ratio) == pytest.approx(float(np.exp(2.0)), rel=1e-3)
+
+
+def test_solution_versions_from_before_the_exposure_prior_still_load():
+    dm = InteractionsDataModule(demo_dataset_group(n_users=60, n_items=30, seed=1), split="leave_one_out")
+    dm.setup()
+    old = make_recipe(UserPersonalization, dm, hidden_dimension=16, exposure_prior=False)
+    assert "item_log_exposure" not in old.state_dict()
+    new = make_recipe(UserPersonalization, dm, hidden_dimension=16)      # the default: on
+    new.load_state_dict(old.state_dict())                                # strict
+    assert float(new.item_log_exposure.abs().sum()) == 0.0

@@ -22,6 +22,12 @@ Planted structure (each one is real and measurable, see ``tests/test_synthetic.p
    chosen item at a random position). The rest of the slate is drawn from global popularity
    (exposure) only, so shown-and-not-chosen items are mostly popular off-taste items while chosen
    items fit the user's cluster.
+   With ``slate_choice=True`` the click is instead *chosen from* the slate: the slate (5-10 existing
+   items) is drawn by exposure first, then the user picks one with probability proportional to
+   ``exp(utility) * device price factor``, where ``utility = CHOICE_CLUSTER_BONUS * [item in the
+   user's cluster] + x_user . y_item`` (latent taste vectors, ``CHOICE_LATENT_DIM`` dims); a chain
+   successor, when followed, takes a slot of the slate and is the pick. Each slate then says which
+   shown items the user passed over, information the clicks alone do not carry.
 6. **New items** - ``LATE_ITEM_FRACTION`` of the items are created during the event period
    (``CREATION_TIMESTAMP`` between the 50th and 90th percentile of event times); no item gets an
    event, nor is shown, before its creation time. The other items are created before
@@ -120,6 +126,10 @@ LATE_ITEM_FRACTION = 0.1
 LATE_CREATION_QUANTILES = (0.5, 0.9)
 
 SLATE_SIZE = (5, 10)  # inclusive, chosen item included
+# slate_choice=True: utility of an item for a user (see the module docstring)
+CHOICE_CLUSTER_BONUS = 1.5
+CHOICE_LATENT_DIM = 4
+CHOICE_LATENT_SCALE = 0.8
 
 P_NEW_SESSION = 0.15
 WITHIN_SESSION_GAP = (30, 120.0, 1800)  # min s, mean extra s (exponential), max s
@@ -305,6 +315,37 @@ def _exposure_draw(
     return out
 
 
+def _choose_from_slate(
+    rng: np.random.Generator,
+    exposure_cdf: np.ndarray,
+    creation: np.ndarray,
+    creation_sorted: np.ndarray,
+    now: np.ndarray,
+    prev: np.ndarray,
+    forced: np.ndarray,
+    log_weight: np.ndarray,
+    width: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: a slate of 5-10 existing items drawn by exposure (never ``prev``), then the pick, with
+    probability proportional to ``exp(log_weight[row, item])`` among the slate's items; a row with a
+    ``forced`` item (>= 0, a followed chain successor) has it put in a random slot (if the slate lacks
+    it) and picks it. Returns (picks (m,), slates (m, width), -1 padded)."""
+    m = now.size
+    size = rng.integers(SLATE_SIZE[0], SLATE_SIZE[1] + 1, m)
+    n_available = np.searchsorted(creation_sorted, now, side="right") - (prev >= 0)
+    slate = _exposure_draw(rng, exposure_cdf, creation, now, prev, np.maximum(np.minimum(size, n_available), 1), width)
+    filled = slate >= 0
+    logits = np.where(filled, np.take_along_axis(log_weight, np.maximum(slate, 0), axis=1), -np.inf)
+    gumbel = -np.log(-np.log(rng.uniform(1e-12, 1.0, slate.shape)))
+    pick = slate[np.arange(m), np.argmax(logits + gumbel, axis=1)]
+    forced_rows = np.flatnonzero(forced >= 0)
+    for r in forced_rows:
+        if not (slate[r] == forced[r]).any():
+            slate[r, rng.integers(0, int(filled[r].sum()))] = forced[r]
+        pick[r] = forced[r]
+    return pick, slate
+
+
 def _make_chains(rng: np.random.Generator, item_cluster: np.ndarray, n_clusters: int) -> np.ndarray:
     """successor[i] = next item of i's chain (same cluster), or -1."""
     successor = np.full(item_cluster.shape[0], -1, dtype=np.int64)
@@ -340,8 +381,10 @@ def generate_demo_data(
     events_per_user: tuple[int, int] = (15, 60),
     seed: int = 0,
     start_time: int = 1_700_000_000,
+    slate_choice: bool = False,
 ) -> DemoData:
-    """Generate the demo data set; deterministic for a given set of arguments."""
+    """Generate the demo data set; deterministic for a given set of arguments. ``slate_choice``: each
+    click is chosen from an exposure-drawn slate (see the module docstring, item 5)."""
     lo_ev, hi_ev = (int(v) for v in events_per_user)
     if n_clusters < 1:
         raise ValueError(f"n_clusters must be >= 1, got {n_clusters}")
@@ -405,6 +448,11 @@ def generate_demo_data(
     exposure_cdf /= exposure_cdf[-1]
     creation_sorted = np.sort(creation)
 
+    if slate_choice:   # drawn after everything else, so slate_choice=False data stay as they were
+        user_taste = rng.normal(0.0, CHOICE_LATENT_SCALE, (n_users, CHOICE_LATENT_DIM))
+        item_taste = rng.normal(0.0, CHOICE_LATENT_SCALE, (n_items, CHOICE_LATENT_DIM))
+        utility = CHOICE_CLUSTER_BONUS * (user_cluster[:, None] == item_cluster[None, :]) + user_taste @ item_taste.T
+
     max_slate = SLATE_SIZE[1]
     chosen = np.full((n_users, t_max), -1, dtype=np.int64)
     slates = np.full((n_users, t_max, max_slate), -1, dtype=np.int64)
@@ -414,6 +462,14 @@ def generate_demo_data(
         m = users.size
         now = ts[users, t]
         prev = chosen[users, t - 1] if t > 0 else np.full(m, -1)
+
+        if slate_choice:
+            succ = np.where(prev >= 0, successor[np.maximum(prev, 0)], -1)
+            follow = (succ >= 0) & (creation[np.maximum(succ, 0)] <= now) & (rng.random(m) < P_SUCCESSOR)
+            chosen[users, t], slates[users, t] = _choose_from_slate(
+                rng, exposure_cdf, creation, creation_sorted, now, prev, np.where(follow, succ, -1),
+                utility[users] + np.log(price_factor[device[users, t]]), max_slate)
+            continue
 
         # taste + popularity + device/price pick
         taste = rng.random(m) < P_IN_CLUSTER
