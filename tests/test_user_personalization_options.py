@@ -1,9 +1,13 @@
-"""User-Personalization options: `lr_schedule` (warm-up, then cosine decay to 0 by max_epochs or max_time)
-and hyperparameter checks."""
+"""User-Personalization options: `lr_schedule` (warm-up, then cosine decay to 0 by max_epochs or max_time),
+`negative_sampling`, `exposure_prior`, and hyperparameter checks."""
 
+import numpy as np
 import pytest
 import pytorch_lightning as pl
+import torch
 
+import personalize_torch.recipes.next_item as next_item
+from personalize_torch.data.batching import SequenceBatch
 from personalize_torch.data.datamodule import InteractionsDataModule
 from personalize_torch.data.sources import demo_dataset_group
 from personalize_torch.errors import InputError
@@ -55,26 +59,25 @@ def test_constant_schedule_keeps_the_learning_rate():
     assert set(train_rates()) == {0.01}
 
 
-def test_unknown_schedule_is_named_in_the_error():
+@pytest.fixture(scope="module")
+def small_dm():
     dm = InteractionsDataModule(demo_dataset_group(n_users=60, n_items=30, seed=1), split="leave_one_out")
     dm.setup()
-    with pytest.raises(InputError, match="lr_schedule"):
-        make_recipe(UserPersonalization, dm, lr_schedule="linear")
+    return dm
 
 
-def test_hidden_dimension_not_a_multiple_of_the_heads_is_named_in_the_error():
-    dm = InteractionsDataModule(demo_dataset_group(n_users=60, n_items=30, seed=1), split="leave_one_out")
-    dm.setup()
-    with pytest.raises(InputError, match="hidden_dimension 43 must be a multiple of num_heads"):
-        make_recipe(UserPersonalization, dm, hidden_dimension=43, num_heads=2)
+@pytest.mark.parametrize("hparams, named", [
+    ({"lr_schedule": "linear"}, "lr_schedule"),
+    ({"hidden_dimension": 43, "num_heads": 2}, "hidden_dimension 43 must be a multiple of num_heads"),
+    ({"negative_sampling": "hard"}, "negative_sampling"),
+])
+def test_bad_hyperparameters_are_named_in_the_error(small_dm, hparams, named):
+    with pytest.raises(InputError, match=named):
+        make_recipe(UserPersonalization, small_dm, **hparams)
 
 
 @pytest.mark.parametrize("sampling", ["uniform", "popularity"])
-def test_negative_sampling_proposal(monkeypatch, sampling):
-    import torch
-
-    import personalize_torch.recipes.next_item as next_item
-
+def test_negative_sampling_proposal(monkeypatch, small_dm, sampling):
     seen = {}
 
     def capture(hidden, targets, table, log_q, *args, **kwargs):
@@ -82,9 +85,7 @@ def test_negative_sampling_proposal(monkeypatch, sampling):
         return hidden.sum() * 0.0
 
     monkeypatch.setattr(next_item, "sampled_softmax_loss", capture)
-    dm = InteractionsDataModule(demo_dataset_group(n_users=60, n_items=30, seed=1), split="leave_one_out")
-    dm.setup()
-    recipe = make_recipe(UserPersonalization, dm, loss="sampled", negative_sampling=sampling, num_negatives=8)
+    recipe = make_recipe(UserPersonalization, small_dm, loss="sampled", negative_sampling=sampling, num_negatives=8)
     recipe.item_counts.copy_(torch.arange(recipe.n_items).float())   # item i seen i times
     recipe.catalogue_loss(torch.zeros(3, recipe.hparams.hidden_dimension), torch.tensor([1, 2, 3]),
                           torch.zeros(recipe.n_items, recipe.hparams.hidden_dimension), None)
@@ -96,19 +97,7 @@ def test_negative_sampling_proposal(monkeypatch, sampling):
         assert bool((q[2:] > q[1:-1]).all())                            # more popular, more often
 
 
-def test_unknown_negative_sampling_is_named_in_the_error():
-    dm = InteractionsDataModule(demo_dataset_group(n_users=60, n_items=30, seed=1), split="leave_one_out")
-    dm.setup()
-    with pytest.raises(InputError, match="negative_sampling"):
-        make_recipe(UserPersonalization, dm, negative_sampling="hard")
-
-
 def test_exposure_prior_is_the_log_share_of_impressions_and_enters_the_scores():
-    import numpy as np
-    import torch
-
-    from personalize_torch.data.batching import SequenceBatch
-
     dm = InteractionsDataModule(demo_dataset_group(n_users=120, n_items=50, seed=5), split="leave_one_out",
                                 batch_size=16)
     dm.setup()
@@ -132,11 +121,9 @@ def test_exposure_prior_is_the_log_share_of_impressions_and_enters_the_scores():
     assert float(ratio) == pytest.approx(float(np.exp(2.0)), rel=1e-3)
 
 
-def test_solution_versions_from_before_the_exposure_prior_still_load():
-    dm = InteractionsDataModule(demo_dataset_group(n_users=60, n_items=30, seed=1), split="leave_one_out")
-    dm.setup()
-    old = make_recipe(UserPersonalization, dm, hidden_dimension=16, exposure_prior=False)
+def test_solution_versions_from_before_the_exposure_prior_still_load(small_dm):
+    old = make_recipe(UserPersonalization, small_dm, hidden_dimension=16, exposure_prior=False)
     assert "item_log_exposure" not in old.state_dict()
-    new = make_recipe(UserPersonalization, dm, hidden_dimension=16)      # the default: on
+    new = make_recipe(UserPersonalization, small_dm, hidden_dimension=16)      # the default: on
     new.load_state_dict(old.state_dict())                                # strict
     assert float(new.item_log_exposure.abs().sum()) == 0.0

@@ -110,7 +110,7 @@ class UserPersonalization(NextItemRecipe):
         self.item_bias = torch.nn.Parameter(torch.zeros(n_items))  # exposure / popularity, catalogue-wide
         if hp.exposure_prior:   # log share of the impressions that showed each item (0 without impressions)
             self.register_buffer("item_log_exposure", torch.zeros(n_items))
-            self._register_load_state_dict_pre_hook(_without_exposure_prior)
+            self.register_load_state_dict_pre_hook(_without_exposure_prior)
 
     def on_fit_start(self) -> None:
         super().on_fit_start()
@@ -118,9 +118,8 @@ class UserPersonalization(NextItemRecipe):
         slates = getattr(getattr(getattr(dm, "split", None), "train", None), "impressions", None)
         if self.hparams.exposure_prior and slates is not None and len(slates.values):
             shown = torch.from_numpy(np.bincount(slates.values, minlength=self.n_items)[:self.n_items]).float()
-            shown[0] = 0
-            log_share = torch.log((shown + 1.0) / (shown + 1.0)[1:].sum())
-            self.item_log_exposure.copy_(log_share - log_share[1:].mean())
+            log_shown = torch.log(shown + 1.0)          # centred below, the same as the log of the share
+            self.item_log_exposure.copy_(log_shown - log_shown[1:].mean())
 
     def score_bias(self) -> Tensor:
         """Per-item term of the catalogue logits: the learned bias, plus the exposure prior when on."""
@@ -183,7 +182,7 @@ class UserPersonalization(NextItemRecipe):
         return self.with_popular_fallback(torch.softmax(logits, dim=1), items)
 
 
-def _without_exposure_prior(state_dict, prefix, *args, **kwargs) -> None:
+def _without_exposure_prior(module, state_dict, prefix, *args) -> None:
     """Solution versions trained before `exposure_prior` existed load with a prior of 0 (no change)."""
     key = prefix + "item_log_exposure"
     if key not in state_dict and prefix + "item_bias" in state_dict:

@@ -188,7 +188,8 @@ def create_app(campaigns: dict[str, Predictor], filters: dict[str, Filter] | Non
     app = FastAPI(title="personalize-torch runtime", lifespan=lifespan)
     app.state.batcher = batcher
     app.state.events = store
-    # Middleware added last runs first: access controls (key, size, log), then the fast routes.
+    # Middleware added last runs first: access controls (key, size, log), then the fast routes, so the fast
+    # routes must be added first. (`recommendations` is defined further down: hence the lambda.)
     app.add_middleware(FastRoutes, routes={"/recommendations": FastRoute(GetRecommendationsRequest,
                                                                          lambda req: recommendations(req))})
     install_access_controls(app, api_key, max_request_bytes)
@@ -338,7 +339,8 @@ def create_app(campaigns: dict[str, Predictor], filters: dict[str, Filter] | Non
         return json.dumps({"itemList": predicted_items(predictor, items, columns),
                            "recommendationId": f"RID-{uuid.uuid4()}"}, separators=(",", ":")).encode()
 
-    # Answered by FastRoutes (installed below) before FastAPI's router; registered for the OpenAPI schema.
+    # Answered by FastRoutes (added above, inside the access controls) before FastAPI's router; registered
+    # here for the OpenAPI schema.
     @app.post("/recommendations", response_model=GetRecommendationsResponse, response_model_exclude_none=True)
     async def get_recommendations(req: GetRecommendationsRequest) -> Response:
         return Response(await recommendations(req), media_type="application/json")
