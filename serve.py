@@ -53,7 +53,8 @@ def main(cfg: DictConfig) -> None:
         campaigns, settings = {}, {}
         for name, entry in entries.items():
             entry = {"solution": entry} if isinstance(entry, str) else dict(entry)
-            campaigns[name] = Predictor.from_dir(entry.pop("solution"), device=cfg.device)
+            campaigns[name] = Predictor.load_warm(entry.pop("solution"), cfg.device,
+                                                  cache_user_states=bool(cfg.user_state_cache))
             settings[name] = CampaignSettings(**entry)
         filters = {}
         for name, expression in (cfg.filters or {}).items():
@@ -90,7 +91,8 @@ def main(cfg: DictConfig) -> None:
         return create_app(campaigns, filters, settings, store, api_key=api_key,
                           max_request_bytes=cfg.max_request_bytes, deploy_root=cfg.deploy_root,
                           update_root=cfg.update_root, max_batch=int(cfg.max_batch), deployments=log,
-                          deployed_version=deployed_version, worker=worker)
+                          deployed_version=deployed_version, worker=worker,
+                          cache_user_states=bool(cfg.user_state_cache))
 
     if workers == 1:
         try:

@@ -164,22 +164,36 @@ class UserPersonalization(NextItemRecipe):
                                                                              weights, slate_bias)
         return loss
 
-    def score(self, inputs: SequenceBatch) -> Tensor:
+    @property
+    def user_state_dimension(self) -> int:
+        return self.hparams.hidden_dimension
+
+    def user_state(self, inputs: SequenceBatch, table: Tensor | None = None) -> Tensor:
+        """(B, C) each user's state from their events: the transformer's output at the newest event. It does
+        not depend on the context of the event being predicted (`score_state` adds that), so a server can
+        keep it per user (serving/user_states.py)."""
         items, context = inputs.items, inputs.context
         if items.shape[1] == 0:
-            items = torch.zeros(items.shape[0], 1, dtype=torch.long, device=items.device)
-            context = None
-        table = self.item_table()
-        last = self.model(items, self.context_embeddings(context), table,
-                          last_only=True)[:, -1]                                   # (B, C)
-        next_context = inputs.next_context
-        if next_context is None and context is not None:
+            items, context = torch.zeros(items.shape[0], 1, dtype=torch.long, device=items.device), None
+        table = self.item_table() if table is None else table
+        return self.model(items, self.context_embeddings(context), table, last_only=True)[:, -1]
+
+    def score_state(self, state: Tensor, inputs: SequenceBatch, table: Tensor | None = None) -> Tensor:
+        """(B, n_items) softmax scores from `user_state`'s output and the context of the event being predicted
+        (`inputs.next_context`; without one, the user's latest context)."""
+        next_context, context = inputs.next_context, inputs.context
+        if next_context is None and context is not None and inputs.items.shape[1]:
             next_context = context[:, -1]                     # the user's latest context
         if next_context is not None and len(self.next_context_embeddings):
-            last = last + self.next_context_embeddings(next_context)
-        logits = self.model.item_scores(last, table) + self.score_bias()          # (B, n_items)
+            state = state + self.next_context_embeddings(next_context)
+        table = self.item_table() if table is None else table
+        logits = self.model.item_scores(state, table) + self.score_bias()         # (B, n_items)
         logits[:, 0] = -torch.inf
-        return self.with_popular_fallback(torch.softmax(logits, dim=1), items)
+        return self.with_popular_fallback(torch.softmax(logits, dim=1), inputs.items)
+
+    def score(self, inputs: SequenceBatch) -> Tensor:
+        table = self.item_table()
+        return self.score_state(self.user_state(inputs, table), inputs, table)
 
 
 def _without_exposure_prior(module, state_dict, prefix, *args) -> None:

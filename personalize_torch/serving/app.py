@@ -88,7 +88,7 @@ def create_app(campaigns: dict[str, Predictor], filters: dict[str, Filter] | Non
                api_key: str | None = None, max_request_bytes: int = 1_000_000,
                deploy_root: str | Path | None = None, update_root: str | Path = "outputs/serve/updates",
                max_batch: int = 32, deployments: DeploymentLog | None = None, deployed_version: int = 0,
-               worker: int = 0, deploy_poll_seconds: float = 1.0) -> FastAPI:
+               worker: int = 0, deploy_poll_seconds: float = 1.0, cache_user_states: bool = False) -> FastAPI:
     """`campaigns` maps campaign names to predictors (with exactly one, every campaignArn reaches it);
     `filters` maps filter names (the last segment of a filterArn) to parsed filters; `settings` holds
     each campaign's exploration settings; `events` is the event store (PutEvents / PutItems / PutUsers)
@@ -102,7 +102,9 @@ def create_app(campaigns: dict[str, Predictor], filters: dict[str, Filter] | Non
     Several worker processes (serve.py `workers=N`) each build this app: `deployments` is the log they
     share (see `deployments`): deploys and auto-updates made by one are recorded there, and every worker
     applies the ones after `deployed_version` (the version of the startup campaigns) that it has not
-    applied yet, polling every `deploy_poll_seconds`. Only `worker` 0 runs the auto-update loop."""
+    applied yet, polling every `deploy_poll_seconds`. Only `worker` 0 runs the auto-update loop.
+    `cache_user_states`: solution versions deployed later keep their users' model states between requests
+    (see `Predictor`); the startup `campaigns` come as they were built."""
     own_store = events is None
     store = EventStore(":memory:") if own_store else events
 
@@ -134,12 +136,8 @@ def create_app(campaigns: dict[str, Predictor], filters: dict[str, Filter] | Non
     versions: dict[str, int] = {name: deployed_version for name in campaigns}
 
     def load_warm(path: str | Path) -> Predictor:
-        """A predictor with its catalogue built and one scoring pass done, ready to swap in."""
-        predictor = Predictor.from_dir(path, device=next(iter(campaigns.values())).device.type
-                                       if campaigns else "cpu")
-        predictor.catalogue
-        predictor.recommend([None], 1)
-        return predictor
+        return Predictor.load_warm(path, next(iter(campaigns.values())).device.type if campaigns else "cpu",
+                                   cache_user_states)
 
     async def follow_deployments() -> None:
         """Apply deploys that other worker processes recorded (see `deployments`)."""

@@ -60,8 +60,6 @@ def update_campaign(predictor: Predictor, store: EventStore, update_root: str | 
         path = update_solution_version(predictor.solution.path, csv, out / "solution")
     finally:
         csv.unlink(missing_ok=True)
-    updated = Predictor.from_dir(path, device=predictor.device.type)
-    updated.catalogue                      # built now, not by the first request
-    updated.recommend([None], 1)
+    updated = Predictor.load_warm(path, predictor.device.type, cache_user_states=predictor.user_states is not None)
     log.info("auto-update: %d new or changed items -> %s", len(items), path)
     return updated

@@ -22,6 +22,7 @@ from personalize_torch.serving.filtering import build_catalogue
 from personalize_torch.serving.item_metadata import ItemMetadata
 from personalize_torch.serving.promotions import Promotion
 from personalize_torch.serving.slate import compose_slates
+from personalize_torch.serving.user_states import UserStateCache
 from personalize_torch.solution_version import SolutionVersion, load_solution_version
 
 MAX_RESULTS = 500
@@ -106,14 +107,31 @@ def append_events(inputs: SequenceBatch, items: torch.Tensor, timestamps: torch.
 
 
 class Predictor:
-    def __init__(self, solution: SolutionVersion, device: str = "cpu"):
+    """Recommendations from one solution version. `cache_user_states`: keep each known user's model state
+    between calls (serving/user_states.py; recipes that split their scoring, e.g. User-Personalization);
+    `warm_user_states()` computes them all ahead."""
+
+    def __init__(self, solution: SolutionVersion, device: str = "cpu", cache_user_states: bool = False):
         self.solution = solution
         self.device = torch.device(device)
         self.recipe = solution.recipe.to(self.device)
+        self.user_states = UserStateCache.for_recipe(self.recipe, solution.histories, self.device) \
+            if cache_user_states else None
 
     @classmethod
-    def from_dir(cls, path: str | Path, device: str = "cpu") -> Predictor:
-        return cls(load_solution_version(path, map_location=device), device)
+    def from_dir(cls, path: str | Path, device: str = "cpu", cache_user_states: bool = False) -> Predictor:
+        return cls(load_solution_version(path, map_location=device), device, cache_user_states)
+
+    @classmethod
+    def load_warm(cls, path: str | Path, device: str = "cpu", cache_user_states: bool = False) -> Predictor:
+        """A predictor ready to swap into a running server: its filter catalogue built, its users' states
+        computed (with `cache_user_states`) and one scoring pass done, so no first request pays for them."""
+        predictor = cls.from_dir(path, device, cache_user_states)
+        predictor.catalogue
+        if predictor.user_states is not None:
+            predictor.user_states.warm()
+        predictor.recommend([None], 1)
+        return predictor
 
     def _history_rows(self, user_ids: Sequence[str | None]) -> np.ndarray:
         ids = [u if u is not None else "" for u in user_ids]
@@ -204,18 +222,28 @@ class Predictor:
             context = torch.from_numpy(context)
         return torch.from_numpy(items), torch.from_numpy(times), context
 
-    def _streamed(self, options: RequestOptions | None, B: int
-                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None:
-        """`encode_events` of the request's streamed events, None when there are none."""
+    @staticmethod
+    def _event_lists(options: RequestOptions | None, B: int) -> list[RecentEvents | None] | None:
+        """Each row's streamed events (`options.events`), None when the request has none."""
         events = options.events if options is not None else None
         if events is None:
             return None
         events = [events] * B if isinstance(events, RecentEvents) else list(events)
         if len(events) != B:
             raise ValueError(f"{len(events)} event lists for {B} rows")
-        if not any(e is not None and len(e.item_ids) for e in events):
+        return events
+
+    def _has_streamed(self, options: RequestOptions | None, B: int) -> np.ndarray:
+        """(B,) bool: rows with streamed events."""
+        events = self._event_lists(options, B) or [None] * B
+        return np.array([e is not None and len(e.item_ids) > 0 for e in events], dtype=bool)
+
+    def _streamed(self, options: RequestOptions | None, B: int
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None:
+        """`encode_events` of the request's streamed events, None when there are none."""
+        if not self._has_streamed(options, B).any():
             return None
-        return self.encode_events(events)
+        return self.encode_events(self._event_lists(options, B))
 
     def recommend(self, user_ids: Sequence[str | None], num_results: int = 25, exclude_seen: bool = True,
                   options: RequestOptions | None = None) -> list[list[RecommendedItem]]:
@@ -225,7 +253,9 @@ class Predictor:
         exclude = history_items(self.solution.histories, rows) if exclude_seen else None
         if exclude is not None and streamed_items is not None:
             exclude = torch.cat([exclude, streamed_items], 1)
-        return self._top(inputs, exclude, num_results, options, user_ids)
+        # the rows whose input is the stored history alone: their model state can be kept (user_states)
+        state_rows = np.where(self._has_streamed(options, len(rows)), -1, rows)
+        return self._top(inputs, exclude, num_results, options, user_ids, state_rows=state_rows)
 
     def rank(self, user_ids: Sequence[str | None], item_lists: Sequence[Sequence[str]],
              options: RequestOptions | None = None) -> list[list[RecommendedItem]]:
@@ -273,12 +303,13 @@ class Predictor:
 
     def _top(self, inputs: SequenceBatch, exclude: torch.Tensor | None, num_results: int,
              options: RequestOptions | None = None, user_ids: Sequence[str | None] | None = None,
-             current_items: Sequence[str] | None = None) -> list[list[RecommendedItem]]:
+             current_items: Sequence[str] | None = None, state_rows: np.ndarray | None = None
+             ) -> list[list[RecommendedItem]]:
         """Score `inputs`, apply context / exploration / filter, leave out `exclude` (B, E) and padding,
-        and return the top items of each row."""
+        and return the top items of each row. `state_rows`: see `_scores`."""
         options = options or RequestOptions()
         B = inputs.items.shape[0]
-        scores = mask_scores(self._scores(inputs, options),
+        scores = mask_scores(self._scores(inputs, options, state_rows),
                              exclude.to(self.device) if exclude is not None else None)
         if options.exploration_weight > 0:
             counts, ages = self._exploration
@@ -300,9 +331,12 @@ class Predictor:
             out.append([RecommendedItem(str(i), s.score, s.promotion_name, s.reason) for i, s in zip(ids, slate)])
         return out
 
-    def _scores(self, inputs: SequenceBatch, options: RequestOptions) -> torch.Tensor:
+    def _scores(self, inputs: SequenceBatch, options: RequestOptions, state_rows: np.ndarray | None = None
+                ) -> torch.Tensor:
         """The recipe's scores (B, n_items) of `inputs`, with the request's context (`options.context`)
-        as the context of the event being predicted."""
+        as the context of the event being predicted. `state_rows`: each row's user row in the histories when
+        its input is that user's stored history alone, else -1; with a user-state cache, those rows' model
+        states are kept between calls."""
         if options.context is not None:
             B = inputs.items.shape[0]
             contexts = [options.context] * B if isinstance(options.context, Mapping) else list(options.context)
@@ -315,7 +349,10 @@ class Predictor:
                     next_context = torch.where(given, next_context, inputs.context[:, -1].to(next_context))
                 inputs.next_context = next_context
         with torch.no_grad():
-            return self.recipe.score(inputs.to(self.device))
+            inputs = inputs.to(self.device)
+            if self.user_states is None or state_rows is None:
+                return self.recipe.score(inputs)
+            return self.recipe.score_state(self.user_states.states(inputs, state_rows), inputs)
 
     @cached_property
     def use_case_filter(self) -> Filter | None:
