@@ -22,7 +22,9 @@ import re
 import time
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from starlette.responses import Response
+
+from personalize_torch.serving.fast_routes import ServiceError
 
 log = logging.getLogger("personalize_torch.access")
 
@@ -31,9 +33,8 @@ _CAMPAIGN = re.compile(rb'"(?:campaignArn|recommenderArn)"\s*:\s*"([^"]{1,512})"
 OPEN_PATHS = frozenset({"/ping"})
 
 
-def _error(error_type: str, message: str, status: int) -> JSONResponse:
-    return JSONResponse({"__type": error_type, "message": message}, status_code=status,
-                        headers={"x-amzn-ErrorType": error_type})
+def _error(error_type: str, message: str, status: int) -> Response:
+    return ServiceError(error_type, message, status).response()
 
 
 def presented_key(headers: dict[bytes, bytes]) -> bytes | None:

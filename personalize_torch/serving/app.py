@@ -30,7 +30,6 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 
 from personalize_torch.errors import InputError
 from personalize_torch.filters import Filter
@@ -195,12 +194,11 @@ def create_app(campaigns: dict[str, Predictor], filters: dict[str, Filter] | Non
     settings = dict(settings or {})
 
     @app.exception_handler(ServiceError)
-    async def service_error(_: Request, err: ServiceError) -> JSONResponse:
-        return JSONResponse({"__type": err.error_type, "message": err.message}, status_code=err.status,
-                            headers={"x-amzn-ErrorType": err.error_type})
+    async def service_error(_: Request, err: ServiceError) -> Response:
+        return err.response()
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, err: RequestValidationError) -> JSONResponse:
+    async def validation_error(request: Request, err: RequestValidationError) -> Response:
         return await service_error(request, invalid_input(validation_message(err.errors())))
 
     def campaign_name(arn: str | None) -> str:

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ValidationError
+from starlette.responses import Response
 
 Handler = Callable[[BaseModel], Awaitable[bytes]]
 
@@ -27,11 +28,23 @@ class FastRoute:
 
 
 class ServiceError(Exception):
-    """An AWS-style error: its type (`__type`, the `x-amzn-ErrorType` header) and message."""
+    """An AWS-style error: its type (`__type`, the `x-amzn-ErrorType` header) and message. The one place
+    that shape is written: `body`, `headers` and `response` serve the access controls, FastAPI's
+    exception handlers and the fast routes alike."""
 
     def __init__(self, error_type: str, message: str, status: int):
         super().__init__(message)
         self.error_type, self.message, self.status = error_type, message, status
+
+    def body(self) -> bytes:
+        return json.dumps({"__type": self.error_type, "message": self.message}).encode()
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        return [(b"content-type", b"application/json"), (b"x-amzn-errortype", self.error_type.encode())]
+
+    def response(self) -> Response:
+        return Response(self.body(), status_code=self.status, media_type="application/json",
+                        headers={"x-amzn-ErrorType": self.error_type})
 
 
 def invalid_input(message: str) -> ServiceError:
@@ -46,8 +59,7 @@ def validation_message(errors: list[dict]) -> str:
 
 
 def error_body(err: ServiceError) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-    body = json.dumps({"__type": err.error_type, "message": err.message}).encode()
-    return err.status, [(b"content-type", b"application/json"), (b"x-amzn-errortype", err.error_type.encode())], body
+    return err.status, err.headers(), err.body()
 
 
 class FastRoutes:
