@@ -25,11 +25,11 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import httpx
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from personalize_torch.serving.workers import wait_until_serving  # noqa: E402
 ARN = "arn:aws:personalize:us-east-1:123456789012:campaign/default"
 
 
@@ -133,12 +133,8 @@ def main() -> None:
                                    "log_level=warning", *args.server_args], cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         url = f"http://127.0.0.1:{port}"
         try:
-            for _ in range(600):
-                try:
-                    if httpx.get(f"{url}/ping", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.2)
+            if not wait_until_serving(url, timeout=120):
+                raise SystemExit(f"serve.py did not answer {url}/ping within 120 s")
             rows = ["| call | clients | p50 ms | p99 ms | requests/s | connections per server process |",
                     "|---|---|---|---|---|---|"]
             recs = lambda u: {"campaignArn": ARN, "userId": u, "numResults": 25}  # noqa: E731

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from personalize_torch.serving.deployments import DeploymentLog
+from personalize_torch.serving.workers import wait_until_serving
 from tests.conftest import REPO, free_port
 
 ARN = "arn:aws:personalize:us-east-1:123456789012:campaign/default"
@@ -52,12 +53,7 @@ def test_two_workers_share_events_and_a_killed_worker_comes_back(trained_solutio
                                "access_log=false", "log_level=warning", f"hydra.run.dir={tmp_path / 'run'}"],
                               cwd=REPO)
     try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"{url}/ping", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        assert wait_until_serving(url, timeout=60)
         assert ping_workers(url) == {0, 1}
         # PutEvents answered by one worker; every later GetRecommendations, whichever worker answers it,
         # reads the event (the streamed item is left out of the user's recommendations).

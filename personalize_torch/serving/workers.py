@@ -109,3 +109,21 @@ def serve_in_processes(run_worker: Callable[[int, socket.socket], None], workers
         for s, handler in previous.items():
             signal.signal(s, handler)
     return exit_code
+
+
+def wait_until_serving(url: str, timeout: float = 60.0) -> bool:
+    """Poll `GET {url}/ping` until the server answers 200 (True) or `timeout` seconds pass (False): for
+    scripts and tests that start `serve.py` in a subprocess."""
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/ping", timeout=1) as response:
+                if response.status == 200:
+                    return True
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.1)
+    return False
