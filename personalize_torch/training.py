@@ -45,6 +45,8 @@ def data_sizes(dm: InteractionsDataModule, recipe_cls: type) -> dict:
                      item_numeric_features=features.numeric.shape[1])
     if "event_type_names" in params:
         sizes["event_type_names"] = [str(t) for t in dm.event_type_vocab.ids] if dm.event_type_vocab is not None else []
+    if "median_history_length" in params:
+        sizes["median_history_length"] = dm.median_history_length
     if "item_text_slots" in params:
         sizes["item_text_slots"] = dm.item_text_tokens.shape[1]
     if "user_value_slots" in params:

@@ -106,6 +106,12 @@ class InteractionsDataModule(pl.LightningDataModule):
         return [v.size_with_padding for v in self.context_vocabs.values()]
 
     @property
+    def median_history_length(self) -> float:
+        """Median number of training events per user (how dense the data is; 0 without users)."""
+        lengths = self.split.train.lengths
+        return float(np.median(lengths)) if len(lengths) else 0.0
+
+    @property
     def n_users(self) -> int:
         return self.user_vocab.size_with_padding
 
