@@ -12,7 +12,7 @@ What each hyperparameter does (Personalize's names where Personalize has them):
 - `dropout` and `weight_decay` (AdamW's, on every parameter): `auto` (default) picks them by how dense the
   training data is, from the median training history length (`median_history_length`, from the data):
   under 20 events (sparse, e.g. Amazon Beauty: 4) dropout 0.2 and weight decay 0.3; from 20 (dense, e.g. the
-  ML-1M half: ~100) dropout 0.1 and no weight decay. Measured (bench/RESULTS.md): Beauty, 20 epochs, test
+  ML-1M half: 87) dropout 0.1 and no weight decay. Measured (bench/RESULTS.md): Beauty, 20 epochs, test
   NDCG@10 0.0471 / 0.0475 (seeds 42 / 1) with weight decay 0.3 against 0.0434 / 0.0434 without (0.1: 0.0459;
   1.0: too strong); the ML-1M half, 15 minutes, dropout 0.1: 0.1751 / 0.1799 (seeds 0 / 1) against 0.1730 /
   0.1650 with 0.2, and weight decay 0.3 there: 0.1751 / 0.1690 (dropout 0.1 / 0.2, seed 0), no gain.
@@ -25,11 +25,11 @@ What each hyperparameter does (Personalize's names where Personalize has them):
   still served and evaluated).
 - `loss`: `full` softmax over the catalogue, `sampled` softmax with logQ correction
   (`num_negatives` shared negatives drawn from popularity^0.75), or `auto`: full up to
-  `full_softmax_max_items` items (8192 = 4 x the 2048 default negatives: below that sampling saves
-  less than 4x), sampled above. The softmax is most of a training step once padding is gone: on Amazon
-  Beauty (12,101 items, 2 CPU cores) a step took 497 ms with the full softmax and 145 ms with 2048
-  negatives (one thread; an epoch ~3x longer with the full softmax), and a 15-minute run with 2048
-  negatives reached validation NDCG@10 0.056 (bench/RESULTS.md). On a GPU the full softmax is cheap: raise `full_softmax_max_items` (e.g. 100000).
+  `full_softmax_max_items` items (16,384), sampled above. The full softmax learns more per epoch: on Amazon
+  Beauty (12,101 items, 2 CPU cores, one thread, 20 epochs, weight decay 0.3) test NDCG@10 0.0490 / 0.0493
+  (seeds 42 / 1) against 0.0471 / 0.0475 with 2,048 sampled negatives, in 12.2 minutes against 7.4
+  (bench/RESULTS.md). Above ~16k items on a CPU an epoch gets long; on a GPU the full softmax is cheap:
+  raise `full_softmax_max_items` (e.g. 100000).
 - `negative_sampling` (sampled loss): `popularity` (default: popularity^0.75 with the logQ correction, an
   unbiased estimate of the full softmax) or `uniform` (every item equally likely, no correction: RecTools'
   and the eSASRec paper's sampled softmax). On Beauty, uniform with 256 negatives learned far slower
@@ -88,7 +88,7 @@ class UserPersonalization(NextItemRecipe):
     def __init__(self, n_items: int, hidden_dimension: int = 64, bptt: int = 200, num_layers: int = 2,
                  num_heads: int = 2, dropout: float | str = "auto", learning_rate: float = 2e-3,
                  weight_decay: float | str = "auto",
-                 loss: str = "auto", num_negatives: int = 2048, full_softmax_max_items: int = 8192,
+                 loss: str = "auto", num_negatives: int = 2048, full_softmax_max_items: int = 16384,
                  recency_mask: bool = True, recency_strength: float = 0.5,
                  min_user_history_length_percentile: float = 0.0,
                  max_user_history_length_percentile: float = 0.99, impression_weight: float = 0.0,
@@ -215,7 +215,7 @@ DENSE_MEDIAN_HISTORY = 20   # median training events per user from which `auto` 
 def auto_regularization(median_history_length: float | None) -> dict[str, float]:
     """What `dropout: auto` and `weight_decay: auto` become: on sparse data (median training history under
     DENSE_MEDIAN_HISTORY events, e.g. Amazon Beauty's 4) dropout 0.2 and weight decay 0.3; on dense data
-    (the ML-1M half: ~100) dropout 0.1 and no weight decay. Unknown (no data): the sparse settings."""
+    (the ML-1M half: 87) dropout 0.1 and no weight decay. Unknown (no data): the sparse settings."""
     dense = median_history_length is not None and median_history_length >= DENSE_MEDIAN_HISTORY
     return {"dropout": 0.1, "weight_decay": 0.0} if dense else {"dropout": 0.2, "weight_decay": 0.3}
 
