@@ -55,6 +55,16 @@ def test_cosine_schedule_decays_to_zero_by_max_time():
     assert rates[-1] < 0.01 * 0.02
 
 
+def test_final_decay_schedule_is_constant_then_falls_to_zero_over_the_last_fifth():
+    rates = train_rates({"max_epochs": 5}, lr_schedule="final_decay")
+    n = len(rates)
+    assert n >= 20
+    assert set(rates[:int(0.75 * n)]) == {0.01}                       # constant for the first 80%
+    assert all(a >= b for a, b in zip(rates, rates[1:]))
+    assert rates[int(0.9 * n)] == pytest.approx(0.005, abs=0.0015)    # halfway down at 90%
+    assert rates[-1] == pytest.approx(0.01 / (0.2 * n))                # one step from 0
+
+
 def test_constant_schedule_keeps_the_learning_rate():
     assert set(train_rates()) == {0.01}
 

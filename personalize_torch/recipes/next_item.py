@@ -29,6 +29,10 @@ from personalize_torch.recipes.base import Recipe
 from personalize_torch.recipes.hyperparameters import check_range
 
 
+LR_SCHEDULES = ("constant", "cosine", "final_decay")
+FINAL_DECAY_FRACTION = 0.2   # `final_decay`: the learning rate falls linearly to 0 over the budget's last 20%
+
+
 class NextItemRecipe(Recipe):
     def __init__(self, n_items: int):
         super().__init__(n_items)
@@ -47,8 +51,9 @@ class NextItemRecipe(Recipe):
         if hp.get("negative_sampling", "popularity") not in ("popularity", "uniform"):
             raise InputError(f"expected popularity or uniform, got {hp.negative_sampling!r}",
                              column="negative_sampling")
-        if hp.get("lr_schedule", "constant") not in ("constant", "cosine"):
-            raise InputError(f"expected constant or cosine, got {hp.lr_schedule!r}", column="lr_schedule")
+        if hp.get("lr_schedule", "constant") not in LR_SCHEDULES:
+            raise InputError(f"expected one of {', '.join(LR_SCHEDULES)}, got {hp.lr_schedule!r}",
+                             column="lr_schedule")
         check_range("warmup_steps", hp.get("warmup_steps", 0), 0, 10**7)
 
     def _register_event_type_weights(self, names: list[str] | None, weights) -> None:
@@ -96,10 +101,12 @@ class NextItemRecipe(Recipe):
         return by_type if weights is None else weights * by_type
 
     def configure_optimizers(self):
-        """AdamW with the recipe's `lr_schedule`: `constant`, or `cosine`: linear warm-up over
+        """AdamW with the recipe's `lr_schedule`: `constant`; `cosine`: linear warm-up over
         `warmup_steps`, then cosine decay to 0 over the training budget, by step: the trainer's planned
         steps (max_epochs) or its `max_time`, whichever runs out first (so a time-limited run anneals
-        fully by the cut). With neither (max_epochs=-1, no max_time) the learning rate stays constant."""
+        fully by the cut); `final_decay`: the same warm-up, constant, then linear decay to 0 over the last
+        FINAL_DECAY_FRACTION of the budget. With neither budget (max_epochs=-1, no max_time) the learning
+        rate stays constant."""
         optimizer = super().configure_optimizers()
         hp = self.hparams
         total = self.trainer.estimated_stepping_batches
@@ -118,7 +125,10 @@ class NextItemRecipe(Recipe):
             if timer is not None and timer.time_remaining() is not None:
                 elapsed = timer.time_elapsed()
                 progress = max(progress, elapsed / max(elapsed + timer.time_remaining(), 1e-9))
-            return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+            progress = min(progress, 1.0)
+            if hp.lr_schedule == "final_decay":
+                return min(1.0, (1.0 - progress) / FINAL_DECAY_FRACTION)
+            return 0.5 * (1.0 + math.cos(math.pi * progress))
 
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
