@@ -56,7 +56,7 @@ def test_cosine_schedule_decays_to_zero_by_max_time():
 
 
 def test_final_decay_schedule_is_constant_then_falls_to_zero_over_the_last_fifth():
-    rates = train_rates({"max_epochs": 5}, lr_schedule="final_decay")
+    rates = train_rates({"max_epochs": 5})                            # the default schedule
     n = len(rates)
     assert n >= 20
     assert set(rates[:int(0.75 * n)]) == {0.01}                       # constant for the first 80%
@@ -66,7 +66,7 @@ def test_final_decay_schedule_is_constant_then_falls_to_zero_over_the_last_fifth
 
 
 def test_constant_schedule_keeps_the_learning_rate():
-    assert set(train_rates()) == {0.01}
+    assert set(train_rates(lr_schedule="constant")) == {0.01}
 
 
 @pytest.fixture(scope="module")
