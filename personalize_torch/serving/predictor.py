@@ -109,7 +109,7 @@ def append_events(inputs: SequenceBatch, items: torch.Tensor, timestamps: torch.
 class Predictor:
     """Recommendations from one solution version. `cache_user_states`: keep each known user's model state
     between calls (serving/user_states.py; recipes that split their scoring, e.g. User-Personalization);
-    `warm_user_states()` computes them all ahead."""
+    `load_warm` computes them all ahead."""
 
     def __init__(self, solution: SolutionVersion, device: str = "cpu", cache_user_states: bool = False):
         self.solution = solution

@@ -6,9 +6,11 @@ state and the request's context) can have the first half cached per user. For a 
 with no events streamed since training, the state depends only on the stored history, which a solution
 version never changes: it is computed once (or ahead, by `warm`) and reused. Users with streamed events
 (PutEvents since training) and unknown users are computed at every request, so new events still change
-recommendations at once. A new solution version (deploy, UPDATE) comes with a new, empty cache.
+recommendations at once. A new solution version (deploy, UPDATE) comes with its own cache, filled when
+`Predictor.load_warm` loads it.
 
-Measured on Amazon Beauty (bench/RESULTS.md): the transformer was ~60% of a one-user request's model time.
+Measured on Amazon Beauty (bench/RESULTS.md): the transformer was about half of a one-user request's model
+time; with the cache, p99 at 8 clients went from 17.9-22.2 ms to 12.5-14.8 ms.
 """
 
 from __future__ import annotations
