@@ -35,7 +35,9 @@ def main() -> None:
     args = p.parse_args()
     with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
         cfg = compose(config_name="train", overrides=[f"data={args.data}", "recipe=user_personalization",
-                                                      "logger=none", *args.override])
+                                                      "logger=none",
+                                                      # no trainer here to plan a schedule by: per-step times only
+                                                      "recipe.lr_schedule=constant", *args.override])
     with open_dict(cfg):
         cfg.data.path = str((REPO / cfg.data.path).resolve()) if cfg.data.path else None
     torch.manual_seed(0)

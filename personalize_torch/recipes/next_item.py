@@ -109,9 +109,11 @@ class NextItemRecipe(Recipe):
         rate stays constant."""
         optimizer = super().configure_optimizers()
         hp = self.hparams
+        if hp.get("lr_schedule", "constant") == "constant":
+            return optimizer
         total = self.trainer.estimated_stepping_batches
         timer = next((c for c in self.trainer.callbacks if isinstance(c, Timer)), None)
-        if hp.get("lr_schedule", "constant") == "constant" or (not math.isfinite(total) and timer is None):
+        if not math.isfinite(total) and timer is None:
             return optimizer
         total = max(int(total), 1) if math.isfinite(total) else None
         warmup = int(hp.get("warmup_steps", 0))
