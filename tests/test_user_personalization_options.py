@@ -139,22 +139,26 @@ def test_solution_versions_from_before_the_exposure_prior_still_load(small_dm):
     assert float(new.item_log_exposure.abs().sum()) == 0.0
 
 
-@pytest.mark.parametrize("median, dropout, weight_decay", [(4.0, 0.2, 0.3), (19.5, 0.2, 0.3), (20.0, 0.1, 0.0),
-                                                           (96.0, 0.1, 0.0), (None, 0.2, 0.3)])
-def test_auto_regularization_follows_the_median_history_length(median, dropout, weight_decay):
-    recipe = UserPersonalization(n_items=30, hidden_dimension=8, num_heads=1, median_history_length=median)
-    assert (recipe.hparams.dropout, recipe.hparams.weight_decay) == (dropout, weight_decay)
+@pytest.mark.parametrize("median, hidden, dropout, weight_decay", [
+    (4.0, 64, 0.3, 0.3), (19.5, 64, 0.3, 0.3), (20.0, 128, 0.1, 0.0), (96.0, 128, 0.1, 0.0), (None, 64, 0.3, 0.3)])
+def test_auto_hyperparameters_follow_the_median_history_length(median, hidden, dropout, weight_decay):
+    recipe = UserPersonalization(n_items=30, num_heads=1, median_history_length=median)
+    assert (recipe.hparams.hidden_dimension, recipe.hparams.dropout, recipe.hparams.weight_decay) == \
+        (hidden, dropout, weight_decay)
+    assert recipe.model.item_embedding.weight.shape == (30, hidden)
     assert recipe.model.blocks[0].drop.p == dropout
     assert super(next_item.NextItemRecipe, recipe).configure_optimizers().defaults["weight_decay"] == weight_decay
-    given = UserPersonalization(n_items=30, hidden_dimension=8, num_heads=1, median_history_length=median,
+    given = UserPersonalization(n_items=30, num_heads=1, median_history_length=median, hidden_dimension="24",
                                 dropout="0.35", weight_decay=0.05)     # Personalize sends strings
-    assert (given.hparams.dropout, given.hparams.weight_decay) == (0.35, 0.05)
+    assert (given.hparams.hidden_dimension, given.hparams.dropout, given.hparams.weight_decay) == (24, 0.35, 0.05)
+    assert given.model.item_embedding.weight.shape == (30, 24)
 
 
-@pytest.mark.parametrize("name, value", [("dropout", "lots"), ("dropout", 0.95), ("weight_decay", -1.0)])
+@pytest.mark.parametrize("name, value", [("dropout", "lots"), ("dropout", 0.95), ("weight_decay", -1.0),
+                                         ("hidden_dimension", "64.5"), ("hidden_dimension", 4)])
 def test_bad_regularization_is_named(name, value):
     with pytest.raises(InputError) as err:
-        UserPersonalization(n_items=30, hidden_dimension=8, num_heads=1, **{name: value})
+        UserPersonalization(n_items=30, num_heads=1, **{"hidden_dimension": 8, name: value})
     assert err.value.column == name
 
 
@@ -162,4 +166,4 @@ def test_the_data_module_gives_its_median_history_length(small_dm):
     recipe = make_recipe(UserPersonalization, small_dm, hidden_dimension=8, num_heads=1)
     median = float(np.median(small_dm.split.train.lengths))
     assert recipe.hparams.median_history_length == median
-    assert recipe.hparams.dropout == (0.1 if median >= 20 else 0.2)
+    assert recipe.hparams.dropout == (0.1 if median >= 20 else 0.3)

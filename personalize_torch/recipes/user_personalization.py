@@ -1,7 +1,6 @@
 """User-Personalization (aws-user-personalization): a causal transformer over each user's recent events.
 
 What each hyperparameter does (Personalize's names where Personalize has them):
-- `hidden_dimension` (32-256): size of item embeddings and hidden states.
 - `bptt` (2-512, default 200): how many recent events the model reads and backpropagates through.
   Personalize allows 2-32; dense data gains from longer (ML-1M half, 15 minutes: test NDCG@10 0.165 with
   200 and the defaults below, 0.159 with 50 and the earlier ones; short-history data is unaffected).
@@ -9,14 +8,17 @@ What each hyperparameter does (Personalize's names where Personalize has them):
   windows of up to 200 events hold about as many events as 256 of 50; on short-history data (Amazon
   Beauty) it means more, smaller steps, which with `learning_rate` 2e-3 converged faster than 256 /
   1e-3 (bench/RESULTS.md).
-- `dropout` and `weight_decay` (AdamW's, on every parameter): `auto` (default) picks them by how dense the
-  training data is, from the median training history length (`median_history_length`, from the data):
-  under 20 events (sparse, e.g. Amazon Beauty: 4) dropout 0.2 and weight decay 0.3; from 20 (dense, e.g. the
-  ML-1M half: 87) dropout 0.1 and no weight decay. Measured (bench/RESULTS.md): Beauty, 20 epochs, test
-  NDCG@10 0.0471 / 0.0475 (seeds 42 / 1) with weight decay 0.3 against 0.0434 / 0.0434 without (0.1: 0.0459;
-  1.0: too strong); the ML-1M half, 15 minutes, dropout 0.1: 0.1751 / 0.1799 (seeds 0 / 1) against 0.1730 /
-  0.1650 with 0.2, and weight decay 0.3 there: 0.1751 / 0.1690 (dropout 0.1 / 0.2, seed 0), no gain.
-  Dropout 0.1 on Beauty: 0.0422 / 0.0405 against 0.0443 / 0.0434. A number overrides `auto`.
+- `hidden_dimension` (size of item embeddings and hidden states; 32-256 in Personalize, 8-1024 accepted),
+  `dropout` and `weight_decay` (AdamW's, on every parameter): `auto` (default) picks
+  them by how dense the training data is, from the median training history length (`median_history_length`,
+  from the data): under 20 events (sparse, e.g. Amazon Beauty: 4) 64, dropout 0.3 and weight decay 0.3;
+  from 20 (dense, e.g. the ML-1M half: 87) 128, dropout 0.1 and no weight decay. Measured (bench/RESULTS.md):
+  Beauty, 20 epochs, seed 0, test NDCG@10 0.0567 with dropout 0.3 against 0.0553 (0.2), 0.0565 (0.4),
+  0.0526 (0.5); weight decay 0.3 against none: 0.0471 / 0.0475 vs 0.0434 / 0.0434 (seeds 42 / 1; 0.5:
+  0.0536; 1.0 too strong). The ML-1M half, 15 minutes, one core: hidden 128 0.1851 against 0.1796 with 64
+  (seed 0), dropout 0.1 0.1751 / 0.1799 against 0.1730 / 0.1650 with 0.2 (seeds 0 / 1), weight decay 0.3
+  there no gain. Beauty with 128 would not fit 20 epochs in 15 minutes on a CPU (the 12k-item softmax
+  doubles). A number overrides `auto`.
 - `recency_mask` (true/false): weight the loss towards recent events, so recent popularity trends
   count more. Each predicted event's weight rises linearly with its time, from `1 - recency_strength`
   for the oldest event in the training data to 1 for the newest.
@@ -87,7 +89,7 @@ from personalize_torch.recipes.next_item import NextItemRecipe
 class UserPersonalization(NextItemRecipe):
     recipe_name = "user_personalization"
 
-    def __init__(self, n_items: int, hidden_dimension: int = 64, bptt: int = 200, num_layers: int = 2,
+    def __init__(self, n_items: int, hidden_dimension: int | str = "auto", bptt: int = 200, num_layers: int = 2,
                  num_heads: int = 2, dropout: float | str = "auto", learning_rate: float = 2e-3,
                  weight_decay: float | str = "auto",
                  loss: str = "auto", num_negatives: int = 2048, full_softmax_max_items: int = 16384,
@@ -103,7 +105,9 @@ class UserPersonalization(NextItemRecipe):
         super().__init__(n_items)
         self._save_hyperparameters(locals())
         hp = self.hparams
-        defaults = auto_regularization(median_history_length)
+        defaults = density_defaults(median_history_length)
+        hp.hidden_dimension = resolve_auto("hidden_dimension", hp.hidden_dimension, defaults["hidden_dimension"],
+                                           8, 1024, integer=True)
         hp.dropout = resolve_auto("dropout", hp.dropout, defaults["dropout"], 0.0, 0.9)
         hp.weight_decay = resolve_auto("weight_decay", hp.weight_decay, defaults["weight_decay"], 0.0, 10.0)
         self._check_next_item_hyperparameters()
@@ -214,22 +218,29 @@ class UserPersonalization(NextItemRecipe):
 DENSE_MEDIAN_HISTORY = 20   # median training events per user from which `auto` picks the dense settings
 
 
-def auto_regularization(median_history_length: float | None) -> dict[str, float]:
-    """What `dropout: auto` and `weight_decay: auto` become: on sparse data (median training history under
-    DENSE_MEDIAN_HISTORY events, e.g. Amazon Beauty's 4) dropout 0.2 and weight decay 0.3; on dense data
-    (the ML-1M half: 87) dropout 0.1 and no weight decay. Unknown (no data): the sparse settings."""
+def density_defaults(median_history_length: float | None) -> dict[str, float]:
+    """What `hidden_dimension`, `dropout` and `weight_decay` set to `auto` become: on sparse data (median
+    training history under DENSE_MEDIAN_HISTORY events, e.g. Amazon Beauty's 4) 64, dropout 0.3 and weight
+    decay 0.3; on dense data (the ML-1M half: 87) 128, dropout 0.1 and no weight decay. Unknown (no data):
+    the sparse settings."""
     dense = median_history_length is not None and median_history_length >= DENSE_MEDIAN_HISTORY
-    return {"dropout": 0.1, "weight_decay": 0.0} if dense else {"dropout": 0.2, "weight_decay": 0.3}
+    if dense:
+        return {"hidden_dimension": 128, "dropout": 0.1, "weight_decay": 0.0}
+    return {"hidden_dimension": 64, "dropout": 0.3, "weight_decay": 0.3}
 
 
-def resolve_auto(name: str, value, auto: float, low: float, high: float) -> float:
-    """`value` as a number in [low, high]; "auto" gives `auto`."""
+def resolve_auto(name: str, value, auto: float, low: float, high: float, integer: bool = False) -> float | int:
+    """`value` as a number in [low, high] (a whole number when `integer`); "auto" gives `auto`."""
     if isinstance(value, str) and value.strip().lower() == "auto":
         return auto
     try:
         number = float(value)
     except (TypeError, ValueError):
         raise InputError(f"expected a number or 'auto', got {value!r}", column=name) from None
+    if integer:
+        if number != int(number):
+            raise InputError(f"expected a whole number or 'auto', got {value!r}", column=name)
+        number = int(number)
     check_range(name, number, low, high)
     return number
 
