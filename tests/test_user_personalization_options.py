@@ -155,7 +155,8 @@ def test_auto_hyperparameters_follow_the_median_history_length(median, hidden, d
 
 
 @pytest.mark.parametrize("name, value", [("dropout", "lots"), ("dropout", 0.95), ("weight_decay", -1.0),
-                                         ("hidden_dimension", "64.5"), ("hidden_dimension", 4)])
+                                         ("hidden_dimension", "64.5"), ("hidden_dimension", 4),
+                                         ("hidden_dimension", "inf")])
 def test_bad_regularization_is_named(name, value):
     with pytest.raises(InputError) as err:
         UserPersonalization(n_items=30, num_heads=1, **{"hidden_dimension": 8, name: value})

@@ -238,7 +238,7 @@ def resolve_auto(name: str, value, auto: float, low: float, high: float, integer
     except (TypeError, ValueError):
         raise InputError(f"expected a number or 'auto', got {value!r}", column=name) from None
     if integer:
-        if number != int(number):
+        if not number.is_integer():   # 64.5, inf, nan
             raise InputError(f"expected a whole number or 'auto', got {value!r}", column=name)
         number = int(number)
     check_range(name, number, low, high)
