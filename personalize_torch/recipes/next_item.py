@@ -30,6 +30,7 @@ from personalize_torch.recipes.hyperparameters import check_range
 
 
 LR_SCHEDULES = ("constant", "cosine", "final_decay")
+HIDDEN_DIMENSION_RANGE = (8, 1024)   # what `hidden_dimension` accepts (Personalize's own range: 32-256)
 FINAL_DECAY_FRACTION = 0.2   # `final_decay`: the learning rate falls linearly to 0 over the budget's last 20%
 
 
@@ -41,7 +42,7 @@ class NextItemRecipe(Recipe):
 
     def _check_next_item_hyperparameters(self) -> None:
         hp = self.hparams
-        check_range("hidden_dimension", hp.hidden_dimension, 8, 1024)
+        check_range("hidden_dimension", hp.hidden_dimension, *HIDDEN_DIMENSION_RANGE)
         check_range("bptt", hp.bptt, 2, 512)
         check_range("recency_strength", hp.recency_strength, 0.0, 1.0)
         check_range("min_user_history_length_percentile", hp.min_user_history_length_percentile, 0.0, 1.0)

@@ -83,7 +83,7 @@ from personalize_torch.models.context_embeddings import ContextEmbeddings
 from personalize_torch.models.item_encoder import ItemMetadataEncoder
 from personalize_torch.models.transformer import SequenceTransformer
 from personalize_torch.recipes.hyperparameters import check_range
-from personalize_torch.recipes.next_item import NextItemRecipe
+from personalize_torch.recipes.next_item import HIDDEN_DIMENSION_RANGE, NextItemRecipe
 
 
 class UserPersonalization(NextItemRecipe):
@@ -107,7 +107,7 @@ class UserPersonalization(NextItemRecipe):
         hp = self.hparams
         defaults = density_defaults(median_history_length)
         hp.hidden_dimension = resolve_auto("hidden_dimension", hp.hidden_dimension, defaults["hidden_dimension"],
-                                           8, 1024, integer=True)
+                                           *HIDDEN_DIMENSION_RANGE, integer=True)
         hp.dropout = resolve_auto("dropout", hp.dropout, defaults["dropout"], 0.0, 0.9)
         hp.weight_decay = resolve_auto("weight_decay", hp.weight_decay, defaults["weight_decay"], 0.0, 10.0)
         self._check_next_item_hyperparameters()
