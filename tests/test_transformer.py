@@ -20,3 +20,21 @@ def test_last_only_equals_the_last_position_of_the_full_pass():
     long = torch.randint(1, 100, (2, 30))
     with torch.no_grad():
         torch.testing.assert_close(model(long, last_only=True)[:, -1], model(long)[:, -1], atol=1e-5, rtol=1e-5)
+
+
+def test_item_inputs_are_scaled_by_sqrt_dim_and_older_checkpoints_load_unscaled():
+    """New models read item embeddings times sqrt(dim) (SASRec's scale); a state dict saved before the scale
+    existed loads with scale 1, so an older model keeps giving the hidden states it was trained to give."""
+    torch.manual_seed(0)
+    model = SequenceTransformer(n_items=50, dim=16, max_len=10, n_layers=1, n_heads=2, dropout=0.0).eval()
+    assert float(model.item_input_scale) == 4.0 and "item_input_scale" in model.state_dict()
+    items = torch.randint(1, 50, (3, 6))
+    old_state = {k: v for k, v in model.state_dict().items() if k != "item_input_scale"}
+    old = SequenceTransformer(n_items=50, dim=16, max_len=10, n_layers=1, n_heads=2, dropout=0.0).eval()
+    old.load_state_dict(old_state)
+    assert float(old.item_input_scale) == 1.0
+    with torch.no_grad():
+        scaled, unscaled = model(items), old(items)
+        # the old model is the new one whose embedding table is handed in already divided by the scale
+        torch.testing.assert_close(unscaled, model(items, item_table=model.item_embedding.weight / 4.0))
+    assert not torch.allclose(scaled, unscaled)

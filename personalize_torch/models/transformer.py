@@ -3,6 +3,12 @@
 Input: item indices (B, T), left-padded with 0, oldest to newest. Output: one hidden state per
 position (B, T, C); `hidden @ item_embedding.T` scores every item as the next one. No Lightning, no
 config objects: a notebook or another project can use it directly.
+
+Item embeddings enter the first block multiplied by `item_input_scale` = sqrt(dim), as in SASRec (Kang &
+McAuley 2018), while the position embeddings are added unscaled: both start at std 0.02, and without the
+scale the positions weigh as much as the items. Measured on Amazon Beauty (bench/RESULTS.md, eighth
+session): validation NDCG@10 0.063 after 6 epochs against 0.043, and a higher test NDCG@10 after 20.
+Checkpoints saved before the scale existed load with a scale of 1, so they score as they were trained.
 """
 
 from __future__ import annotations
@@ -60,6 +66,8 @@ class SequenceTransformer(nn.Module):
         self.blocks = nn.ModuleList(Block(dim, n_heads, dropout) for _ in range(n_layers))
         self.ln_f = nn.LayerNorm(dim)
         self.max_len = max_len
+        self.register_buffer("item_input_scale", torch.tensor(float(dim) ** 0.5))
+        self.register_load_state_dict_pre_hook(_unscaled_item_inputs)
         nn.init.normal_(self.item_embedding.weight, std=0.02)
         nn.init.normal_(self.position_embedding.weight, std=0.02)
         with torch.no_grad():
@@ -78,7 +86,7 @@ class SequenceTransformer(nn.Module):
         # Positions count back from the newest event, so the last event always has position 0.
         positions = torch.arange(T - 1, -1, -1, device=items.device)
         table = self.item_embedding.weight if item_table is None else item_table
-        x = table[items] + self.position_embedding(positions)[None]
+        x = table[items] * self.item_input_scale + self.position_embedding(positions)[None]
         if extra is not None:
             x = x + extra[:, -T:]
         x = self.drop(x * valid.unsqueeze(-1))
@@ -94,3 +102,10 @@ class SequenceTransformer(nn.Module):
         """Scores (..., n_items) of every item for hidden states (..., C); tied input/output embeddings."""
         table = self.item_embedding.weight if item_table is None else item_table
         return hidden @ table.T
+
+
+def _unscaled_item_inputs(module, state_dict, prefix, *args) -> None:
+    """Models trained before `item_input_scale` existed read their item embeddings unscaled: scale 1."""
+    key = prefix + "item_input_scale"
+    if key not in state_dict and prefix + "item_embedding.weight" in state_dict:
+        state_dict[key] = torch.tensor(1.0)
