@@ -24,6 +24,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
+LOW_PRECISION = (torch.bfloat16, torch.float16)
+
+
 def _weighted_mean(losses: Tensor, weights: Tensor | None) -> Tensor:
     if weights is None:
         return losses.mean()
@@ -41,27 +44,34 @@ class _FullSoftmaxCrossEntropy(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, hidden: Tensor, table: Tensor, bias: Tensor, targets: Tensor, weights: Tensor) -> Tensor:
-        logits = torch.addmm(bias, hidden, table.t())                    # (N, n_items)
+    def forward(ctx, hidden: Tensor, table: Tensor, bias: Tensor, targets: Tensor, weights: Tensor,
+                compute_dtype: torch.dtype) -> Tensor:
+        if compute_dtype in LOW_PRECISION:   # autocast: the product in bf16, the softmax and its gradient in float32
+            logits = torch.mm(hidden.to(compute_dtype), table.to(compute_dtype).t()).float().add_(bias)
+        else:
+            logits = torch.addmm(bias, hidden, table.t())                 # (N, n_items)
         lse = torch.logsumexp(logits, dim=1)                               # (N,)
         rows = torch.arange(len(targets), device=targets.device)
         loss = ((lse - logits[rows, targets]) * weights).sum()
         grad = logits.sub_((lse - weights.log()).unsqueeze(1)).exp_()     # w * softmax, in place
         grad[rows, targets] -= weights                                     # w * (softmax - onehot)
         ctx.save_for_backward(hidden, table, grad)
+        ctx.compute_dtype = compute_dtype
         return loss
 
     @staticmethod
     def backward(ctx, upstream: Tensor):
         hidden, table, grad = ctx.saved_tensors
         grad_hidden = grad_table = grad_bias = None
+        dtype = ctx.compute_dtype
+        product_grad = grad.to(dtype)
         if ctx.needs_input_grad[0]:
-            grad_hidden = (grad @ table) * upstream
+            grad_hidden = ((product_grad @ table.to(dtype)) * upstream).to(hidden.dtype)
         if ctx.needs_input_grad[1]:
-            grad_table = (grad.t() @ hidden) * upstream
+            grad_table = ((product_grad.t() @ hidden.to(dtype)) * upstream).to(table.dtype)
         if ctx.needs_input_grad[2]:
             grad_bias = grad.sum(0) * upstream
-        return grad_hidden, grad_table, grad_bias, None, None
+        return grad_hidden, grad_table, grad_bias, None, None, None
 
 
 def full_softmax_loss(hidden: Tensor, targets: Tensor, item_embedding: Tensor, weights: Tensor | None = None,
@@ -72,7 +82,13 @@ def full_softmax_loss(hidden: Tensor, targets: Tensor, item_embedding: Tensor, w
     if len(targets) == 0:
         return hidden.sum() * 0.0
     w = hidden.new_full((len(targets),), 1.0 / len(targets)) if weights is None else weights / weights.sum().clamp(min=1e-12)
-    return _FullSoftmaxCrossEntropy.apply(hidden, item_embedding, bias, targets, w.detach().to(hidden.dtype))
+    device = hidden.device.type
+    # Under autocast (bf16-mixed on a GPU) the catalogue product runs in the autocast dtype, as autocast's own
+    # matmul would, and the softmax in float32; otherwise all in the inputs' dtype.
+    compute_dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else hidden.dtype
+    logit_dtype = torch.float32 if compute_dtype in LOW_PRECISION else hidden.dtype
+    return _FullSoftmaxCrossEntropy.apply(hidden, item_embedding, bias.to(logit_dtype), targets,
+                                          w.detach().to(logit_dtype), compute_dtype)
 
 
 def sampled_softmax_loss(hidden: Tensor, targets: Tensor, item_embedding: Tensor, log_q: Tensor,

@@ -110,6 +110,17 @@ def apply_solution_config(cfg: DictConfig) -> None:
             cfg.recipe[name] = value
 
 
+def resolve_precision(trainer_cfg: DictConfig) -> None:
+    """`trainer.precision: auto` becomes "bf16-mixed" (bf16 autocast, float32 weights) when the trainer will run
+    on a CUDA GPU with bf16 support, else "32-true"; the same config trains on a CPU or a GPU."""
+    if str(trainer_cfg.get("precision", "")) != "auto":
+        return
+    accelerator = str(trainer_cfg.get("accelerator", "auto")).lower()
+    on_cuda = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+    with open_dict(trainer_cfg):
+        trainer_cfg.precision = "bf16-mixed" if on_cuda and torch.cuda.is_bf16_supported() else "32-true"
+
+
 def load_data(data: DictConfig):
     """The dataset group a `data` config names (also read by AutoML's data rules)."""
     group = load_dataset_group(format=data.format, interactions=data.interactions, items=data["items"],
@@ -147,6 +158,7 @@ def train(cfg: DictConfig) -> dict:
     # Count-based recipes fit in one pass; their validation runs once, after fitting.
     trainer_overrides = {"max_epochs": 1, "check_val_every_n_epoch": 2} if recipe.count_based else {}
     callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
+    resolve_precision(cfg.trainer)
     trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, logger=logger, callbacks=callbacks,
                                                   **trainer_overrides)
     fit_start = time.perf_counter()

@@ -71,3 +71,23 @@ def test_full_softmax_gradients_match_autograd_cross_entropy(weighted):
     assert loss.item() == pytest.approx(expected.item(), rel=1e-12)
     for got, want in zip(grads, expected_grads):
         torch.testing.assert_close(got, want)
+
+
+def test_full_softmax_under_bf16_autocast_is_close_to_float32_with_float32_gradients():
+    """bf16-mixed training (a GPU's default): the catalogue product in bf16, the softmax in float32; the
+    gradients come back in the parameters' dtype and close to float32's."""
+    torch.manual_seed(0)
+    hidden = torch.randn(50, 16, requires_grad=True)
+    emb = torch.randn(300, 16, requires_grad=True)
+    bias = torch.randn(300, requires_grad=True)
+    targets = torch.randint(1, 300, (50,))
+    weights = torch.rand(50) + 0.5
+    exact = full_softmax_loss(hidden, targets, emb, weights, bias)
+    exact_grads = torch.autograd.grad(exact, (hidden, emb, bias))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = full_softmax_loss(hidden, targets, emb, weights, bias)
+    grads = torch.autograd.grad(loss, (hidden, emb, bias))
+    assert loss.dtype == torch.float32 and loss.item() == pytest.approx(exact.item(), rel=2e-2)
+    for got, want in zip(grads, exact_grads):
+        assert got.dtype == torch.float32
+        assert (got - want).norm() / want.norm() < 2e-2

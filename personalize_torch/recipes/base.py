@@ -110,10 +110,15 @@ class Recipe(pl.LightningModule):
                                  weight_decay=self.hparams.weight_decay)
 
     # --- evaluation ----------------------------------------------------------------------------
+    def evaluation_scores(self, batch: EvalBatch) -> Tensor:
+        """(B, n_items) scores of an evaluation batch, padding and `batch.exclude` at -inf. In float32 even
+        under bf16 autocast ("bf16-mixed" on a GPU): bf16 logits (8 bits of mantissa) would tie and misorder
+        items, and full-ranking metrics count every place."""
+        with torch.no_grad(), torch.autocast(self.device.type, enabled=False):
+            return mask_scores(self.score(batch.inputs), batch.exclude)
+
     def _evaluate(self, batch: EvalBatch, metrics: RankingMetrics) -> None:
-        with torch.no_grad():
-            scores = mask_scores(self.score(batch.inputs), batch.exclude)
-        metrics.update(scores, batch.targets)
+        metrics.update(self.evaluation_scores(batch), batch.targets)
 
     def validation_step(self, batch: EvalBatch, batch_idx: int) -> None:
         self._evaluate(batch, self.val_metrics)

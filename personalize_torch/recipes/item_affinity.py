@@ -21,11 +21,9 @@ events held out, when data.split is left null) and reports, besides the usual ra
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from personalize_torch.data.batching import EvalBatch
-from personalize_torch.metrics.ranking import mask_scores
 from personalize_torch.metrics.ranking_metrics import RankingMetrics
 from personalize_torch.metrics.user_segments import UserSegmentMetrics
 from personalize_torch.recipes.user_personalization import UserPersonalization
@@ -60,8 +58,7 @@ class ItemAffinity(UserPersonalization):
         self._segments("test").reset(self._evaluated_users("test"))
 
     def _evaluate(self, batch: EvalBatch, metrics: RankingMetrics) -> None:
-        with torch.no_grad():
-            scores = mask_scores(self.score(batch.inputs), batch.exclude)
+        scores = self.evaluation_scores(batch)
         metrics.update(scores, batch.targets)
         segment_scores = expected_interactions(scores, (batch.exclude > 0).sum(1))   # history length
         self._segments("val" if metrics is self.val_metrics else "test").update(segment_scores,
