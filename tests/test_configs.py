@@ -46,3 +46,19 @@ def test_serve_config_takes_campaigns_and_filters_from_the_command_line():
             "campaigns={shop: path/a, news: {solution: path/b, exploration_weight: 0.3}}"])
     assert cfg.filters["no-purchased"] == 'EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN ("purchase")'
     assert cfg.campaigns.shop == "path/a" and cfg.campaigns.news.exploration_weight == 0.3
+
+
+def test_recipe_configs_give_the_classes_own_defaults():
+    """train.py (the yaml) and the Python API (the constructor) train the same model by default."""
+    import inspect
+
+    from omegaconf import OmegaConf
+
+    for name in recipe_configs():
+        cfg = OmegaConf.to_container(OmegaConf.load(CONFIGS / "recipe" / f"{name}.yaml"))
+        params = inspect.signature(get_class(cfg["_target_"]).__init__).parameters
+        for key, value in cfg.items():
+            default = params[key].default if key in params else inspect.Parameter.empty
+            if default is inspect.Parameter.empty or (default is None and value == []):
+                continue
+            assert value == default, f"{name}.yaml {key}: {value!r}, the class's default {default!r}"
