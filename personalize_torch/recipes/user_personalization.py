@@ -26,8 +26,8 @@ What each hyperparameter does (Personalize's names where Personalize has them):
   history length is below / above these percentiles of all users are left out of training (they are
   still served and evaluated). Defaults 0 and 1: every user trains. Personalize's default maximum is 0.99
   (set it to match, e.g. to keep bots with huge histories out); here keeping the top 1% gave, leave-one-out,
-  Amazon Beauty (20 epochs) test NDCG@10 0.0585 / HR@10 0.0958 against 0.0571 / 0.0943 (3 seeds each), and
-  the ML-1M half (15 minutes) 0.1887 / 0.1879 against 0.1871 / 0.1849 (seeds 0 / 1; bench/RESULTS.md).
+  Amazon Beauty (20 epochs) test NDCG@10 0.0585 / HR@10 0.0958 against 0.0571 / 0.0943, and the ML-1M half
+  (15 minutes) 0.1888 against 0.1865 (means of 3 seeds; bench/RESULTS.md).
 - `loss`: `full` softmax over the catalogue, `sampled` softmax with logQ correction
   (`num_negatives` shared negatives drawn from popularity^0.75), or `auto`: full up to
   `full_softmax_max_items` items (16,384), sampled above. The full softmax learns more per epoch: on Amazon
