@@ -5,6 +5,10 @@
 #      ML1M_MINUTES minutes, all six trainings side by side on the one GPU (each process OMP_NUM_THREADS=2).
 # Usage: DATA=../shared/data OUT=/tmp/gpu bash bench/gpu_check.sh
 # DATA holds amazon_seq/Beauty.txt and movielens/ml-1m (or ml-1m); logs and a results table go to OUT.
+# On a machine whose python3 has torch and Lightning but not Hydra (the lent H200s): copy the venv's
+# site-packages/{hydra,omegaconf,antlr4} into an ignored .devsite/ and the two data sets into .devdata/, then
+#   export PYTHONPATH=$PWD/.devsite:$PWD; DATA=.devdata ML1M_MINUTES=5 BEAUTY_GUARD=00:00:06:00 bash bench/gpu_check.sh
+# (about 7 minutes; MovieLens may not be redistributed: keep .devdata out of git).
 set -u
 DATA=${DATA:-../shared/data}
 OUT=${OUT:-/tmp/gpu_check}
