@@ -65,8 +65,8 @@ def test_evaluation_scores_stay_float32_under_bf16_autocast():
 
 @pytest.mark.gpu
 def test_user_personalization_trains_with_bf16_on_cuda_and_serves_on_cpu(tmp_path):
-    """The default config on a GPU: bf16 autocast, better than popularity, and a solution version whose
-    float32 scores (a softmax, summing to 1) load and serve on a CPU."""
+    """The default config on a GPU: bf16 autocast, better than popularity, and a solution version that loads
+    and serves on a CPU."""
     from personalize_torch.serving.predictor import Predictor
     from personalize_torch.training import train
 

@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from personalize_torch.models.older_checkpoints import fill_missing
+
 
 class CausalSelfAttention(nn.Module):
     def __init__(self, dim: int, n_heads: int, dropout: float):
@@ -68,7 +70,8 @@ class SequenceTransformer(nn.Module):
         self.ln_f = nn.LayerNorm(dim)
         self.max_len = max_len
         self.register_buffer("item_input_scale", torch.tensor(float(dim) ** 0.5))
-        self.register_load_state_dict_pre_hook(_unscaled_item_inputs)
+        # models trained before the scale existed read their item embeddings unscaled: scale 1
+        self.register_load_state_dict_pre_hook(fill_missing("item_input_scale", "item_embedding.weight", _one))
         nn.init.normal_(self.item_embedding.weight, std=0.02)
         nn.init.normal_(self.position_embedding.weight, std=0.02)
         with torch.no_grad():
@@ -105,8 +108,5 @@ class SequenceTransformer(nn.Module):
         return hidden @ table.T
 
 
-def _unscaled_item_inputs(module, state_dict, prefix, *args) -> None:
-    """Models trained before `item_input_scale` existed read their item embeddings unscaled: scale 1."""
-    key = prefix + "item_input_scale"
-    if key not in state_dict and prefix + "item_embedding.weight" in state_dict:
-        state_dict[key] = torch.tensor(1.0)
+def _one(_: Tensor) -> Tensor:
+    return torch.tensor(1.0)

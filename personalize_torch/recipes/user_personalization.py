@@ -84,6 +84,7 @@ from personalize_torch.errors import InputError
 from personalize_torch.losses import slate_choice_loss
 from personalize_torch.models.context_embeddings import ContextEmbeddings
 from personalize_torch.models.item_encoder import ItemMetadataEncoder
+from personalize_torch.models.older_checkpoints import fill_missing
 from personalize_torch.models.transformer import SequenceTransformer
 from personalize_torch.recipes.hyperparameters import check_range
 from personalize_torch.recipes.next_item import HIDDEN_DIMENSION_RANGE, NextItemRecipe
@@ -132,7 +133,8 @@ class UserPersonalization(NextItemRecipe):
         self.item_bias = torch.nn.Parameter(torch.zeros(n_items))  # exposure / popularity, catalogue-wide
         if hp.exposure_prior:   # log share of the impressions that showed each item (0 without impressions)
             self.register_buffer("item_log_exposure", torch.zeros(n_items))
-            self.register_load_state_dict_pre_hook(_without_exposure_prior)
+            # solution versions trained before `exposure_prior` existed load with a prior of 0 (no change)
+            self.register_load_state_dict_pre_hook(fill_missing("item_log_exposure", "item_bias", torch.zeros_like))
 
     def on_fit_start(self) -> None:
         super().on_fit_start()
@@ -247,9 +249,3 @@ def resolve_auto(name: str, value, auto: float, low: float, high: float, integer
     check_range(name, number, low, high)
     return number
 
-
-def _without_exposure_prior(module, state_dict, prefix, *args) -> None:
-    """Solution versions trained before `exposure_prior` existed load with a prior of 0 (no change)."""
-    key = prefix + "item_log_exposure"
-    if key not in state_dict and prefix + "item_bias" in state_dict:
-        state_dict[key] = torch.zeros_like(state_dict[prefix + "item_bias"])
