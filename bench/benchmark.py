@@ -5,14 +5,19 @@
 
 `--data` names presets in configs/data/ (ml100k, ml1m_half, beauty, sports, toys, yelp read
 ../shared/data). Prints a Markdown table of test HR@10, NDCG@10, MRR@10, the training wall time, the time
-of one full-ranking test pass over all test users and the process's peak memory (max RSS so far) for each
-run; with several `--seeds`, each candidate recipe runs once per seed and a mean (± standard deviation)
-row follows. bench/RESULTS.md keeps the last results with the exact commands.
+of one full-ranking test pass over all test users and the process's peak memory (max RSS so far, so with
+several runs in one process it is the largest of them) for each run, and the validation NDCG@10 of the
+kept weights (hyperparameters are chosen on that column, never on test); with several `--seeds`, each
+candidate recipe runs once per seed and a mean (± standard deviation) row follows. `--json FILE` appends
+one JSON line per run (bench/side_by_side.py reads it). "training s" is `trainer.fit` with the validation
+passes it makes, not loading the data or the final test pass. bench/RESULTS.md keeps the last results with
+the exact commands.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import resource
 import statistics
@@ -46,10 +51,11 @@ def main() -> None:
     p.add_argument("--override", nargs="*", default=[], help="Hydra overrides for every run, e.g. trainer.max_epochs=50 "
                    "(recipe.* ones are not given to the Popularity-Count baseline)")
     p.add_argument("--seeds", nargs="+", type=int, default=[42], help="one run per seed for each candidate recipe")
+    p.add_argument("--json", help="append one JSON line per run to this file")
     args = p.parse_args()
     recipes = [BASELINE] + [r for r in args.recipes if r != BASELINE]
     rows = ["| data | recipe | seed | HR@10 | NDCG@10 | MRR@10 | users | items | training s | test pass s | "
-            "peak GB |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+            "peak GB | val NDCG@10 |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     with tempfile.TemporaryDirectory() as tmp:
         for data in args.data:
             for recipe in recipes:
@@ -58,19 +64,27 @@ def main() -> None:
                 results = []
                 for seed in ([args.seeds[0]] if recipe == BASELINE else args.seeds):   # the baseline is deterministic
                     r = run(data, recipe, [*overrides, f"seed={seed}"], Path(tmp))
-                    m = r["metrics"]["test"]
-                    results.append(m)
+                    m, val = r["metrics"]["test"], r["metrics"]["val"]
+                    results.append({**m, "val_ndcg_at_10": val["ndcg_at_10"]})
                     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
                     rows.append(f"| {data} | {recipe} | {seed} | {m['hit_rate_at_10']:.4f} | {m['ndcg_at_10']:.4f} | "
                                 f"{m['mrr_at_10']:.4f} | {r['data']['n_users']} | {r['data']['n_items']} | "
-                                f"{r['seconds']['fit']:.0f} | {r['seconds']['test']:.1f} | {peak_gb:.2f} |")
+                                f"{r['seconds']['fit']:.0f} | {r['seconds']['test']:.1f} | {peak_gb:.2f} | "
+                                f"{val['ndcg_at_10']:.4f} |")
                     print(rows[-1], flush=True)
+                    if args.json:
+                        with open(args.json, "a") as f:
+                            f.write(json.dumps({"data": data, "recipe": recipe, "seed": seed,
+                                                "hr@10": m["hit_rate_at_10"], "ndcg@10": m["ndcg_at_10"],
+                                                "val_ndcg@10": val["ndcg_at_10"],
+                                                "training_s": r["seconds"]["fit"], "test_s": r["seconds"]["test"],
+                                                "peak_gb": round(peak_gb, 2)}) + "\n")
                 if len(results) > 1:
                     def mean(k: str) -> str:
                         values = [m[k] for m in results]
                         return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
                     rows.append(f"| {data} | {recipe} | mean of {len(results)} | {mean('hit_rate_at_10')} | "
-                                f"{mean('ndcg_at_10')} | {mean('mrr_at_10')} | | | | | |")
+                                f"{mean('ndcg_at_10')} | {mean('mrr_at_10')} | | | | | | {mean('val_ndcg_at_10')} |")
                     print(rows[-1], flush=True)
     print("\n".join(rows))
 

@@ -7,6 +7,8 @@ its own virtual environment; the split travels between the two as one .npz file:
     python -m venv .venv-rectools && .venv-rectools/bin/pip install torch==2.13.0 'rectools[torch]==0.19.0'
     OMP_NUM_THREADS=1 .venv-rectools/bin/python bench/rectools_sasrec.py fit --split /tmp/ml1m_half.npz --minutes 15
 
+(bench/side_by_side.py does all of this and trains User-Personalization next to it, seed by seed.)
+
 `export` writes the training events, and for validation and test each user's model input (history) and
 held-out item, exactly as `train.py data=<preset>` evaluates them (leave-one-out; targets already in the
 history dropped). `fit` trains RecTools' SASRecModel (its defaults: 256 factors, 2 blocks, 4 heads,
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import sys
 import time
 from pathlib import Path
@@ -111,6 +114,7 @@ def fit(split_path: str, epochs: int, minutes: float, seed: int) -> None:
               "fit_seconds": round(time.perf_counter() - start, 1), "seed": seed}
     result.update(evaluate(model, split, "val"))
     result.update(evaluate(model, split, "test"))
+    result["peak_gb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
     print(json.dumps(result))
 
 
