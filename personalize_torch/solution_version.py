@@ -4,8 +4,9 @@
     model.ckpt             the Lightning checkpoint (state dict + primitive hyperparameters)
     items.parquet          ITEM_ID of item index 1, 2, ... (index 0 is padding) and the Items metadata
     users.parquet          the Users metadata (when the dataset group has one)
-    user_histories.parquet USER_ID and each user's items (indices, oldest first), timestamps, event types
-                           and contextual fields (indices into the vocabularies in solution.json)
+    user_histories.parquet USER_ID and each user's items (indices, oldest first), timestamps, event types,
+                           contextual fields (indices into the vocabularies in solution.json) and, when the
+                           data has impressions, each event's slate (item indices; exploration reads them)
     filter_interactions.parquet  only when the event selection (eventType, eventValueThreshold, a domain use
                            case) trained on part of the interactions: the interactions filters read, every
                            event type (each user's 100 most recent per type), so a model of View events can
@@ -33,6 +34,7 @@ import torch
 
 from personalize_torch.data import constants as C
 from personalize_torch.data.datamodule import InteractionsDataModule
+from personalize_torch.data.ragged import Ragged
 from personalize_torch.data.sequences import UserSequences
 from personalize_torch.data.vocab import Vocab
 from personalize_torch.errors import InputError
@@ -46,6 +48,7 @@ ITEMS_FILE = "items.parquet"
 HISTORIES_FILE = "user_histories.parquet"
 USERS_FILE = "users.parquet"
 FILTER_INTERACTIONS_FILE = "filter_interactions.parquet"
+IMPRESSIONS_COLUMN = "IMPRESSION_IDX"
 
 
 @dataclass
@@ -87,6 +90,10 @@ def _write_histories(path: Path, user_vocab: Vocab, seqs: UserSequences, context
         columns["EVENT_TYPE_IDX"] = pa.ListArray.from_arrays(offsets, pa.array(seqs.event_type))
     for f, name in enumerate(context_names):
         columns[f"CONTEXT_{name}"] = pa.ListArray.from_arrays(offsets, pa.array(seqs.context[:, f]))
+    if seqs.impressions is not None:   # per user, per event, the slate
+        slates = pa.ListArray.from_arrays(pa.array(seqs.impressions.offsets.astype(np.int32)),
+                                           pa.array(seqs.impressions.values))
+        columns[IMPRESSIONS_COLUMN] = pa.ListArray.from_arrays(offsets, slates)
     pq.write_table(pa.table(columns), path)
 
 
@@ -100,8 +107,13 @@ def _read_histories(path: Path, context_names: list[str]) -> tuple[Vocab, UserSe
     items = table.column("ITEM_IDX").combine_chunks()
     context = np.stack([values(f"CONTEXT_{n}") for n in context_names], axis=1) if context_names else None
     event_type = values("EVENT_TYPE_IDX") if "EVENT_TYPE_IDX" in table.column_names else None
+    impressions = None
+    if IMPRESSIONS_COLUMN in table.column_names:
+        slates = table.column(IMPRESSIONS_COLUMN).combine_chunks().values   # one list per event
+        impressions = Ragged(slates.offsets.to_numpy().astype(np.int64),
+                             slates.values.to_numpy().astype(np.int64))
     seqs = UserSequences(np.arange(1, len(user_ids) + 1, dtype=np.int64), items.offsets.to_numpy().astype(np.int64),
-                         values("ITEM_IDX"), values(C.TIMESTAMP), None, context, event_type)
+                         values("ITEM_IDX"), values(C.TIMESTAMP), impressions, context, event_type)
     return Vocab(user_ids), seqs
 
 

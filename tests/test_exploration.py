@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from personalize_torch.data.ragged import Ragged
+from personalize_torch.data.sequences import UserSequences
 from personalize_torch.serving.exploration import explore, exploration_distribution, item_ages_days
 
 
@@ -32,3 +34,36 @@ def test_explore_weight_zero_keeps_scores_and_one_follows_exploration():
     assert mixed[0, 0] == -math.inf
     assert mixed[0, 1:].tolist() == pytest.approx([0.35, 0.1, 0.15, 0.4])
     assert explore(scores, p, 1.0)[0, 1:].argmax().item() == 3  # item 4
+
+
+def test_skips_count_items_shown_and_not_chosen():
+    # two users, three events; slates: [1 2 3] chose 1, [2 3] chose 3, no slate, chose 4
+    seqs = UserSequences.from_sorted_events(np.array([1, 1, 2]), np.array([1, 3, 4]), np.array([1, 2, 3]),
+                                            Ragged(np.array([0, 3, 5, 5]), np.array([1, 2, 3, 2, 3])))
+    assert seqs.shown_not_chosen(6).tolist() == [0, 0, 2, 1, 0, 0]
+    assert UserSequences.from_sorted_events(np.array([1]), np.array([1]), np.array([1])).shown_not_chosen(3).tolist() \
+        == [0, 0, 0]
+
+
+def test_items_often_shown_and_not_chosen_are_explored_less():
+    # items 1 and 2 were each chosen once; item 2 was also shown and passed over in 20 slates that chose 3
+    items = np.r_[[1, 2], np.full(20, 3)]
+    slates = Ragged(np.r_[[0, 0], np.arange(0, 41, 2)], np.tile([2, 3], 20))
+    seqs = UserSequences.from_sorted_events(np.ones(22, dtype=np.int64), items, np.arange(22), slates)
+    counts = torch.from_numpy((np.bincount(seqs.item_idx, minlength=4) + seqs.shown_not_chosen(4)).astype(np.float32))
+    p = exploration_distribution(counts, torch.zeros(4), age_cutoff_days=30)
+    assert counts.tolist()[1:3] == [1.0, 21.0] and p[1] > 10 * p[2]
+
+
+@pytest.mark.parametrize("weight, cut_off, field", [(2.0, 30.0, "explorationWeight"), (-0.1, 30.0, "explorationWeight"),
+                                                    (0.3, 0.0, "explorationItemAgeCutOff")])
+def test_exploration_settings_out_of_personalizes_range_are_named(weight, cut_off, field):
+    from personalize_torch.errors import InputError
+    from personalize_torch.serving.app import CampaignSettings
+    from personalize_torch.serving.predictor import RequestOptions
+
+    for settings in (RequestOptions, CampaignSettings):
+        with pytest.raises(InputError) as err:
+            settings(exploration_weight=weight, exploration_item_age_cut_off=cut_off)
+        assert err.value.column == field
+    RequestOptions(exploration_weight=1.0, exploration_item_age_cut_off=0.5)   # the edges Personalize allows

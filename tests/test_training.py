@@ -25,6 +25,19 @@ def test_train_writes_a_solution_version(trained_solution):
     assert "user_counts" in ckpt["state_dict"]
 
 
+def test_solution_version_keeps_each_events_slate(trained_solution):
+    """The impressions travel with the histories (exploration counts skips from them), event for event."""
+    from personalize_torch.solution_version import load_solution_version
+
+    sol = load_solution_version(trained_solution["solution"])
+    dm = InteractionsDataModule(demo_dataset_group(n_users=300, n_items=120))   # conftest.SMALL_DEMO
+    dm.setup()
+    assert sol.histories.impressions is not None and len(sol.histories.impressions) == len(sol.histories.item_idx)
+    assert sol.histories.impressions.lengths.tolist() == dm.sequences.impressions.lengths.tolist()
+    assert sol.histories.impressions.values.tolist() == dm.sequences.impressions.values.tolist()
+    assert sol.histories.shown_not_chosen(sol.item_vocab.size_with_padding).sum() > 0
+
+
 def test_train_logs_to_tensorboard(trained_solution):
     from pathlib import Path
 

@@ -40,6 +40,15 @@ class UserSequences:
     def timestamps_of(self, row: int) -> np.ndarray:
         return self.timestamp[self.offsets[row]:self.offsets[row + 1]]
 
+    def shown_not_chosen(self, n_items: int) -> np.ndarray:
+        """(n_items,) how many times each item was in an event's slate (IMPRESSION) and not the item chosen;
+        all 0 without impressions."""
+        if self.impressions is None:
+            return np.zeros(n_items, dtype=np.int64)
+        event = np.repeat(np.arange(len(self.impressions)), self.impressions.lengths)
+        skipped = self.impressions.values[self.impressions.values != self.item_idx[event]]
+        return np.bincount(skipped, minlength=n_items)[:n_items]
+
     @classmethod
     def from_sorted_events(cls, user_idx: np.ndarray, item_idx: np.ndarray, timestamp: np.ndarray,
                            impressions: Ragged | None = None, context: np.ndarray | None = None,

@@ -41,6 +41,7 @@ from personalize_torch.serving.api_models import (DeployRequest, GetPersonalized
                                                   PutItemsRequest, PutUsersRequest)
 from personalize_torch.serving.deployments import DeploymentLog
 from personalize_torch.serving.event_store import Event, EventStore, UserEventColumns, property_fields
+from personalize_torch.serving.exploration import check_exploration_settings
 from personalize_torch.serving.fast_routes import (FastRoute, FastRoutes, ServiceError, invalid_input,
                                                    validation_message)
 from personalize_torch.serving.micro_batching import MicroBatcher
@@ -66,6 +67,9 @@ class CampaignSettings:
     exploration_item_age_cut_off: float = 30.0
     backfill_popular: bool = False
     auto_update_minutes: float | None = None  # UPDATE with new PutItems items this often (Personalize: ~120)
+
+    def __post_init__(self) -> None:
+        check_exploration_settings(self.exploration_weight, self.exploration_item_age_cut_off)
 
 
 def recent_events(stored: UserEventColumns, predictor: Predictor) -> RecentEvents | None:

@@ -2,21 +2,36 @@
 `explorationItemAgeCutOff` (days).
 
 The served ranking mixes the model's distribution over items with an exploration distribution that
-favours items with little interaction data: weight proportional to 1 / (1 + interactions), over the
-items no older than the cut-off (age from CREATION_TIMESTAMP, or from the item's first interaction
-when there is none, measured back from the newest interaction in the data). Deterministic: the same
-request gets the same list.
+favours items little is known about: weight proportional to 1 / (1 + interactions + skips), where skips
+count the impressions (IMPRESSION slates in the training data) that showed the item and chose another,
+over the items no older than the cut-off (age from CREATION_TIMESTAMP, or from the item's first
+interaction when there is none, measured back from the newest interaction in the data). An item shown
+often without being chosen is therefore explored less: its skips are evidence the model already has.
+Deterministic: the same request gets the same list.
 
     served = (1 - w) * p_model + w * p_explore
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from torch import Tensor
 
+from personalize_torch.errors import InputError
+
 SECONDS_PER_DAY = 86_400.0
+
+
+def check_exploration_settings(weight: float, age_cut_off_days: float) -> None:
+    """Personalize's ranges: explorationWeight 0-1, explorationItemAgeCutOff above 0 days."""
+    if not (isinstance(weight, (int, float)) and 0.0 <= weight <= 1.0):
+        raise InputError(f"must be between 0 and 1, got {weight!r}", column="explorationWeight")
+    if not (isinstance(age_cut_off_days, (int, float)) and age_cut_off_days > 0 and not math.isnan(age_cut_off_days)):
+        raise InputError(f"must be a number of days above 0, got {age_cut_off_days!r}",
+                         column="explorationItemAgeCutOff")
 
 
 def item_ages_days(creation_ts: np.ndarray | None, first_seen_ts: np.ndarray, now: float) -> np.ndarray:
@@ -28,9 +43,10 @@ def item_ages_days(creation_ts: np.ndarray | None, first_seen_ts: np.ndarray, no
     return np.where(np.isfinite(age), np.maximum(age, 0.0), np.inf)
 
 
-def exploration_distribution(interaction_counts: Tensor, ages_days: Tensor, age_cutoff_days: float) -> Tensor:
-    """(n_items,) probabilities over the explorable items (index 0 = padding gets 0)."""
-    weight = 1.0 / (1.0 + interaction_counts.float())
+def exploration_distribution(evidence_counts: Tensor, ages_days: Tensor, age_cutoff_days: float) -> Tensor:
+    """(n_items,) probabilities over the explorable items (index 0 = padding gets 0); `evidence_counts` are
+    each item's interactions plus its shown-and-not-chosen impressions."""
+    weight = 1.0 / (1.0 + evidence_counts.float())
     weight = torch.where(ages_days <= age_cutoff_days, weight, torch.zeros_like(weight))
     weight[0] = 0.0
     total = weight.sum()

@@ -17,7 +17,8 @@ from personalize_torch.errors import InputError
 from personalize_torch.filters import Catalogue, Filter
 from personalize_torch.metrics.ranking import mask_scores
 from personalize_torch.serving.backfill import item_popularity
-from personalize_torch.serving.exploration import explore, exploration_distribution, item_ages_days
+from personalize_torch.serving.exploration import (check_exploration_settings, explore, exploration_distribution,
+                                                   item_ages_days)
 from personalize_torch.serving.filtering import build_catalogue
 from personalize_torch.serving.item_metadata import ItemMetadata
 from personalize_torch.serving.promotions import Promotion
@@ -57,6 +58,9 @@ class RequestOptions:
     # Promotion (serving/promotions.py) and the campaign's popular back-fill of short lists (serving/backfill.py)
     promotion: Promotion | None = None
     backfill_popular: bool = False
+
+    def __post_init__(self) -> None:
+        check_exploration_settings(self.exploration_weight, self.exploration_item_age_cut_off)
 
 
 @dataclass
@@ -155,10 +159,11 @@ class Predictor:
 
     @cached_property
     def _exploration(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Interaction count and age in days of each item, for exploration."""
+        """What is known of each item (interactions plus impressions that did not choose it) and its age in
+        days, for exploration."""
         h, items = self.solution.histories, self.solution.items
         n = self.solution.item_vocab.size_with_padding
-        counts = np.bincount(h.item_idx, minlength=n).astype(np.float32)
+        counts = (np.bincount(h.item_idx, minlength=n) + h.shown_not_chosen(n)).astype(np.float32)
         first_seen = np.full(n, np.inf)
         np.minimum.at(first_seen, h.item_idx, h.timestamp.astype(float))
         creation = None
