@@ -6,7 +6,8 @@
                         "algorithmHyperParameters": {"hidden_dimension": "128", "bptt": "32"}}}
 
 gives recipe `user_personalization`, event selection and the recipe hyperparameters (Personalize's
-string values are converted by the recipe). `performHPO` + `solutionConfig.hpoConfig` and
+string values are converted by the recipe; `featureTransformationParameters`, where Personalize puts
+`min/max_user_history_length_percentile`, are read as hyperparameters too). `performHPO` + `solutionConfig.hpoConfig` and
 `performAutoML` + `solutionConfig.autoMLConfig` are read here too, and run by the sweeps (issue #8):
 
     python train.py -m hparams_search=personalize solution_config=hpo.json   # hpoConfig's ranges
@@ -51,6 +52,17 @@ def read_solution_config(path: str | Path) -> dict:
     if not isinstance(hyperparameters, dict):
         raise InputError("algorithmHyperParameters must be an object", file=str(path),
                          column="algorithmHyperParameters")
+    # Personalize lists the history-length percentiles as featurization: they are hyperparameters here too
+    featurization = config.get("featureTransformationParameters", {}) or {}
+    if not isinstance(featurization, dict):
+        raise InputError("featureTransformationParameters must be an object", file=str(path),
+                         column="featureTransformationParameters")
+    for name in featurization.keys() & hyperparameters.keys():
+        if str(featurization[name]) != str(hyperparameters[name]):
+            raise InputError(f"{name} is given twice, as {featurization[name]!r} and {hyperparameters[name]!r} "
+                             "in algorithmHyperParameters", file=str(path),
+                             column=f"featureTransformationParameters.{name}")
+    hyperparameters = {**featurization, **hyperparameters}
     threshold = config.get("eventValueThreshold")
     try:
         threshold = float(threshold) if threshold is not None else None

@@ -53,6 +53,24 @@ def test_sampled_softmax_with_all_negatives_equal_to_full_softmax_under_uniform_
     assert sampled.item() == pytest.approx(sum(expected) / 3, abs=0.02)
 
 
+def test_sampled_softmax_logq_correction_under_a_skewed_proposal():
+    """Negatives drawn mostly from popular items, each logit corrected by -log q: the sum over the K sampled
+    negatives estimates K times the whole catalogue's sum, not the popular items' share of it."""
+    torch.manual_seed(0)
+    emb, hidden = torch.randn(6, 4), torch.randn(3, 4)
+    targets = torch.tensor([1, 4, 5])
+    q = torch.tensor([0.0, 0.5, 0.25, 0.125, 0.0625, 0.0625])
+    k = 20000
+    sampled = sampled_softmax_loss(hidden, targets, emb, q.log(), k, generator=torch.Generator().manual_seed(0))
+    scores = hidden @ emb.T
+    expected = [math.log(1 + k * q[t].item() * sum(math.exp(scores[i, j]) for j in range(1, 6) if j != t)
+                         / math.exp(scores[i, t])) for i, t in enumerate(targets.tolist())]
+    without_correction = [math.log(1 + k * sum(q[j].item() * math.exp(scores[i, j]) for j in range(1, 6) if j != t)
+                                   / math.exp(scores[i, t])) for i, t in enumerate(targets.tolist())]
+    assert sampled.item() == pytest.approx(sum(expected) / 3, abs=0.02)
+    assert abs(sum(without_correction) / 3 - sum(expected) / 3) > 0.2
+
+
 @pytest.mark.parametrize("weighted", [False, True])
 def test_full_softmax_gradients_match_autograd_cross_entropy(weighted):
     """The hand-written backward gives autograd's values and gradients (hidden, item table, item bias)."""

@@ -31,6 +31,29 @@ def test_solution_config_sets_recipe_events_and_hyperparameters(tmp_path):
     assert recipe.hparams.recency_mask is False
 
 
+def test_feature_transformation_parameters_set_the_history_percentiles(tmp_path):
+    path = tmp_path / "solution.json"
+    path.write_text(json.dumps({"recipeArn": "arn:aws:personalize:::recipe/aws-user-personalization",
+                                "solutionConfig": {"featureTransformationParameters": {
+                                    "max_user_history_length_percentile": "0.5"}}}))
+    cfg = compose_train_config([*SMALL_DEMO, f"solution_config={path}"], tmp_path)
+    apply_solution_config(cfg)
+    recipe = UserPersonalization(n_items=10, **{k: v for k, v in cfg.recipe.items() if k != "_target_"})
+    assert recipe.hparams.max_user_history_length_percentile == 0.5
+    path.write_text(json.dumps({"solutionConfig": {
+        "featureTransformationParameters": {"max_user_history_length_percentile": "0.5"},
+        "algorithmHyperParameters": {"max_user_history_length_percentile": "0.9"}}}))
+    with pytest.raises(InputError) as err:
+        read_solution_config(path)
+    assert err.value.column == "featureTransformationParameters.max_user_history_length_percentile"
+
+
+def test_crossed_history_percentiles_are_named():
+    with pytest.raises(InputError) as err:
+        UserPersonalization(n_items=10, min_user_history_length_percentile=0.9, max_user_history_length_percentile=0.1)
+    assert err.value.column == "min_user_history_length_percentile"
+
+
 def test_bad_values_name_the_parameter(tmp_path):
     with pytest.raises(InputError) as err:
         UserPersonalization(n_items=10, hidden_dimension="wide")

@@ -38,3 +38,21 @@ def test_item_inputs_are_scaled_by_sqrt_dim_and_older_checkpoints_load_unscaled(
         # the old model is the new one whose embedding table is handed in already divided by the scale
         torch.testing.assert_close(unscaled, model(items, item_table=model.item_embedding.weight / 4.0))
     assert not torch.allclose(scaled, unscaled)
+
+
+def test_each_position_reads_only_its_own_and_earlier_events():
+    """Causal: changing later events leaves every earlier position's output as it was; changing an earlier
+    event changes the positions after it."""
+    torch.manual_seed(0)
+    model = SequenceTransformer(n_items=50, dim=16, max_len=10, n_layers=2, n_heads=2, dropout=0.0).eval()
+    items = torch.randint(1, 50, (4, 8))
+    later = items.clone()
+    later[:, 5:] = torch.randint(1, 50, (4, 3))
+    earlier = items.clone()
+    earlier[:, 2] = (items[:, 2] % 49) + 1
+    with torch.no_grad():
+        base, changed_late, changed_early = model(items), model(later), model(earlier)
+    torch.testing.assert_close(changed_late[:, :5], base[:, :5])
+    assert not torch.allclose(changed_late[:, 5:], base[:, 5:])
+    torch.testing.assert_close(changed_early[:, :2], base[:, :2])
+    assert (changed_early[:, 2:] - base[:, 2:]).abs().amax(-1).min() > 1e-4

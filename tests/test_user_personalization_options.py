@@ -182,3 +182,36 @@ def test_every_training_user_trains_by_default_and_personalizes_0_99_leaves_out_
                                        max_user_history_length_percentile=0.99))
     kept = small_dm.train_rows()
     assert 0 < len(lengths) - len(kept) and lengths[kept].max() < lengths.max()
+
+
+def test_history_percentiles_that_keep_no_training_user_are_an_error():
+    from personalize_torch.errors import InputError
+
+    small_dm = InteractionsDataModule(demo_dataset_group(n_users=60, n_items=30, seed=1), split="leave_one_out")
+    small_dm.setup()
+    lengths = np.sort(small_dm.split.train.lengths)
+    i = int(np.flatnonzero(np.diff(lengths) > 0)[0])       # lengths[i] < lengths[i + 1]
+    q = (i + 0.5) / (len(lengths) - 1)                     # its quantile falls strictly between the two
+    small_dm.configure_for(make_recipe(UserPersonalization, small_dm, hidden_dimension=8, num_heads=1,
+                                       min_user_history_length_percentile=q, max_user_history_length_percentile=q))
+    with pytest.raises(InputError) as err:
+        small_dm.train_rows()
+    assert err.value.column == "max_user_history_length_percentile"
+
+
+@pytest.mark.parametrize("catalogue, loss, full", [(16_384, "auto", True), (16_385, "auto", False),
+                                                    (16_385, "full", True), (100, "sampled", False)])
+def test_the_loss_is_chosen_by_catalogue_size_and_can_be_overridden(catalogue, loss, full):
+    recipe = UserPersonalization(n_items=catalogue + 1, hidden_dimension=8, num_heads=1, loss=loss)   # + padding
+    assert recipe.uses_full_softmax is full
+
+
+def test_recency_mask_weights_each_predicted_event_by_its_time():
+    """From 1 - recency_strength for the oldest training event to 1 for the newest, linear in time; off with
+    recency_mask false."""
+    recipe = UserPersonalization(n_items=10, hidden_dimension=8, num_heads=1, recency_strength=0.4)
+    recipe.time_range.copy_(torch.tensor([100.0, 200.0], dtype=torch.float64))
+    weights = recipe.recency_weights(torch.tensor([[100, 150, 200, 250]]))
+    torch.testing.assert_close(weights, torch.tensor([[0.6, 0.8, 1.0, 1.0]]))
+    assert UserPersonalization(n_items=10, hidden_dimension=8, num_heads=1,
+                               recency_mask=False).recency_weights(torch.tensor([[1, 2]])) is None

@@ -22,6 +22,7 @@ from personalize_torch.data.sequences import (UserSequences, build_context_vocab
 from personalize_torch.data.split import Split, make_split
 from personalize_torch.data.text_features import build_text_tokens
 from personalize_torch.data.vocab import Vocab
+from personalize_torch.errors import InputError
 
 
 class InteractionsDataModule(pl.LightningDataModule):
@@ -138,7 +139,11 @@ class InteractionsDataModule(pl.LightningDataModule):
         if self.train_length_percentiles is None or not len(lengths):
             return np.arange(len(lengths))
         low, high = np.quantile(lengths, self.train_length_percentiles)
-        return np.flatnonzero((lengths >= low) & (lengths <= high))
+        rows = np.flatnonzero((lengths >= low) & (lengths <= high))
+        if not len(rows):
+            raise InputError(f"min/max_user_history_length_percentile {self.train_length_percentiles} leave no "
+                             "training users", column="max_user_history_length_percentile")
+        return rows
 
     def train_dataloader(self) -> DataLoader:
         """Every training user's history cut into windows of `train_max_len` events, shuffled; with

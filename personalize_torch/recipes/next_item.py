@@ -47,6 +47,9 @@ class NextItemRecipe(Recipe):
         check_range("recency_strength", hp.recency_strength, 0.0, 1.0)
         check_range("min_user_history_length_percentile", hp.min_user_history_length_percentile, 0.0, 1.0)
         check_range("max_user_history_length_percentile", hp.max_user_history_length_percentile, 0.0, 1.0)
+        if hp.min_user_history_length_percentile > hp.max_user_history_length_percentile:
+            raise InputError(f"{hp.min_user_history_length_percentile} is above max_user_history_length_percentile "
+                             f"{hp.max_user_history_length_percentile}", column="min_user_history_length_percentile")
         if hp.loss not in ("auto", "full", "sampled"):
             raise InputError(f"expected auto, full or sampled, got {hp.loss!r}", column="loss")
         if hp.get("negative_sampling", "popularity") not in ("popularity", "uniform"):
@@ -150,8 +153,8 @@ class NextItemRecipe(Recipe):
 
     @property
     def uses_full_softmax(self) -> bool:
-        loss = self.hparams.loss
-        return loss == "full" or (loss == "auto" and self.n_items <= self.hparams.full_softmax_max_items)
+        loss = self.hparams.loss   # n_items counts the padding row: the catalogue is n_items - 1
+        return loss == "full" or (loss == "auto" and self.n_items - 1 <= self.hparams.full_softmax_max_items)
 
     def on_fit_start(self) -> None:
         dm = getattr(self.trainer, "datamodule", None)

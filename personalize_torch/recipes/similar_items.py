@@ -133,7 +133,7 @@ class SimilarItems(Recipe):
         if not len(source):
             return table.sum() * 0.0
         hidden = table[source] / self.hparams.temperature
-        if self.n_items <= self.hparams.full_softmax_max_items:
+        if self.n_items - 1 <= self.hparams.full_softmax_max_items:   # n_items counts the padding row
             return full_softmax_loss(hidden, target, table)
         proposal = (self.item_users + 1.0).pow(0.75)
         proposal[0] = 0
