@@ -31,3 +31,32 @@ def test_recipes_start_context_vectors_at_the_scale_of_item_vectors():
         for tables in (recipe.context_embeddings, recipe.next_context_embeddings):
             context_norm = tables[0].weight[1:].norm(dim=1).mean()
             assert context_norm < 3 * item_norm, cls.__name__
+
+
+def test_user_personalization_learns_the_planted_device_price_effect(tmp_path):
+    """The demo data's mobile sessions pick cheaper items, desktop ones dearer (data/synthetic.py): asked with
+    `context={"DEVICE": ...}`, the trained model's lists follow."""
+    import numpy as np
+    import pytorch_lightning as pl
+
+    from personalize_torch.serving.predictor import Predictor, RequestOptions
+    from personalize_torch.solution_version import load_solution_version, save_solution_version
+
+    pl.seed_everything(0)
+    dm = InteractionsDataModule(demo_dataset_group(n_users=300, n_items=80, seed=3), split="leave_one_out")
+    dm.setup()
+    recipe = make_recipe(UserPersonalization, dm, hidden_dimension=16, bptt=10)
+    dm.configure_for(recipe)
+    trainer = pl.Trainer(max_epochs=6, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, limit_val_batches=0, accelerator="cpu")
+    trainer.fit(recipe, datamodule=dm)
+    predictor = Predictor(load_solution_version(save_solution_version(tmp_path / "up", trainer, recipe, dm, {})))
+    price = np.log(predictor.solution.items.set_index("ITEM_ID")["PRICE"].astype(float))
+    users = list(predictor.solution.user_vocab.ids[:200])
+
+    def mean_log_price(device: str) -> float:
+        lists = predictor.recommend(users, 10, options=RequestOptions(context={"DEVICE": device}))
+        return float(np.mean([price[r.item_id] for recs in lists for r in recs]))
+
+    mobile, desktop = mean_log_price("mobile"), mean_log_price("desktop")
+    assert desktop - mobile > 0.1 * price.std(), (mobile, desktop)

@@ -14,14 +14,18 @@ from personalize_torch.training import make_recipe
 from personalize_torch.update import main as update_main
 
 
+SEED = 0
+
+
 @pytest.fixture(scope="module")
 def up_solution(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("up")
+    pl.seed_everything(SEED)
     dm = InteractionsDataModule(demo_dataset_group(n_users=150, n_items=60, seed=4), split="leave_one_out")
     dm.setup()
     recipe = make_recipe(UserPersonalization, dm, hidden_dimension=16, bptt=10)
     dm.configure_for(recipe)
-    trainer = pl.Trainer(max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+    trainer = pl.Trainer(max_epochs=4, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, limit_val_batches=0)
     trainer.fit(recipe, datamodule=dm)
     return save_solution_version(tmp / "solution", trainer, recipe, dm, {})
@@ -53,3 +57,24 @@ def test_update_refuses_to_overwrite_its_source(up_solution, tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         update_main(["--solution", str(up_solution), "--items", str(tmp_path / "x.csv"), "--output", str(up_solution)])
     assert exit_info.value.code == 2
+
+
+def test_new_items_rank_by_how_much_the_user_likes_items_with_their_metadata(up_solution, tmp_path):
+    """Per user, two new items without interactions: one with the metadata of the user's favourite item, one
+    with that of the user's least liked. The first ranks above the second for most users."""
+    before = load_solution_version(up_solution)
+    users = list(before.user_vocab.ids[:40])
+    items = before.items.set_index(C.ITEM_ID)
+    rows = []
+    for n, recs in enumerate(Predictor(before).recommend(users, 500, exclude_seen=False)):
+        for kind, item in (("liked", recs[0].item_id), ("disliked", recs[-1].item_id)):
+            rows.append({**items.loc[item].to_dict(), C.ITEM_ID: f"new-{kind}-{n}"})
+    pd.DataFrame(rows).to_csv(tmp_path / "new_items.csv", index=False)
+    update_main(["--solution", str(up_solution), "--items", str(tmp_path / "new_items.csv"),
+                 "--output", str(tmp_path / "updated")])
+    lists = Predictor(load_solution_version(tmp_path / "updated")).recommend(users, 1000, exclude_seen=False)
+    wins = 0
+    for n, recs in enumerate(lists):
+        order = [r.item_id for r in recs]
+        wins += order.index(f"new-liked-{n}") < order.index(f"new-disliked-{n}")
+    assert wins >= 0.7 * len(users), wins   # about half for a model that ignores metadata
