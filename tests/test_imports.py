@@ -2,7 +2,6 @@
 
 import json
 
-import pandas as pd
 import pytest
 
 from personalize_torch.data import constants as C

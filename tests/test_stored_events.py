@@ -1,6 +1,5 @@
 """Training on bulk imports plus what the server stored (PutEvents / PutItems / PutUsers)."""
 
-import pandas as pd
 import pytest
 
 from personalize_torch.data import constants as C
