@@ -12,11 +12,13 @@ FORMATS = ("personalize", "movielens", "amazon_seq", "mind")
 
 
 def demo_dataset_group(n_users: int = 1000, n_items: int = 400, seed: int = 0,
-                       slate_choice: bool = False) -> DatasetGroup:
-    """The built-in demo data (see `personalize_torch.data.synthetic`) as a dataset group."""
+                       slate_choice: bool = False, events_per_user: tuple[int, int] = (15, 60)) -> DatasetGroup:
+    """The built-in demo data (see `personalize_torch.data.synthetic`) as a dataset group; `events_per_user`
+    (lo, hi) bounds each user's clicks (`+data.demo.events_per_user=[3,8]` for sparse users)."""
     from personalize_torch.data.synthetic import generate_demo_data
 
-    demo = generate_demo_data(n_users=n_users, n_items=n_items, seed=seed, slate_choice=slate_choice)
+    demo = generate_demo_data(n_users=n_users, n_items=n_items, seed=seed, slate_choice=slate_choice,
+                              events_per_user=tuple(events_per_user))
     schemas = {
         C.INTERACTIONS: parse_schema(demo.interactions_schema, C.INTERACTIONS, "demo interactions schema"),
         C.ITEMS: parse_schema(demo.items_schema, C.ITEMS, "demo items schema"),
