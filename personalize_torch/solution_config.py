@@ -7,8 +7,9 @@
 
 gives recipe `user_personalization`, event selection and the recipe hyperparameters (Personalize's
 string values are converted by the recipe; `featureTransformationParameters`, where Personalize puts
-`min/max_user_history_length_percentile`, are read as hyperparameters too). `performHPO` + `solutionConfig.hpoConfig` and
-`performAutoML` + `solutionConfig.autoMLConfig` are read here too, and run by the sweeps (issue #8):
+`min/max_user_history_length_percentile`, are read as hyperparameters too). `performHPO` +
+`solutionConfig.hpoConfig` and `performAutoML` + `solutionConfig.autoMLConfig` are read here too, and run
+by the sweeps (issue #8):
 
     python train.py -m hparams_search=personalize solution_config=hpo.json   # hpoConfig's ranges
     python train.py -m automl=default solution_config=automl.json           # autoMLConfig.recipeList

@@ -68,8 +68,8 @@ def sequence_batch(seqs: UserSequences, rows: np.ndarray, max_len: int | None = 
     items = _gather_padded(seqs.item_idx, starts, lengths, width, left=True)
     times = _gather_padded(seqs.timestamp, starts, lengths, width, left=True)
     user_idx = np.where(known, seqs.user_idx[safe] if len(seqs) else 0, 0)
-    _, context, _ = _event_extras(seqs, starts, lengths, width, with_event_types=False) if len(seqs) \
-        else (None, None, None)
+    _, context, _ = _event_extras(seqs, starts, lengths, width, with_event_types=False,
+                                  with_impressions=False) if len(seqs) else (None, None, None)
     return SequenceBatch(torch.from_numpy(user_idx), torch.from_numpy(items), torch.from_numpy(times), None, context)
 
 
@@ -124,17 +124,19 @@ def window_batch(seqs: UserSequences, rows: np.ndarray, ends: np.ndarray, max_le
 
 
 def _event_extras(seqs: UserSequences, starts: np.ndarray, lengths: np.ndarray, width: int,
-                  with_event_types: bool = True) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+                  with_event_types: bool = True, with_impressions: bool = True
+                  ) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
     """Impression slates (B, T, S), context (B, T, F) and event types (B, T) of left-padded event windows,
-    when the data has them."""
+    when the data has them (slates and event types only when asked: training reads them, scoring does not)."""
     event_types = None
     if with_event_types and seqs.event_type is not None:
         event_types = torch.from_numpy(_gather_padded(seqs.event_type.astype(np.int64), starts, lengths, width,
                                                       left=True))
-    if seqs.impressions is None and seqs.context is None:
+    slates = seqs.impressions if with_impressions else None
+    if slates is None and seqs.context is None:
         return None, None, event_types
     event = _gather_padded(np.arange(1, len(seqs.item_idx) + 1), starts, lengths, width, left=True) - 1  # -1: pad
-    impressions = torch.from_numpy(seqs.impressions.padded(event)) if seqs.impressions is not None else None
+    impressions = torch.from_numpy(slates.padded(event)) if slates is not None else None
     context = None
     if seqs.context is not None:
         values = seqs.context[np.maximum(event, 0)]                                   # (B, T, F)
