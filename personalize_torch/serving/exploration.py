@@ -15,6 +15,7 @@ Deterministic: the same request gets the same list.
 from __future__ import annotations
 
 import math
+from numbers import Real
 
 import numpy as np
 import torch
@@ -27,9 +28,9 @@ SECONDS_PER_DAY = 86_400.0
 
 def check_exploration_settings(weight: float, age_cut_off_days: float) -> None:
     """Personalize's ranges: explorationWeight 0-1, explorationItemAgeCutOff above 0 days."""
-    if not (isinstance(weight, (int, float)) and 0.0 <= weight <= 1.0):
+    if not (isinstance(weight, Real) and 0.0 <= weight <= 1.0):
         raise InputError(f"must be between 0 and 1, got {weight!r}", column="explorationWeight")
-    if not (isinstance(age_cut_off_days, (int, float)) and age_cut_off_days > 0 and not math.isnan(age_cut_off_days)):
+    if not (isinstance(age_cut_off_days, Real) and age_cut_off_days > 0 and not math.isnan(age_cut_off_days)):
         raise InputError(f"must be a number of days above 0, got {age_cut_off_days!r}",
                          column="explorationItemAgeCutOff")
 
