@@ -6,8 +6,8 @@
                         "algorithmHyperParameters": {"hidden_dimension": "128", "bptt": "32"}}}
 
 gives recipe `user_personalization`, event selection and the recipe hyperparameters (Personalize's
-string values are converted by the recipe; `featureTransformationParameters`, where Personalize puts
-`min/max_user_history_length_percentile`, are read as hyperparameters too). `performHPO` +
+string values are converted by the recipe; the history-length percentiles, which Personalize puts in
+`featureTransformationParameters`, are read from there too, for recipes that have them). `performHPO` +
 `solutionConfig.hpoConfig` and `performAutoML` + `solutionConfig.autoMLConfig` are read here too, and run
 by the sweeps (issue #8):
 
@@ -53,17 +53,7 @@ def read_solution_config(path: str | Path) -> dict:
     if not isinstance(hyperparameters, dict):
         raise InputError("algorithmHyperParameters must be an object", file=str(path),
                          column="algorithmHyperParameters")
-    # Personalize lists the history-length percentiles as featurization: they are hyperparameters here too
-    featurization = config.get("featureTransformationParameters", {}) or {}
-    if not isinstance(featurization, dict):
-        raise InputError("featureTransformationParameters must be an object", file=str(path),
-                         column="featureTransformationParameters")
-    for name in featurization.keys() & hyperparameters.keys():
-        if str(featurization[name]) != str(hyperparameters[name]):
-            raise InputError(f"{name} is given twice, as {featurization[name]!r} and {hyperparameters[name]!r} "
-                             "in algorithmHyperParameters", file=str(path),
-                             column=f"featureTransformationParameters.{name}")
-    hyperparameters = {**featurization, **hyperparameters}
+    featurization = read_featurization(config.get("featureTransformationParameters"), hyperparameters, path)
     threshold = config.get("eventValueThreshold")
     try:
         threshold = float(threshold) if threshold is not None else None
@@ -76,11 +66,41 @@ def read_solution_config(path: str | Path) -> dict:
         "event_value_threshold": threshold,
         "event_parameters": read_events_config(config["eventsConfig"], path) if config.get("eventsConfig") else None,
         "hyperparameters": dict(hyperparameters),
+        "featurization": featurization,
         "perform_hpo": _flag(obj, "performHPO", path),
         "hpo": read_hpo_config(config["hpoConfig"], path) if config.get("hpoConfig") else None,
         "perform_automl": _flag(obj, "performAutoML", path),
         "automl": read_automl_config(config["autoMLConfig"], path) if config.get("autoMLConfig") else None,
     }
+
+
+# featureTransformationParameters read here: the history-length percentiles (Personalize lists them as
+# featurization hyperparameters, and its DescribeSolution spells them `*_hist_length_percentile` too). Other
+# keys (cold_start_max_duration, ...) have no counterpart and are left out, as Personalize's own recipes
+# ignore the ones that do not apply to them.
+FEATURIZATION_NAMES = {name: name for name in ("min_user_history_length_percentile",
+                                               "max_user_history_length_percentile")}
+FEATURIZATION_NAMES.update(min_hist_length_percentile="min_user_history_length_percentile",
+                           max_hist_length_percentile="max_user_history_length_percentile")
+
+
+def read_featurization(params, hyperparameters: dict, path: Path) -> dict:
+    """solutionConfig.featureTransformationParameters -> {recipe hyperparameter: value} for the keys read
+    (FEATURIZATION_NAMES); a value that contradicts algorithmHyperParameters is an error."""
+    params = params or {}
+    if not isinstance(params, dict):
+        raise InputError("featureTransformationParameters must be an object", file=str(path),
+                         column="featureTransformationParameters")
+    out = {}
+    for key, value in params.items():
+        name = FEATURIZATION_NAMES.get(key)
+        if name is None:
+            continue
+        if name in hyperparameters and str(hyperparameters[name]) != str(value):
+            raise InputError(f"{key} is {value!r} here but {name} is {hyperparameters[name]!r} in "
+                             "algorithmHyperParameters", file=str(path), column=f"featureTransformationParameters.{key}")
+        out[name] = value
+    return out
 
 
 def read_events_config(events: dict, path: Path) -> list[dict]:

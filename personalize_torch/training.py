@@ -108,6 +108,10 @@ def apply_solution_config(cfg: DictConfig) -> None:
                 cfg.recipe.event_type_weights = weights
         for name, value in sc["hyperparameters"].items():
             cfg.recipe[name] = value
+        accepted = inspect.signature(hydra.utils.get_class(cfg.recipe._target_).__init__).parameters
+        for name, value in sc["featurization"].items():   # the percentiles, for the recipes that have them
+            if name in accepted and name not in sc["hyperparameters"]:
+                cfg.recipe[name] = value
 
 
 def resolve_precision(trainer_cfg: DictConfig) -> None:

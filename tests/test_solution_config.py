@@ -48,6 +48,25 @@ def test_feature_transformation_parameters_set_the_history_percentiles(tmp_path)
     assert err.value.column == "featureTransformationParameters.max_user_history_length_percentile"
 
 
+def test_featurization_keys_without_a_counterpart_are_left_out_and_recipes_without_percentiles_train(tmp_path):
+    """As Personalize's DescribeSolution shows them: short percentile names, cold-start keys we do not have."""
+    from personalize_torch.recipes.similar_items import SimilarItems
+
+    path = tmp_path / "solution.json"
+    featurization = {"cold_start_max_duration": "5", "max_hist_length_percentile": "0.9"}
+    path.write_text(json.dumps({"recipeArn": "arn:aws:personalize:::recipe/aws-user-personalization",
+                                "solutionConfig": {"featureTransformationParameters": featurization}}))
+    cfg = compose_train_config([*SMALL_DEMO, f"solution_config={path}"], tmp_path)
+    apply_solution_config(cfg)
+    recipe = UserPersonalization(n_items=10, **{k: v for k, v in cfg.recipe.items() if k != "_target_"})
+    assert recipe.hparams.max_user_history_length_percentile == 0.9
+    path.write_text(json.dumps({"recipeArn": "arn:aws:personalize:::recipe/aws-similar-items",
+                                "solutionConfig": {"featureTransformationParameters": featurization}}))
+    cfg = compose_train_config([*SMALL_DEMO, f"solution_config={path}"], tmp_path)
+    apply_solution_config(cfg)
+    SimilarItems(n_items=10, **{k: v for k, v in cfg.recipe.items() if k != "_target_"})   # no unknown keyword
+
+
 def test_crossed_history_percentiles_are_named():
     with pytest.raises(InputError) as err:
         UserPersonalization(n_items=10, min_user_history_length_percentile=0.9, max_user_history_length_percentile=0.1)
