@@ -91,8 +91,8 @@ def _write_histories(path: Path, user_vocab: Vocab, seqs: UserSequences, context
     for f, name in enumerate(context_names):
         columns[f"CONTEXT_{name}"] = pa.ListArray.from_arrays(offsets, pa.array(seqs.context[:, f]))
     if seqs.impressions is not None:   # per user, per event, the slate
-        slates = pa.ListArray.from_arrays(pa.array(seqs.impressions.offsets.astype(np.int32)),
-                                           pa.array(seqs.impressions.values))
+        slates = pa.LargeListArray.from_arrays(pa.array(seqs.impressions.offsets.astype(np.int64)),
+                                                pa.array(seqs.impressions.values))
         columns[IMPRESSIONS_COLUMN] = pa.ListArray.from_arrays(offsets, slates)
     pq.write_table(pa.table(columns), path)
 

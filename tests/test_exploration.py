@@ -45,10 +45,25 @@ def test_skips_count_items_shown_and_not_chosen():
         == [0, 0, 0]
 
 
+def test_one_impression_over_several_rows_counts_once():
+    """MIND gives a row per click of an impression (same time), the demo a purchase row repeating its click's
+    item and slate: such consecutive rows of a user are one impression, and every item chosen in it is chosen."""
+    s = [1, 2, 3]
+    # user 1: [1 2 3] at t=10 with clicks on 1 and 2; an event without a slate; [1 2 3] again at t=30 choosing 3,
+    # then a purchase of 3 with the same slate at t=35. User 2: [1 2 3] at t=10 choosing 1.
+    events = [(1, 10, 1, s), (1, 10, 2, s), (1, 20, 4, []), (1, 30, 3, s), (1, 35, 3, s), (2, 10, 1, s)]
+    users, times, items, slates = zip(*events)
+    offsets = np.r_[0, np.cumsum([len(x) for x in slates])]
+    seqs = UserSequences.from_sorted_events(np.array(users), np.array(items), np.array(times),
+                                            Ragged(offsets, np.concatenate([np.array(x, dtype=np.int64) for x in slates])))
+    # skipped: impression 1 -> 3; impression 2 -> 1, 2; user 2 -> 2, 3
+    assert seqs.shown_not_chosen(5).tolist() == [0, 1, 2, 2, 0]
+
+
 def test_items_often_shown_and_not_chosen_are_explored_less():
     # items 1 and 2 were each chosen once; item 2 was also shown and passed over in 20 slates that chose 3
     items = np.r_[[1, 2], np.full(20, 3)]
-    slates = Ragged(np.r_[[0, 0], np.arange(0, 41, 2)], np.tile([2, 3], 20))
+    slates = Ragged(np.r_[[0, 0], np.arange(0, 41, 2)], np.tile([2, 3, 3, 2], 10))   # 20 distinct impressions
     seqs = UserSequences.from_sorted_events(np.ones(22, dtype=np.int64), items, np.arange(22), slates)
     counts = torch.from_numpy((np.bincount(seqs.item_idx, minlength=4) + seqs.shown_not_chosen(4)).astype(np.float32))
     p = exploration_distribution(counts, torch.zeros(4), age_cutoff_days=30)

@@ -41,12 +41,30 @@ class UserSequences:
         return self.timestamp[self.offsets[row]:self.offsets[row + 1]]
 
     def shown_not_chosen(self, n_items: int) -> np.ndarray:
-        """(n_items,) how many times each item was in an event's slate (IMPRESSION) and not the item chosen;
-        all 0 without impressions."""
-        if self.impressions is None:
+        """(n_items,) how many impressions showed each item without it being chosen; all 0 without impressions.
+
+        One impression can give several rows (MIND: a row per click in it, at the impression's time; a purchase
+        row repeating its click's item and slate): a user's consecutive events with the same slate and the same
+        time or the same item count as one impression, and what any of them chose counts as chosen."""
+        if self.impressions is None or not len(self.impressions.values):
             return np.zeros(n_items, dtype=np.int64)
-        event = np.repeat(np.arange(len(self.impressions)), self.impressions.lengths)
-        skipped = self.impressions.values[self.impressions.values != self.item_idx[event]]
+        slates = self.impressions
+        lengths = slates.lengths
+        event = np.repeat(np.arange(len(slates)), lengths)
+        # two position-weighted sums identify a slate (its items and their order) with its length
+        weight = np.arange(len(slates.values)) - slates.offsets[event]
+        keys = np.stack([lengths, np.bincount(event, slates.values * (weight + 1), len(slates)),
+                         np.bincount(event, slates.values * (2 * weight + 7) ** 2, len(slates))], axis=1)
+        owner = np.repeat(np.arange(len(self)), self.lengths)
+        new = np.ones(len(slates), dtype=bool)
+        same_moment = (self.timestamp[1:] == self.timestamp[:-1]) | (self.item_idx[1:] == self.item_idx[:-1])
+        new[1:] = (owner[1:] != owner[:-1]) | (keys[1:] != keys[:-1]).any(1) | ~same_moment
+        impression = np.cumsum(new) - 1                               # per event
+        chosen = np.unique(impression * n_items + self.item_idx)      # (impression, item) pairs chosen
+        first = np.flatnonzero(new & (lengths > 0))                   # each impression's slate, once
+        shown_event = np.repeat(first, lengths[first])
+        shown = slates.take(first).values
+        skipped = shown[~np.isin(impression[shown_event] * n_items + shown, chosen)]
         return np.bincount(skipped, minlength=n_items)[:n_items]
 
     @classmethod

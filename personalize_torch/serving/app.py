@@ -157,12 +157,13 @@ def create_app(campaigns: dict[str, Predictor], filters: dict[str, Filter] | Non
                 if versions.get(d.campaign, -1) >= d.version:
                     continue       # this worker made it
                 try:
+                    campaign_settings = CampaignSettings(**d.settings)
                     predictor = await asyncio.to_thread(load_warm, d.solution)
                 except Exception:  # keep serving what it served
                     logging.getLogger(__name__).exception("loading %s for campaign %s failed", d.solution,
                                                           d.campaign)
                     continue
-                settings[d.campaign] = CampaignSettings(**d.settings)
+                settings[d.campaign] = campaign_settings
                 campaigns[d.campaign] = predictor
                 versions[d.campaign] = d.version
 
