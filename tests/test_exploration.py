@@ -58,6 +58,7 @@ def test_one_impression_over_several_rows_counts_once():
                                             Ragged(offsets, np.concatenate([np.array(x, dtype=np.int64) for x in slates])))
     # skipped: impression 1 -> 3; impression 2 -> 1, 2; user 2 -> 2, 3
     assert seqs.shown_not_chosen(5).tolist() == [0, 1, 2, 2, 0]
+    assert seqs.times_shown(5).tolist() == [0, 3, 3, 3, 0]               # three impressions, six rows with slates
 
 
 def test_items_often_shown_and_not_chosen_are_explored_less():

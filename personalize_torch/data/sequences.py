@@ -40,14 +40,11 @@ class UserSequences:
     def timestamps_of(self, row: int) -> np.ndarray:
         return self.timestamp[self.offsets[row]:self.offsets[row + 1]]
 
-    def shown_not_chosen(self, n_items: int) -> np.ndarray:
-        """(n_items,) how many impressions showed each item without it being chosen; all 0 without impressions.
-
-        One impression can give several rows (MIND: a row per click in it, at the impression's time; a purchase
-        row repeating its click's item and slate): a user's consecutive events with the same slate and the same
-        time or the same item count as one impression, and what any of them chose counts as chosen."""
-        if self.impressions is None or not len(self.impressions.values):
-            return np.zeros(n_items, dtype=np.int64)
+    def impressions_of_events(self) -> tuple[np.ndarray, np.ndarray]:
+        """(impression of each event, index of each impression's first event): one impression can give several
+        rows (MIND: a row per click in it, at the impression's time; a purchase row repeating its click's item
+        and slate), so a user's consecutive events with the same slate and the same time or the same item are
+        one impression. Events without a slate are impressions of their own, with an empty slate."""
         slates = self.impressions
         lengths = slates.lengths
         event = np.repeat(np.arange(len(slates)), lengths)
@@ -56,14 +53,27 @@ class UserSequences:
         keys = np.stack([lengths, np.bincount(event, slates.values * (weight + 1), len(slates)),
                          np.bincount(event, slates.values * (2 * weight + 7) ** 2, len(slates))], axis=1)
         owner = np.repeat(np.arange(len(self)), self.lengths)
-        new = np.ones(len(slates), dtype=bool)
         same_moment = (self.timestamp[1:] == self.timestamp[:-1]) | (self.item_idx[1:] == self.item_idx[:-1])
+        new = np.ones(len(slates), dtype=bool)
         new[1:] = (owner[1:] != owner[:-1]) | (keys[1:] != keys[:-1]).any(1) | ~same_moment
-        impression = np.cumsum(new) - 1                               # per event
+        return np.cumsum(new) - 1, np.flatnonzero(new)
+
+    def times_shown(self, n_items: int) -> np.ndarray:
+        """(n_items,) how many impressions showed each item; all 0 without impressions."""
+        if self.impressions is None or not len(self.impressions.values):
+            return np.zeros(n_items, dtype=np.int64)
+        _, first = self.impressions_of_events()
+        return np.bincount(self.impressions.take(first).values, minlength=n_items)[:n_items]
+
+    def shown_not_chosen(self, n_items: int) -> np.ndarray:
+        """(n_items,) how many impressions showed each item without it being chosen (what any row of the
+        impression chose counts as chosen); all 0 without impressions."""
+        if self.impressions is None or not len(self.impressions.values):
+            return np.zeros(n_items, dtype=np.int64)
+        impression, first = self.impressions_of_events()
         chosen = np.unique(impression * n_items + self.item_idx)      # (impression, item) pairs chosen
-        first = np.flatnonzero(new & (lengths > 0))                   # each impression's slate, once
-        shown_event = np.repeat(first, lengths[first])
-        shown = slates.take(first).values
+        shown_event = np.repeat(first, self.impressions.lengths[first])
+        shown = self.impressions.take(first).values
         skipped = shown[~np.isin(impression[shown_event] * n_items + shown, chosen)]
         return np.bincount(skipped, minlength=n_items)[:n_items]
 

@@ -141,9 +141,10 @@ class UserPersonalization(NextItemRecipe):
     def on_fit_start(self) -> None:
         super().on_fit_start()
         dm = getattr(self.trainer, "datamodule", None)
-        slates = getattr(getattr(getattr(dm, "split", None), "train", None), "impressions", None)
-        if self.hparams.exposure_prior and slates is not None and len(slates.values):
-            shown = torch.from_numpy(np.bincount(slates.values, minlength=self.n_items)[:self.n_items]).float()
+        train = getattr(getattr(dm, "split", None), "train", None)
+        if self.hparams.exposure_prior and getattr(train, "impressions", None) is not None \
+                and len(train.impressions.values):
+            shown = torch.from_numpy(train.times_shown(self.n_items)).float()   # impressions, not rows
             log_shown = torch.log(shown + 1.0)          # centred below, the same as the log of the share
             self.item_log_exposure.copy_(log_shown - log_shown[1:].mean())
 
