@@ -70,8 +70,9 @@ What each hyperparameter does (Personalize's names where Personalize has them):
   click-through rate: items shown often and seldom chosen get a low preference. Data without impressions
   get 0 everywhere: nothing changes. Measured against the same model without it (leave-one-out,
   12 epochs, paired by seed; bench/impressions.py, bench/RESULTS.md tenth session): the MIND sample test
-  NDCG@10 +19% (5 seeds, ahead on 4); demo data with clicks chosen from their slates and sparse users
-  +1.0% (5 of 5 seeds); dense demo users no change.
+  NDCG@10 +26% (ahead on 5 of 5 seeds); demo data with clicks chosen from their slates and sparse users
+  +0.9% (5 of 5 seeds); dense demo users no measurable change. Impressions are counted once however many
+  rows repeat their slate (UserSequences.times_shown).
 Users with no history get the most popular items (counted during the first training epoch).
 """
 
