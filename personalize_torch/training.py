@@ -110,7 +110,7 @@ def apply_solution_config(cfg: DictConfig) -> None:
             cfg.recipe[name] = value
         accepted = inspect.signature(hydra.utils.get_class(cfg.recipe._target_).__init__).parameters
         for name, value in sc["featurization"].items():   # the percentiles, for the recipes that have them
-            if name in accepted and name not in sc["hyperparameters"]:
+            if name in accepted:   # read_solution_config refused values contradicting algorithmHyperParameters
                 cfg.recipe[name] = value
 
 

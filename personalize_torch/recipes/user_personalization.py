@@ -78,7 +78,6 @@ Users with no history get the most popular items (counted during the first train
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -143,8 +142,7 @@ class UserPersonalization(NextItemRecipe):
         super().on_fit_start()
         dm = getattr(self.trainer, "datamodule", None)
         train = getattr(getattr(dm, "split", None), "train", None)
-        if self.hparams.exposure_prior and getattr(train, "impressions", None) is not None \
-                and len(train.impressions.values):
+        if self.hparams.exposure_prior and train is not None:   # no impressions: all 0, the prior stays 0
             shown = torch.from_numpy(train.times_shown(self.n_items)).float()   # impressions, not rows
             log_shown = torch.log(shown + 1.0)          # centred below, the same as the log of the share
             self.item_log_exposure.copy_(log_shown - log_shown[1:].mean())
