@@ -24,22 +24,16 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-from omegaconf import open_dict
-
-from personalize_torch.training import train
+from personalize_torch.training import compose_config, train
 
 REPO = Path(__file__).resolve().parents[1]
 BASELINE = "popularity_count"
 
 
 def run(data: str, recipe: str, overrides: list[str], workdir: Path) -> dict:
-    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[f"data={data}", f"recipe={recipe}", "logger=none", *overrides])
-    with open_dict(cfg):
-        cfg.data.path = str((REPO / cfg.data.path).resolve()) if cfg.data.path else None
-        cfg.output_dir = str(workdir / f"{data}-{recipe}")
-        cfg.trainer.enable_progress_bar = False
+    cfg = compose_config([f"data={data}", f"recipe={recipe}", "logger=none", *overrides,
+                          "trainer.enable_progress_bar=false"], output_dir=workdir / f"{data}-{recipe}")
+    cfg.data.path = str((REPO / cfg.data.path).resolve()) if cfg.data.path else None
     return train(cfg)
 
 

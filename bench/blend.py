@@ -12,28 +12,20 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-from omegaconf import open_dict
+from personalize_torch.solution_version import load_solution_version
+from personalize_torch.training import compose_config, train
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from personalize_torch.solution_version import load_solution_version  # noqa: E402
-from personalize_torch.training import train  # noqa: E402
 
 
 def run(data: str, overrides: list[str], out: Path) -> dict:
-    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[f"data={data}", "logger=none", *overrides])
-    with open_dict(cfg):
-        cfg.data.path = str((REPO / cfg.data.path).resolve()) if cfg.data.path else None
-        cfg.output_dir = str(out)
-        cfg.trainer.enable_progress_bar = False
+    cfg = compose_config([f"data={data}", "logger=none", *overrides, "trainer.enable_progress_bar=false"],
+                         output_dir=out)
+    cfg.data.path = str((REPO / cfg.data.path).resolve()) if cfg.data.path else None
     start = time.perf_counter()
     result = train(cfg)
     result["seconds"] = time.perf_counter() - start

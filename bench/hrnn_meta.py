@@ -28,6 +28,7 @@ oracle, it reads the test period) and random order (expected recall@10 = 10 / n_
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import tempfile
 import time
@@ -37,52 +38,49 @@ import numpy as np
 import pandas as pd
 import pytorch_lightning as pl
 import torch
+from omegaconf import DictConfig
 
+from personalize_torch import training
 from personalize_torch.data import constants as C
 from personalize_torch.data.batching import SequenceBatch
 from personalize_torch.data.cold_items import DAY, hold_out_newest_items
-from personalize_torch.data.datamodule import InteractionsDataModule
-from personalize_torch.data.dataset_group import DatasetGroup
-from personalize_torch.data.sources import demo_dataset_group, load_dataset_group
-from personalize_torch.data.synthetic import generate_demo_data
+from personalize_torch.data.prepared import PreparedData
+from personalize_torch.data.synthetic import generate_demo_data, write_demo_data
 from personalize_torch.metrics.ranking import mask_scores
-from personalize_torch.recipes.hrnn import HRNN
-from personalize_torch.recipes.hrnn_coldstart import HRNNColdstart
+from personalize_torch.models.context_embeddings import ContextEmbeddings
 from personalize_torch.recipes.hrnn_meta import HRNNMeta
-from personalize_torch.recipes.popularity_count import PopularityCount
-from personalize_torch.training import make_recipe
 
 REPO = Path(__file__).resolve().parents[1]
+# `meta --data` names: the config overrides that select each data set (as `python train.py` takes them)
+DATA = {"demo": [],
+        "demo_sparse": ["data.demo.n_users=2000", "data.demo.n_items=400", "+data.demo.events_per_user=[4,12]",
+                        "data.demo.seed=0"],
+        "ml100k": ["data=ml100k"]}
 
 
-def demo_group(**kwargs) -> DatasetGroup:
-    """The demo data as a dataset group, with generator options `demo_dataset_group` does not pass on."""
-    group = demo_dataset_group(n_users=10, n_items=20)                  # for its parsed schemas
-    demo = generate_demo_data(**kwargs)
-    return DatasetGroup(demo.interactions, demo.items, demo.users, group.schemas, name="demo")
+def config(data: list[str], recipe: str, seed: int, batch_size: int, hp: dict | None = None) -> DictConfig:
+    """The training config of one run: `data` overrides, the recipe with hyperparameters `hp`, leave-one-out."""
+    cfg = training.compose_config([*data, f"recipe={recipe}", "logger=none", f"seed={seed}", "data.split=leave_one_out",
+                                   f"data.batch_size={batch_size}",
+                                   *(f"recipe.{k}={str(v).lower() if isinstance(v, bool) else v}"
+                                     for k, v in (hp or {}).items())])
+    cfg.data.path = str((REPO / cfg.data.path).resolve()) if cfg.data.path else None
+    return cfg
 
 
-def load(name: str) -> DatasetGroup:
-    if name == "demo":
-        return demo_dataset_group()
-    if name == "demo_sparse":
-        return demo_group(n_users=2000, n_items=400, events_per_user=(4, 12), seed=0)
-    if name == "ml100k":
-        return load_dataset_group(format="movielens", path=str(REPO.parent / "shared/data/movielens/ml-100k"))
-    raise SystemExit(f"unknown data {name!r}")
-
-
-def fit(recipe_cls, dm: InteractionsDataModule, epochs: int, seed: int = 42, ablate=None, **hp):
-    pl.seed_everything(seed, workers=True)
-    recipe = make_recipe(recipe_cls, dm, **hp)
+def fit(cfg: DictConfig, data: PreparedData, epochs: int, ablate=None):
+    """The recipe and loaders `train(cfg)` builds on `data`, trained for `epochs` on the CPU without validation."""
+    pl.seed_everything(cfg.seed, workers=True)
+    recipe = training.build_recipe(cfg.recipe, data)
     if ablate is not None:
         ablate(recipe)
-    dm.configure_for(recipe)
+    recipe.count_statistics(data.split)
+    dm = training.data_module(cfg.data, data, recipe, seed=cfg.seed)
     trainer = pl.Trainer(max_epochs=1 if recipe.count_based else epochs, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
                          limit_val_batches=0, num_sanity_val_steps=0, default_root_dir=tempfile.mkdtemp())
     trainer.fit(recipe, datamodule=dm)
-    return recipe, trainer
+    return recipe, trainer, dm
 
 
 def _no_numeric(recipe: HRNNMeta) -> None:
@@ -90,7 +88,9 @@ def _no_numeric(recipe: HRNNMeta) -> None:
 
 
 def _no_context(recipe: HRNNMeta) -> None:
-    recipe.context_embeddings, recipe.next_context_embeddings = torch.nn.ModuleList(), torch.nn.ModuleList()
+    dim = recipe.hparams.hidden_dimension   # no tables: the context embeddings give None
+    recipe.context_embeddings = ContextEmbeddings(None, dim)
+    recipe.next_context_embeddings = ContextEmbeddings(None, dim)
 
 
 # `--ablations`: HRNN-Meta with one kind of input left out (hyperparameters where the recipe has them).
@@ -108,23 +108,26 @@ def meta(args) -> None:
     hp = dict(hidden_dimension=args.dim, loss="full", dropout=args.dropout, embedding_dropout=args.dropout,
               learning_rate=args.lr)
     for name in args.data:
-        dm = InteractionsDataModule(load(name), split="leave_one_out", batch_size=args.batch_size)
-        dm.setup()
-        runs = [("popularity_count", PopularityCount, None, None), ("hrnn", HRNN, hp, None),
-                ("hrnn_meta", HRNNMeta, hp, None)]
+        if name not in DATA:
+            raise SystemExit(f"unknown data {name!r}")
+        # the split is leave-one-out (no seed in it): one prepared data set for every recipe and seed
+        data = training.prepare_data(config(DATA[name], "popularity_count", args.seeds[0], args.batch_size))
+        runs = [("popularity_count", "popularity_count", None, None), ("hrnn", "hrnn", hp, None),
+                ("hrnn_meta", "hrnn_meta", hp, None)]
         if args.ablations:
-            runs += [(label, HRNNMeta, {**hp, **change}, ablate) for label, (change, ablate) in ABLATIONS.items()]
-        for label, cls, extra, ablate in runs:
+            runs += [(label, "hrnn_meta", {**hp, **change}, ablate) for label, (change, ablate) in ABLATIONS.items()]
+        for label, recipe_name, extra, ablate in runs:
             start = time.perf_counter()
-            seeds = args.seeds[:1] if cls is PopularityCount else args.seeds   # counts: no randomness
+            seeds = args.seeds[:1] if recipe_name == "popularity_count" else args.seeds   # counts: no randomness
             results = []
             for seed in seeds:
-                recipe, trainer = fit(cls, dm, args.epochs, seed=seed, ablate=ablate, **(extra or {}))
+                cfg = config(DATA[name], recipe_name, seed, args.batch_size, extra)
+                recipe, trainer, dm = fit(cfg, data, args.epochs, ablate=ablate)
                 results.append(trainer.test(recipe, datamodule=dm, verbose=False)[0])
             hr, ndcg = (np.mean([m[f"test/{k}_at_10"] for m in results]) for k in ("hit_rate", "ndcg"))
             per_seed = " / ".join(f"{m['test/ndcg_at_10']:.4f}" for m in results)
-            rows.append(f"| {name} | {label} | {hr:.4f} | {ndcg:.4f} | {per_seed} | {len(dm.user_vocab)} | "
-                        f"{len(dm.item_vocab)} | {(time.perf_counter() - start) / len(seeds):.0f} |")
+            rows.append(f"| {name} | {label} | {hr:.4f} | {ndcg:.4f} | {per_seed} | {len(data.user_vocab)} | "
+                        f"{len(data.item_vocab)} | {(time.perf_counter() - start) / len(seeds):.0f} |")
             print(rows[-1], flush=True)
     print("\n".join(rows))
 
@@ -137,33 +140,38 @@ def recall_at(scores: torch.Tensor, targets: list[np.ndarray], k: int) -> float:
 
 def coldstart(args) -> None:
     demo = generate_demo_data(seed=args.seed)
-    group = demo_dataset_group(n_users=10, n_items=20)
     train_events, held_out, newest = hold_out_newest_items(demo.interactions, demo.items, args.n_cold)
-    train_group = DatasetGroup(train_events, demo.items, demo.users, group.schemas, name="demo-cold")
-    dm = InteractionsDataModule(train_group, split="leave_one_out", batch_size=args.batch_size)
-    dm.setup()
-    created = dm.item_creation_timestamps
-    window = (np.nanmax(created) - created[dm.item_vocab.to_idx(newest)].min()) / DAY
+    with tempfile.TemporaryDirectory() as tmp:
+        # the training events as Personalize CSVs (with the demo schemas), read as `python train.py
+        # data.interactions=...` would read them
+        files = write_demo_data(dataclasses.replace(demo, interactions=train_events), tmp)
+        cfg = config([f"data.{key}={files[key]}" for key in ("interactions", "items", "users", "interactions_schema",
+                                                              "items_schema", "users_schema")],
+                     "hrnn_coldstart", 42, args.batch_size,
+                     dict(hidden_dimension=args.dim, loss="full", dropout=args.dropout, embedding_dropout=args.dropout,
+                          learning_rate=args.lr))
+        data = training.prepare_data(cfg)
+    created = data.item_creation_timestamps
+    window = (np.nanmax(created) - created[data.item_vocab.to_idx(newest)].min()) / DAY
+    cfg.recipe.cold_start_max_duration = float(window) + 1e-6   # the cold window: exactly the held-out items
     start = time.perf_counter()
-    recipe, _ = fit(HRNNColdstart, dm, args.epochs, hidden_dimension=args.dim, loss="full", dropout=args.dropout,
-                    embedding_dropout=args.dropout, learning_rate=args.lr,
-                    cold_start_max_duration=float(window) + 1e-6)
+    recipe, _, _ = fit(cfg, data, args.epochs)
     seconds = time.perf_counter() - start
     cold = recipe.cold_items()
-    assert set(dm.item_vocab.to_id(cold.nonzero()[:, 0].numpy())) == set(newest)
+    assert set(data.item_vocab.to_id(cold.nonzero()[:, 0].numpy())) == set(newest)
 
     # Test cases: each user who chose new items after the cut. Input: all the user's events before the
     # first such choice (training events and later ones, as a served model reads recent events); targets:
     # the distinct new items the user chose from then on.
     events = pd.concat([train_events, held_out], ignore_index=True).sort_values([C.USER_ID, C.TIMESTAMP], kind="stable")
-    events = events.assign(ITEM_IDX=dm.item_vocab.to_idx(events[C.ITEM_ID].to_numpy(dtype=object)))
+    events = events.assign(ITEM_IDX=data.item_vocab.to_idx(events[C.ITEM_ID].to_numpy(dtype=object)))
     first = events[events[C.ITEM_ID].isin(set(newest))].groupby(C.USER_ID)[C.TIMESTAMP].min()
     events = events[events[C.USER_ID].isin(first.index)].reset_index(drop=True)
     is_new = events[C.ITEM_ID].isin(set(newest))
     t0 = events[C.USER_ID].map(first)
     targets = [np.unique(g) for _, g in events[is_new & (events[C.TIMESTAMP] >= t0)].groupby(C.USER_ID)["ITEM_IDX"]]
     history = events[events[C.TIMESTAMP] < t0].groupby(C.USER_ID)
-    device = dm.context_vocabs["DEVICE"]
+    device = data.context_vocabs["DEVICE"]
     users = first.index.to_numpy(dtype=object)
     T = recipe.input_length
     items = torch.zeros(len(users), T, dtype=torch.long)
@@ -177,18 +185,18 @@ def coldstart(args) -> None:
         items[b, T - n:] = torch.from_numpy(h["ITEM_IDX"].to_numpy())
         times[b, T - n:] = torch.from_numpy(h[C.TIMESTAMP].to_numpy())
         context[b, T - n:, 0] = torch.from_numpy(device.to_idx(h["DEVICE"].astype(str).to_numpy(dtype=object)))
-    inputs = SequenceBatch(torch.from_numpy(dm.user_vocab.to_idx(users)), items, times, context=context)
+    inputs = SequenceBatch(torch.from_numpy(data.user_vocab.to_idx(users)), items, times, context=context)
     recipe.eval()
     with torch.no_grad():
         scores = mask_scores(recipe.score(inputs), items)
-    counts = np.bincount(np.concatenate(targets), minlength=dm.n_items).astype(float)
+    counts = np.bincount(np.concatenate(targets), minlength=data.n_items).astype(float)
     popular = torch.full_like(scores, float("-inf"))
     popular[:, cold] = torch.from_numpy(counts)[cold].float() - torch.arange(int(cold.sum())) * 1e-6
     k = 10
     result = {"hrnn_coldstart": recall_at(scores, targets, k), "most popular cold item (oracle)":
               recall_at(popular, targets, k), "random cold items (expected)": k / int(cold.sum())}
     print(f"{args.n_cold} newest items held out; {len(targets)} users chose {sum(map(len, targets))} distinct "
-          f"(user, new item) pairs; {len(dm.sequences.item_idx)} training events; {seconds:.0f} s to train")
+          f"(user, new item) pairs; {len(data.sequences.item_idx)} training events; {seconds:.0f} s to train")
     print(f"| ranking of the {int(cold.sum())} cold items | recall@{k} |\n|---|---|")
     for name, value in result.items():
         print(f"| {name} | {value:.4f} |")

@@ -25,10 +25,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-from omegaconf import open_dict
-
-from personalize_torch.training import train
+from personalize_torch.training import compose_config, train
 
 REPO = Path(__file__).resolve().parents[1]
 PRESETS = {"demo": [], "demo_choice": ["data.demo.slate_choice=true"], "mind": ["data=mind"]}
@@ -45,15 +42,11 @@ def arm_overrides(arm: str) -> list[str]:
 
 
 def run(data: str, arm: str, seed: int, overrides: list[str], workdir: Path) -> dict:
-    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[
-            *PRESETS[data], "recipe=user_personalization", "logger=none", f"seed={seed}",
-            "data.split=leave_one_out", *arm_overrides(arm), *overrides])
-    with open_dict(cfg):
-        if cfg.data.path:
-            cfg.data.path = str((REPO / cfg.data.path).resolve())
-        cfg.output_dir = str(workdir / f"{data}-{arm}-{seed}")
-        cfg.trainer.enable_progress_bar = False
+    cfg = compose_config([*PRESETS[data], "recipe=user_personalization", "logger=none", f"seed={seed}",
+                          "data.split=leave_one_out", *arm_overrides(arm), *overrides,
+                          "trainer.enable_progress_bar=false"], output_dir=workdir / f"{data}-{arm}-{seed}")
+    if cfg.data.path:
+        cfg.data.path = str((REPO / cfg.data.path).resolve())
     result = train(cfg)
     return {"val": result["metrics"]["val"]["ndcg_at_10"], "test": result["metrics"]["test"]["ndcg_at_10"],
             "hr": result["metrics"]["test"]["hit_rate_at_10"], "seconds": result["seconds"]["fit"]}

@@ -25,41 +25,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from hydra import compose, initialize_config_dir
-from omegaconf import open_dict
 
-from personalize_torch.data.datamodule import InteractionsDataModule
-from personalize_torch.data.sources import load_dataset_group
 from personalize_torch.serving.predictor import Predictor
-from personalize_torch.training import train
+from personalize_torch.training import compose_config, prepare_data, train
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def train_config(data: str, epochs: int, overrides: list[str], out: Path):
-    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[f"data={data}", "recipe=personalized_ranking", "logger=none",
-                                                      "data.split=leave_one_out", f"trainer.max_epochs={epochs}",
-                                                      *overrides])
-    with open_dict(cfg):
-        cfg.data.path = str((REPO / cfg.data.path).resolve()) if cfg.data.path else None
-        cfg.output_dir = str(out)
-        cfg.trainer.enable_progress_bar = False
+    cfg = compose_config([f"data={data}", "recipe=personalized_ranking", "logger=none", "data.split=leave_one_out",
+                          f"trainer.max_epochs={epochs}", *overrides, "trainer.enable_progress_bar=false"],
+                         output_dir=out)
+    cfg.data.path = str((REPO / cfg.data.path).resolve()) if cfg.data.path else None
     return cfg
-
-
-def same_split(cfg) -> InteractionsDataModule:
-    """The data module `train` built (same data, split and seed), for the test inputs and targets."""
-    d = cfg.data
-    group = load_dataset_group(format=d.format, interactions=d.interactions, items=d["items"], users=d.users,
-                               interactions_schema=d.interactions_schema, items_schema=d.items_schema,
-                               users_schema=d.users_schema, path=d.path,
-                               demo=dict(d.demo) if d.demo is not None else None)
-    dm = InteractionsDataModule(group, split=d.split, event_type=d.event_type,
-                                event_value_threshold=d.event_value_threshold, seed=cfg.seed,
-                                check_minimum=d.check_minimum)
-    dm.setup()
-    return dm
 
 
 def candidate_lists(targets: np.ndarray, popularity: np.ndarray, n_popular: int, n_random: int,
@@ -101,15 +79,16 @@ def main() -> None:
         result = train(cfg)
         seconds = time.perf_counter() - start
         predictor = Predictor.from_dir(result["solution"])
-        dm = same_split(cfg)
-        if list(dm.item_vocab.ids) != list(predictor.solution.item_vocab.ids):
-            raise RuntimeError("the rebuilt split's item vocabulary differs from the solution's")
-        test = dm.split.test
+        data = prepare_data(cfg)   # what `train` prepared (same data, event selection, split and seed)
+        if (data.fingerprint != result["data"]["fingerprint"]
+                or list(data.item_vocab.ids) != list(predictor.solution.item_vocab.ids)):
+            raise RuntimeError("the rebuilt split's data or item vocabulary differs from the solution's")
+        test = data.split.test
         # Rank from the histories before the test targets (the stored histories include them).
         predictor = Predictor(dataclasses.replace(predictor.solution, histories=test.history))
         targets = np.array([test.targets_of(r)[0] for r in range(len(test))], dtype=np.int64)
-        users = dm.user_vocab.to_id(test.history.user_idx)
-        popularity = np.bincount(dm.split.train.item_idx, minlength=dm.n_items).astype(float)
+        users = data.user_vocab.to_id(test.history.user_idx)
+        popularity = np.bincount(data.split.train.item_idx, minlength=data.n_items).astype(float)
         lists = candidate_lists(targets, popularity, args.popular, args.random, np.random.default_rng(args.seed))
         vocab = predictor.solution.item_vocab
         ranked = predictor.rank(list(users), [list(vocab.to_id(row)) for row in lists])

@@ -15,13 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from hydra import compose, initialize_config_dir
-from omegaconf import open_dict
 
-from personalize_torch.data.datamodule import InteractionsDataModule
-from personalize_torch.data.sources import load_dataset_group
+from personalize_torch import training
 from personalize_torch.metrics.ranking import mask_scores
-from personalize_torch.training import build_recipe
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -33,27 +29,20 @@ def main() -> None:
     p.add_argument("--eval-batches", type=int, default=20)
     p.add_argument("--override", nargs="*", default=[])
     args = p.parse_args()
-    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[f"data={args.data}", "recipe=user_personalization",
-                                                      "logger=none",
-                                                      # no trainer here to plan a schedule by: per-step times only
-                                                      "recipe.lr_schedule=constant", *args.override])
-    with open_dict(cfg):
-        cfg.data.path = str((REPO / cfg.data.path).resolve()) if cfg.data.path else None
+    cfg = training.compose_config([f"data={args.data}", "recipe=user_personalization", "logger=none",
+                                   # no trainer here to plan a schedule by: per-step times only
+                                   "recipe.lr_schedule=constant", *args.override])
+    cfg.data.path = str((REPO / cfg.data.path).resolve()) if cfg.data.path else None
     torch.manual_seed(0)
-    d = cfg.data
     t = time.perf_counter()
-    group = load_dataset_group(format=d.format, interactions=d.interactions, items=d["items"], users=d.users,
-                               interactions_schema=d.interactions_schema, items_schema=d.items_schema,
-                               users_schema=d.users_schema, path=d.path, demo=None)
-    dm = InteractionsDataModule(group, split=d.split or "personalize", batch_size=d.batch_size,
-                                eval_batch_size=d.eval_batch_size, seed=cfg.seed)
-    dm.setup()
-    recipe = build_recipe(cfg.recipe, dm)
-    dm.configure_for(recipe)
+    # the data, recipe and loaders train(cfg) builds
+    data = training.prepare_data(cfg)
+    recipe = training.build_recipe(cfg.recipe, data)
+    recipe.count_statistics(data.split)
+    dm = training.data_module(cfg.data, data, recipe, seed=cfg.seed)
     print(f"load+split {time.perf_counter() - t:.1f}s  threads {torch.get_num_threads()}")
-    lengths = dm.split.train.lengths
-    print(f"users {len(lengths)} items {dm.n_items} train events {lengths.sum()}  history length "
+    lengths = data.split.train.lengths
+    print(f"users {len(lengths)} items {data.n_items} train events {lengths.sum()}  history length "
           f"median {np.median(lengths):.0f} p90 {np.quantile(lengths, 0.9):.0f} max {lengths.max()}")
     loader = dm.train_dataloader()
     print(f"training windows {len(loader.dataset)}  steps/epoch {len(loader)}  batch {dm.batch_size} "
@@ -104,12 +93,12 @@ def main() -> None:
     predict = (inputs > 0) & (targets > 0)
     n = int(predict.sum())
     h = torch.randn(n, hp.hidden_dimension, requires_grad=True)
-    tab = torch.randn(dm.n_items, hp.hidden_dimension, requires_grad=True)
+    tab = torch.randn(data.n_items, hp.hidden_dimension, requires_grad=True)
     from personalize_torch.losses import full_softmax_loss
     t = time.perf_counter()
     for _ in range(5):
         full_softmax_loss(h, targets[predict], tab).backward()
-    print(f"full softmax alone fwd+bwd, N={n} x {dm.n_items} items x {hp.hidden_dimension}: "
+    print(f"full softmax alone fwd+bwd, N={n} x {data.n_items} items x {hp.hidden_dimension}: "
           f"{1000 * (time.perf_counter() - t) / 5:.1f}ms")
 
     # evaluation

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import sys
 import time
 from pathlib import Path
 
@@ -33,26 +32,20 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def export(data: str, out: str) -> None:
-    sys.path.insert(0, str(REPO))
-    from hydra import compose, initialize_config_dir
+    from personalize_torch.training import compose_config, prepare_data  # this project's venv only
 
-    from personalize_torch.data.datamodule import InteractionsDataModule
-    from personalize_torch.training import load_data
-
-    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[f"data={data}", "recipe=popularity_count"])
+    cfg = compose_config([f"data={data}", "recipe=popularity_count"])
     cfg.data.path = str((REPO / cfg.data.path).resolve()) if cfg.data.path else None
-    dm = InteractionsDataModule(load_data(cfg.data), split=cfg.data.split, seed=cfg.seed)
-    dm.setup()
+    prepared = prepare_data(cfg)   # the data, event selection and split train(cfg) uses
 
     def events(seqs, prefix: str) -> dict:
         users = np.repeat(seqs.user_idx, seqs.lengths)
         position = np.arange(len(seqs.item_idx)) - np.repeat(seqs.offsets[:-1], seqs.lengths)
         return {f"{prefix}_user": users, f"{prefix}_item": seqs.item_idx, f"{prefix}_position": position}
 
-    arrays = {"n_items": np.array(dm.n_items), **events(dm.split.train, "train")}
+    arrays = {"n_items": np.array(prepared.n_items), **events(prepared.split.train, "train")}
     for stage in ("val", "test"):
-        eval_set = getattr(dm.split, stage)
+        eval_set = getattr(prepared.split, stage)
         arrays.update(events(eval_set.history, f"{stage}_history"))
         arrays[f"{stage}_target_user"] = np.repeat(eval_set.history.user_idx, np.diff(eval_set.target_offsets))
         arrays[f"{stage}_target_item"] = eval_set.target_items

@@ -27,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
+from personalize_torch.serving.workers import wait_until_serving
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-from personalize_torch.serving.workers import wait_until_serving  # noqa: E402
 ARN = "arn:aws:personalize:us-east-1:123456789012:campaign/default"
 
 
@@ -40,18 +40,11 @@ def free_port() -> int:
 
 
 def train_solution(data: str, recipe: str, epochs: int, out: Path) -> str:
-    from hydra import compose, initialize_config_dir
-    from omegaconf import open_dict
+    from personalize_torch.training import compose_config, train
 
-    from personalize_torch.training import train
-
-    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[f"data={data}", f"recipe={recipe}", "logger=none",
-                                                      f"trainer.max_epochs={epochs}"])
-    with open_dict(cfg):
-        cfg.data.path = str((REPO / cfg.data.path).resolve()) if cfg.data.path else None
-        cfg.output_dir = str(out)
-        cfg.trainer.enable_progress_bar = False
+    cfg = compose_config([f"data={data}", f"recipe={recipe}", "logger=none", f"trainer.max_epochs={epochs}",
+                          "trainer.enable_progress_bar=false"], output_dir=out)
+    cfg.data.path = str((REPO / cfg.data.path).resolve()) if cfg.data.path else None
     return train(cfg)["solution"]
 
 

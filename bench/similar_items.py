@@ -14,20 +14,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from hydra import compose, initialize_config_dir
-from omegaconf import open_dict
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from personalize_torch.serving.predictor import Predictor  # noqa: E402
-from personalize_torch.training import train  # noqa: E402
+from personalize_torch.serving.predictor import Predictor
+from personalize_torch.training import compose_config, train
 
 
 def genre_sets(solution) -> dict[str, set[str]]:
@@ -61,13 +55,10 @@ def main() -> None:
             "|---|---|---|---|---|---|---|"]
     with tempfile.TemporaryDirectory() as tmp:
         for recipe in ("similar_items", "sims"):
-            with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
-                cfg = compose(config_name="train", overrides=[
-                    f"recipe={recipe}", "logger=none", "data.split=leave_one_out", f"trainer.max_epochs={args.epochs}",
-                    f"data.demo.n_users={args.users}", f"data.demo.n_items={args.items}"])
-            with open_dict(cfg):
-                cfg.output_dir = str(Path(tmp) / recipe)
-                cfg.trainer.enable_progress_bar = False
+            cfg = compose_config([f"recipe={recipe}", "logger=none", "data.split=leave_one_out",
+                                  f"trainer.max_epochs={args.epochs}", f"data.demo.n_users={args.users}",
+                                  f"data.demo.n_items={args.items}", "trainer.enable_progress_bar=false"],
+                                 output_dir=Path(tmp) / recipe)
             start = time.perf_counter()
             result = train(cfg)
             seconds = time.perf_counter() - start

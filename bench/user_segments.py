@@ -13,52 +13,38 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
-from hydra import compose, initialize_config_dir
-from omegaconf import open_dict
+
+from personalize_torch.data.batching import EvalCollate
+from personalize_torch.metrics.ranking import mask_scores
+from personalize_torch.metrics.user_segments import UserSegmentMetrics
+from personalize_torch.training import compose_config, prepare_data, train
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from personalize_torch.data.batching import EvalCollate  # noqa: E402
-from personalize_torch.data.datamodule import InteractionsDataModule  # noqa: E402
-from personalize_torch.data.sources import load_dataset_group  # noqa: E402
-from personalize_torch.metrics.ranking import mask_scores  # noqa: E402
-from personalize_torch.metrics.user_segments import UserSegmentMetrics  # noqa: E402
-from personalize_torch.training import train  # noqa: E402
 
 
 def config(data: str, overrides: list[str], out: Path):
-    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[f"data={data}", "recipe=item_affinity", "logger=none",
-                                                      "data.split=user_segmentation", *overrides])
-    with open_dict(cfg):
-        cfg.data.path = str((REPO / cfg.data.path).resolve()) if cfg.data.path else None
-        cfg.output_dir = str(out)
-        cfg.trainer.enable_progress_bar = False
+    cfg = compose_config([f"data={data}", "recipe=item_affinity", "logger=none", "data.split=user_segmentation",
+                          *overrides, "trainer.enable_progress_bar=false"], output_dir=out)
+    cfg.data.path = str((REPO / cfg.data.path).resolve()) if cfg.data.path else None
     return cfg
 
 
 def most_active_users(cfg) -> dict[str, float]:
-    """The same metric with every user scored by the number of their input events (for every item)."""
-    d = cfg.data
-    group = load_dataset_group(format=d.format, interactions=d.interactions, items=d["items"], users=d.users,
-                               path=d.path)
-    dm = InteractionsDataModule(group, split="user_segmentation", event_type=d.event_type,
-                                event_value_threshold=d.event_value_threshold, check_minimum=False)
-    dm.setup()
-    val = dm.split.val
-    metrics = UserSegmentMetrics(dm.n_items)
+    """The same metric with every user scored by the number of their input events (for every item), on
+    the data `train` prepared (same data, event selection and split)."""
+    data = prepare_data(cfg)
+    val = data.split.val
+    metrics = UserSegmentMetrics(data.n_items)
     metrics.reset(len(val))
     collate = EvalCollate(val, None)
     for start in range(0, len(val), 512):
         batch = collate(list(range(start, min(start + 512, len(val)))))
-        activity = (batch.inputs.items > 0).sum(1, keepdim=True).float().expand(-1, dm.n_items)
+        activity = (batch.inputs.items > 0).sum(1, keepdim=True).float().expand(-1, data.n_items)
         metrics.update(mask_scores(activity, batch.exclude), batch.inputs.user_idx, batch.targets)
     return metrics.compute()
 

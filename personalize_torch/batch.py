@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
             raise InputError("expected a JSON object of strings", column="--filter-values")
     predictor = Predictor.from_dir(args.solution, device=args.device)
     segment_job = args.job_type == "segment" or (
-        args.job_type == "auto" and getattr(predictor.recipe, "recipe_type", "") == "USER_SEGMENTATION")
+        args.job_type == "auto" and predictor.recipe.recipe_type == "USER_SEGMENTATION")
     limit = MAX_USERS_PER_SEGMENT if segment_job else MAX_RESULTS
     if not 1 <= args.num_results <= limit:
         raise InputError(f"must be between 1 and {limit}, got {args.num_results}", column="--num-results")

@@ -20,29 +20,15 @@ import numpy as np
 import pandas as pd
 import pytorch_lightning as pl
 import torch
-from torch import Tensor
 
 from personalize_torch.data import constants as C
+from personalize_torch.data.prepared import PreparedData
+from personalize_torch.recipes.base import Recipe
 
 log = logging.getLogger(__name__)
 
 TAG = "item_embeddings"
 INTERACTIONS_COLUMN = "interactions"
-
-
-def item_embeddings(recipe) -> Tensor | None:
-    """(n_items, D) the item vectors a recipe scores items with (row 0 padding); None if it has none."""
-    if getattr(recipe, "count_based", False):
-        return None
-    with torch.no_grad():
-        if hasattr(recipe, "item_table"):              # User-Personalization, Personalized-Ranking, Item-Affinity
-            return recipe.item_table()
-        if hasattr(recipe, "output_item_vectors"):     # HRNN, HRNN-Meta, HRNN-Coldstart
-            vectors = recipe.output_item_vectors(recipe.item_vectors())
-            return recipe.model.item_embedding.weight if vectors is None else vectors
-        if hasattr(recipe, "item_vectors"):            # Similar-Items
-            return recipe.item_vectors()
-    return None
 
 
 def most_popular(counts: np.ndarray, max_items: int) -> np.ndarray:
@@ -82,19 +68,24 @@ class EmbeddingProjector(pl.Callback):
 
     def __init__(self, max_items: int = 10_000, max_label_chars: int = 100, tag: str = TAG):
         self.max_items, self.max_label_chars, self.tag = int(max_items), int(max_label_chars), tag
+        self.data: PreparedData | None = None
 
-    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def label_items(self, data: PreparedData) -> None:
+        """The data whose items are shown: their ids, metadata and interaction counts (training calls it)."""
+        self.data = data
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: Recipe) -> None:
         writer = tensorboard_writer(trainer)
-        dm = getattr(trainer, "datamodule", None)
-        if writer is None or dm is None or self.max_items <= 0:
+        if writer is None or self.data is None or self.max_items <= 0:
             return
-        table = item_embeddings(pl_module)
+        table = pl_module.item_embeddings()
         if table is None:
             log.debug("%s has no item table: no embedding projector", type(pl_module).__name__)
             return
-        counts = dm.item_interaction_counts
+        data = self.data
+        counts = data.item_interaction_counts
         rows = most_popular(counts, self.max_items)
-        header, labels = item_labels(dm.group.items, dm.item_vocab.to_id(rows), counts[rows], self.max_label_chars)
+        header, labels = item_labels(data.group.items, data.item_vocab.to_id(rows), counts[rows], self.max_label_chars)
         mat = table.detach()[torch.from_numpy(rows).to(table.device)].float().cpu()
         writer.add_embedding(mat, metadata=labels, metadata_header=header, tag=self.tag,
                              global_step=trainer.global_step)

@@ -1,6 +1,7 @@
 """Saved models ("solution versions"): one directory, written atomically, read with weights_only=True.
 
-    solution.json          recipe, hyperparameters, data fingerprint, metrics, creation time
+    solution.json          recipe, hyperparameters, the data description's sizes, data fingerprint, metrics,
+                           creation time
     model.ckpt             the Lightning checkpoint (state dict + primitive hyperparameters)
     items.parquet          ITEM_ID of item index 1, 2, ... (index 0 is padding) and the Items metadata
     users.parquet          the Users metadata (when the dataset group has one)
@@ -33,7 +34,7 @@ import pyarrow.parquet as pq
 import torch
 
 from personalize_torch.data import constants as C
-from personalize_torch.data.datamodule import InteractionsDataModule
+from personalize_torch.data.prepared import PreparedData
 from personalize_torch.data.ragged import Ragged
 from personalize_torch.data.sequences import UserSequences
 from personalize_torch.data.vocab import Vocab
@@ -117,20 +118,20 @@ def _read_histories(path: Path, context_names: list[str]) -> tuple[Vocab, UserSe
     return Vocab(user_ids), seqs
 
 
-def _item_table(dm: InteractionsDataModule) -> pd.DataFrame:
+def _item_table(data: PreparedData) -> pd.DataFrame:
     """ITEM_ID in index order with the Items metadata (null for items the Items dataset lacks)."""
-    items = pd.DataFrame({C.ITEM_ID: np.asarray(dm.item_vocab.ids, dtype=str)})
-    if dm.group.items is not None:
-        meta = dm.group.items.drop_duplicates(C.ITEM_ID, keep="last").astype({C.ITEM_ID: str})
+    items = pd.DataFrame({C.ITEM_ID: np.asarray(data.item_vocab.ids, dtype=str)})
+    if data.group.items is not None:
+        meta = data.group.items.drop_duplicates(C.ITEM_ID, keep="last").astype({C.ITEM_ID: str})
         items = items.merge(meta, on=C.ITEM_ID, how="left")
     return items
 
 
-def _filter_interactions(dm: InteractionsDataModule) -> pd.DataFrame | None:
+def _filter_interactions(data: PreparedData) -> pd.DataFrame | None:
     """The interactions filters read (Personalize's filters see the whole Interactions dataset), when the
     event selection trained on fewer: each user's most recent events per event type, oldest first."""
-    inter = dm.group.interactions
-    if len(dm.interactions) == len(inter):
+    inter = data.group.interactions
+    if len(data.interactions) == len(inter):
         return None
     table = inter[[c for c in (C.USER_ID, C.ITEM_ID, C.TIMESTAMP, C.EVENT_TYPE) if c in inter.columns]]
     table = table.astype({C.USER_ID: str, C.ITEM_ID: str}).sort_values(C.TIMESTAMP, ascending=False, kind="stable")
@@ -139,16 +140,17 @@ def _filter_interactions(dm: InteractionsDataModule) -> pd.DataFrame | None:
     return recent.iloc[::-1].reset_index(drop=True)
 
 
-def save_solution_version(out_dir: str | Path, trainer, recipe: Recipe, dm: InteractionsDataModule, info: dict
+def save_solution_version(out_dir: str | Path, trainer, recipe: Recipe, data: PreparedData, info: dict
                           ) -> Path:
     """Write a solution version to `out_dir` (replacing a solution version already there): the recipe's
-    weights, the data module's vocabularies, every user's history and the item / user metadata."""
-    features = dm.item_features
+    weights, the data's vocabularies and description, every user's history and the item / user metadata.
+    `trainer.save_checkpoint` writes the checkpoint (with several processes, on rank 0 after a barrier)."""
     return write_solution_version(
-        out_dir, trainer.save_checkpoint, recipe, _item_table(dm), dm.group.users, dm.user_vocab, dm.sequences,
-        dm.context_vocabs, dm.event_type_vocab,
-        {"schemas": {name: schema.to_avro() for name, schema in dm.group.schemas.items()},
-         "item_features": features.describe(), **info}, filter_interactions=_filter_interactions(dm))
+        out_dir, trainer.save_checkpoint, recipe, _item_table(data), data.group.users, data.user_vocab,
+        data.sequences, data.context_vocabs, data.event_type_vocab,
+        {"schemas": {name: schema.to_avro() for name, schema in data.group.schemas.items()},
+         "item_features": data.item_features.describe(), "data_description": data.describe().sizes(), **info},
+        filter_interactions=_filter_interactions(data))
 
 
 def write_solution_version(out_dir: str | Path, write_checkpoint, recipe: Recipe, items: pd.DataFrame,
@@ -196,6 +198,11 @@ def write_solution_version(out_dir: str | Path, write_checkpoint, recipe: Recipe
     return out_dir
 
 
+def build_saved_recipe(name: str, hyperparameters: dict) -> Recipe:
+    """The recipe `name` rebuilt from saved hyperparameters (weights not loaded)."""
+    return RECIPES[name].from_saved(hyperparameters, build_saved_recipe)
+
+
 def load_solution_version(path: str | Path, map_location: str = "cpu") -> SolutionVersion:
     path = Path(path)
     info_path = path / SOLUTION_JSON
@@ -206,7 +213,7 @@ def load_solution_version(path: str | Path, map_location: str = "cpu") -> Soluti
     if recipe_cls is None:
         raise InputError(f"unknown recipe {info['recipe']!r}; known: {', '.join(RECIPES)}", file=str(info_path))
     checkpoint = torch.load(path / CHECKPOINT, map_location=map_location, weights_only=True)
-    recipe = recipe_cls(**checkpoint["hyper_parameters"])
+    recipe = recipe_cls.from_saved(checkpoint["hyper_parameters"], build_saved_recipe)
     recipe.load_state_dict(checkpoint["state_dict"])
     recipe.eval()
     items = pd.read_parquet(path / ITEMS_FILE)

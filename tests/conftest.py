@@ -6,12 +6,12 @@ import socket
 import threading
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
 # Test models are tiny: one intra-op thread is much faster than two that wait on each other (a small
 # GRU step: 0.26 s with 2 threads vs 0.013 s with 1 on a busy 2-core machine).
@@ -23,14 +23,10 @@ SMALL_DEMO = ["data.demo.n_users=300", "data.demo.n_items=120"]
 
 
 def compose_train_config(overrides: list[str], tmp_path: Path) -> DictConfig:
-    """The train.py config as Hydra composes it, with outputs under tmp_path and no Hydra run dir."""
-    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=overrides)
-    with open_dict(cfg):
-        cfg.output_dir = str(tmp_path / "solution")
-        if cfg.get("logger"):
-            cfg.logger.save_dir = str(tmp_path / "logs")
-        cfg.trainer.enable_progress_bar = False
+    """The train.py config as Hydra composes it, with outputs under tmp_path and no progress bar."""
+    from personalize_torch.training import compose_config
+
+    cfg = compose_config([*overrides, "trainer.enable_progress_bar=false"], output_dir=tmp_path / "solution")
     return cfg
 
 
@@ -43,27 +39,45 @@ def trained_solution(tmp_path_factory) -> dict:
     return train(compose_train_config(SMALL_DEMO, tmp))
 
 
-def tiny_user_personalization(tmp_path: Path, bptt: int, limit_train_batches: int):
-    """A Predictor over a User-Personalization solution version (hidden 16) briefly trained on small demo
-    data with a DEVICE context field (150 users, 60 items, seed 2), saved under tmp_path / "up"."""
+@dataclass
+class Fitted:
+    recipe: object            # the fitted Recipe
+    trainer: object           # its pl.Trainer
+    dm: object                # the InteractionsDataModule it was fitted with
+    data: object              # the PreparedData
+
+
+def fit_small(recipe_cls, data, max_epochs: int = 1, batch_size: int = 256, trainer_args: dict | None = None,
+              **hyperparameters) -> Fitted:
+    """`recipe_cls` built from `data` (a PreparedData) and fitted as training does (statistics counted, loaders
+    shaped by the recipe's needs) with a quiet CPU trainer: no logger, checkpoints or progress bar."""
     import pytorch_lightning as pl
 
     from personalize_torch.data.datamodule import InteractionsDataModule
+
+    recipe = recipe_cls.from_data(data.describe(), **hyperparameters)
+    recipe.count_statistics(data.split)
+    dm = InteractionsDataModule(data, recipe.loader_needs(), batch_size=batch_size)
+    args = {"logger": False, "enable_checkpointing": False, "enable_progress_bar": False,
+            "enable_model_summary": False, "accelerator": "cpu", **(trainer_args or {})}
+    trainer = pl.Trainer(max_epochs=1 if recipe.count_based else max_epochs, **args)
+    trainer.fit(recipe, datamodule=dm)
+    return Fitted(recipe, trainer, dm, data)
+
+
+def tiny_user_personalization(tmp_path: Path, bptt: int, limit_train_batches: int):
+    """A Predictor over a User-Personalization solution version (hidden 16) briefly trained on small demo
+    data with a DEVICE context field (150 users, 60 items, seed 2), saved under tmp_path / "up"."""
+    from personalize_torch.data.prepared import PreparedData
     from personalize_torch.data.sources import demo_dataset_group
     from personalize_torch.recipes.user_personalization import UserPersonalization
     from personalize_torch.serving.predictor import Predictor
     from personalize_torch.solution_version import load_solution_version, save_solution_version
-    from personalize_torch.training import make_recipe
 
-    dm = InteractionsDataModule(demo_dataset_group(n_users=150, n_items=60, seed=2), split="leave_one_out")
-    dm.setup()
-    recipe = make_recipe(UserPersonalization, dm, hidden_dimension=16, bptt=bptt)
-    dm.configure_for(recipe)
-    trainer = pl.Trainer(max_epochs=1, limit_train_batches=limit_train_batches, logger=False,
-                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                         limit_val_batches=0)
-    trainer.fit(recipe, datamodule=dm)
-    return Predictor(load_solution_version(save_solution_version(tmp_path / "up", trainer, recipe, dm, {})))
+    data = PreparedData(demo_dataset_group(n_users=150, n_items=60, seed=2), split="leave_one_out")
+    fit = fit_small(UserPersonalization, data, trainer_args={"limit_train_batches": limit_train_batches,
+                                                             "limit_val_batches": 0}, hidden_dimension=16, bptt=bptt)
+    return Predictor(load_solution_version(save_solution_version(tmp_path / "up", fit.trainer, fit.recipe, data, {})))
 
 
 def shared_data(*parts: str) -> Path:

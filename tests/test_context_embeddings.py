@@ -2,12 +2,12 @@
 
 import torch
 
-from personalize_torch.data.datamodule import InteractionsDataModule
+from personalize_torch.data.prepared import PreparedData
 from personalize_torch.data.sources import demo_dataset_group
 from personalize_torch.models.context_embeddings import ContextEmbeddings
 from personalize_torch.recipes.hrnn_meta import HRNNMeta
 from personalize_torch.recipes.user_personalization import UserPersonalization
-from personalize_torch.training import make_recipe
+from tests.conftest import fit_small
 
 
 def test_tables_sum_fields_and_index_zero_is_no_value():
@@ -22,10 +22,9 @@ def test_tables_sum_fields_and_index_zero_is_no_value():
 
 
 def test_recipes_start_context_vectors_at_the_scale_of_item_vectors():
-    dm = InteractionsDataModule(demo_dataset_group(n_users=120, n_items=50, seed=1), split="leave_one_out")
-    dm.setup()
+    data = PreparedData(demo_dataset_group(n_users=120, n_items=50, seed=1), split="leave_one_out")
     for cls in (UserPersonalization, HRNNMeta):
-        recipe = make_recipe(cls, dm)
+        recipe = cls.from_data(data.describe())
         assert len(recipe.context_embeddings) == len(recipe.next_context_embeddings) == 1       # DEVICE
         item_norm = recipe.model.item_embedding.weight[1:].norm(dim=1).mean()
         for tables in (recipe.context_embeddings, recipe.next_context_embeddings):
@@ -43,14 +42,11 @@ def test_user_personalization_learns_the_planted_device_price_effect(tmp_path):
     from personalize_torch.solution_version import load_solution_version, save_solution_version
 
     pl.seed_everything(0)
-    dm = InteractionsDataModule(demo_dataset_group(n_users=300, n_items=80, seed=3), split="leave_one_out")
-    dm.setup()
-    recipe = make_recipe(UserPersonalization, dm, hidden_dimension=16, bptt=10)
-    dm.configure_for(recipe)
-    trainer = pl.Trainer(max_epochs=6, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, limit_val_batches=0, accelerator="cpu")
-    trainer.fit(recipe, datamodule=dm)
-    predictor = Predictor(load_solution_version(save_solution_version(tmp_path / "up", trainer, recipe, dm, {})))
+    data = PreparedData(demo_dataset_group(n_users=300, n_items=80, seed=3), split="leave_one_out")
+    fit = fit_small(UserPersonalization, data, max_epochs=6, trainer_args={"limit_val_batches": 0},
+                    hidden_dimension=16, bptt=10)
+    predictor = Predictor(load_solution_version(save_solution_version(tmp_path / "up", fit.trainer, fit.recipe, data,
+                                                                      {})))
     price = np.log(predictor.solution.items.set_index("ITEM_ID")["PRICE"].astype(float))
     users = list(predictor.solution.user_vocab.ids[:200])
 

@@ -170,13 +170,13 @@ def test_minimum_applies_after_event_selection():
 
 
 def test_minimum_data_error_from_a_csv_names_the_file(tmp_path):
-    from personalize_torch.data.datamodule import InteractionsDataModule
     from personalize_torch.data.dataset_group import DatasetGroup
+    from personalize_torch.data.prepared import PreparedData
 
     path = tmp_path / "few.csv"
     path.write_text("USER_ID,ITEM_ID,TIMESTAMP\nu1,a,1\nu1,b,2\nu2,a,3\n")
-    dm = InteractionsDataModule(DatasetGroup.from_csv(path))
+    group = DatasetGroup.from_csv(path)
     with pytest.raises(InputError) as info:
-        dm.setup()
+        PreparedData(group)     # events are selected and checked when the data is prepared
     assert info.value.message.startswith("3 interactions after event selection")
     assert info.value.file == str(path)

@@ -8,10 +8,10 @@ import pytorch_lightning as pl
 
 from personalize_torch.data import constants as C
 from personalize_torch.data.dataset_group import DatasetGroup
-from personalize_torch.data.datamodule import InteractionsDataModule
+from personalize_torch.data.prepared import PreparedData
 from personalize_torch.errors import InputError
 from personalize_torch.recipes.user_personalization import UserPersonalization
-from personalize_torch.training import make_recipe
+from tests.conftest import fit_small
 
 
 def clicks_and_purchases(n_users: int = 400, seed: int = 0) -> DatasetGroup:
@@ -35,15 +35,10 @@ def clicks_and_purchases(n_users: int = 400, seed: int = 0) -> DatasetGroup:
 
 def test_ndcg(**hparams) -> float:
     pl.seed_everything(0)
-    dm = InteractionsDataModule(clicks_and_purchases(), split="leave_one_out", batch_size=32)
-    dm.setup()
-    recipe = make_recipe(UserPersonalization, dm, hidden_dimension=32, bptt=16, learning_rate=0.01,
-                         recency_mask=False, **hparams)
-    dm.configure_for(recipe)
-    trainer = pl.Trainer(max_epochs=6, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, accelerator="cpu", limit_val_batches=0)
-    trainer.fit(recipe, datamodule=dm)
-    return trainer.test(recipe, datamodule=dm, verbose=False)[0]["test/ndcg_at_10"]
+    data = PreparedData(clicks_and_purchases(), split="leave_one_out")
+    fit = fit_small(UserPersonalization, data, max_epochs=6, batch_size=32, trainer_args={"limit_val_batches": 0},
+                    hidden_dimension=32, bptt=16, learning_rate=0.01, recency_mask=False, **hparams)
+    return fit.trainer.test(fit.recipe, datamodule=fit.dm, verbose=False)[0]["test/ndcg_at_10"]
 
 
 test_ndcg.__test__ = False
@@ -58,14 +53,13 @@ def test_weighting_purchases_predicts_purchases():
 
 
 def test_event_type_weights_are_checked_against_the_data():
-    dm = InteractionsDataModule(clicks_and_purchases(100), split="leave_one_out")
-    dm.setup()
+    data = PreparedData(clicks_and_purchases(100), split="leave_one_out").describe()
     with pytest.raises(InputError, match="'view' is not in the training data; types: click, purchase"):
-        make_recipe(UserPersonalization, dm, event_type_weights={"view": 2.0})
+        UserPersonalization.from_data(data, event_type_weights={"view": 2.0})
     with pytest.raises(InputError, match="must be a number"):
-        make_recipe(UserPersonalization, dm, event_type_weights={"click": "lots"})
+        UserPersonalization.from_data(data, event_type_weights={"click": "lots"})
     with pytest.raises(InputError, match="nothing to learn"):
-        make_recipe(UserPersonalization, dm, event_type_weights={"click": 0, "purchase": 0})
+        UserPersonalization.from_data(data, event_type_weights={"click": 0, "purchase": 0})
     # Personalize sends hyperparameters as strings: a JSON object is accepted
-    recipe = make_recipe(UserPersonalization, dm, event_type_weights='{"click": "0.25"}')
+    recipe = UserPersonalization.from_data(data, event_type_weights='{"click": "0.25"}')
     assert recipe.event_type_weight.tolist() == [1.0, 0.25, 1.0]

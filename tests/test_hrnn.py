@@ -7,6 +7,7 @@ import torch
 
 from personalize_torch.data.batching import SequenceBatch
 from personalize_torch.data.datamodule import InteractionsDataModule
+from personalize_torch.data.prepared import PreparedData
 from personalize_torch.data.sources import demo_dataset_group
 from personalize_torch.errors import InputError
 from personalize_torch.metrics.ranking import mask_scores
@@ -14,6 +15,7 @@ from personalize_torch.metrics.ranking_metrics import RankingMetrics
 from personalize_torch.models.hrnn import HierarchicalGRU, one_cpu_thread, session_starts
 from personalize_torch.recipes.hrnn import HRNN
 from personalize_torch.recipes.popularity_count import PopularityCount
+from tests.conftest import fit_small
 
 
 def test_session_starts_cut_at_the_gap_and_ignore_padding():
@@ -106,7 +108,7 @@ def test_personalize_string_hyperparameters_and_ranges():
 
 
 def _ndcg(recipe, dm) -> float:
-    metric = RankingMetrics(dm.n_items)
+    metric = RankingMetrics(dm.data.n_items)
     recipe.eval()
     with torch.no_grad():
         for batch in dm.test_dataloader():
@@ -116,18 +118,14 @@ def _ndcg(recipe, dm) -> float:
 
 def test_hrnn_learns_the_planted_chains_and_beats_popularity(tmp_path):
     pl.seed_everything(0)
-    dm = InteractionsDataModule(demo_dataset_group(n_users=300, n_items=120, seed=1), split="leave_one_out",
-                                batch_size=32)
-    dm.setup()
-    pop = PopularityCount(dm.n_items)
-    for batch in dm.train_dataloader():
+    data = PreparedData(demo_dataset_group(n_users=300, n_items=120, seed=1), split="leave_one_out")
+    pop = PopularityCount(data.n_items)
+    for batch in InteractionsDataModule(data, pop.loader_needs(), batch_size=32).train_dataloader():
         pop.accumulate(batch)
-    hrnn = HRNN(n_items=dm.n_items, hidden_dimension=32, learning_rate=5e-3)
-    dm.configure_for(hrnn)
-    trainer = pl.Trainer(max_epochs=10, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, accelerator="cpu", limit_val_batches=0,
-                         default_root_dir=tmp_path)
-    trainer.fit(hrnn, datamodule=dm)
+    fit = fit_small(HRNN, data, max_epochs=10, batch_size=32,
+                    trainer_args={"limit_val_batches": 0, "default_root_dir": tmp_path},
+                    hidden_dimension=32, learning_rate=5e-3)
+    hrnn, dm = fit.recipe, fit.dm
     assert 0 < hrnn.new_session_rate < 0.5          # the demo data has sessions; most events continue one
     results = {"hrnn": _ndcg(hrnn, dm), "popularity": _ndcg(pop, dm)}
     assert results["hrnn"] > 1.5 * results["popularity"], results

@@ -8,12 +8,11 @@ import torch
 from personalize_torch.data import constants as C
 from personalize_torch.data.batching import SequenceBatch
 from personalize_torch.data.cold_items import DAY, cold_item_mask, cold_reference_time, hold_out_newest_items
-from personalize_torch.data.datamodule import InteractionsDataModule
 from personalize_torch.data.dataset_group import DatasetGroup
+from personalize_torch.data.prepared import PreparedData
 from personalize_torch.data.sources import demo_dataset_group
 from personalize_torch.errors import InputError
 from personalize_torch.recipes.hrnn_coldstart import HRNNColdstart
-from personalize_torch.training import make_recipe
 
 T = 1_700_000_000.0
 
@@ -45,44 +44,41 @@ def test_hold_out_newest_items_gives_them_no_training_events():
 
 
 @pytest.fixture(scope="module")
-def dm():
-    dm = InteractionsDataModule(demo_dataset_group(n_users=200, n_items=80, seed=3), split="leave_one_out")
-    dm.setup()
-    return dm
+def data():
+    return PreparedData(demo_dataset_group(n_users=200, n_items=80, seed=3), split="leave_one_out")
 
 
-def test_only_cold_items_are_scored(dm):
-    recipe = make_recipe(HRNNColdstart, dm, hidden_dimension=16).eval()
+def test_only_cold_items_are_scored(data):
+    recipe = HRNNColdstart.from_data(data.describe(), hidden_dimension=16).eval()
     cold = recipe.cold_items()
-    expected = cold_item_mask(dm.item_interaction_counts, dm.item_creation_timestamps, 15, 5.0,
-                              np.nanmax(dm.item_creation_timestamps))
+    expected = cold_item_mask(data.item_interaction_counts, data.item_creation_timestamps, 15, 5.0,
+                              np.nanmax(data.item_creation_timestamps))
     assert cold.numpy().tolist() == expected.tolist() and 0 < cold.sum() < 10
     batch = SequenceBatch(torch.tensor([1, 0]), torch.tensor([[3, 4], [0, 0]]), torch.tensor([[0, 60], [0, 0]]))
     with torch.no_grad():
         scores = recipe.score(batch)
     assert torch.isfinite(scores[:, cold]).all() and (scores[:, ~cold] == float("-inf")).all()
     # A wider window makes more items cold (and recommendable).
-    wider = make_recipe(HRNNColdstart, dm, hidden_dimension=16, cold_start_max_duration=30.0)
+    wider = HRNNColdstart.from_data(data.describe(), hidden_dimension=16, cold_start_max_duration=30.0)
     assert wider.cold_items().sum() > cold.sum() and (wider.cold_items() | ~cold).all()
 
 
-def test_errors_name_what_to_change(dm, caplog):
+def test_errors_name_what_to_change(data, caplog):
     with pytest.raises(InputError, match="cold_start_max_duration.*no cold items"):
-        make_recipe(HRNNColdstart, dm, cold_start_relative_from="currentTime")   # demo data is from 2023
+        HRNNColdstart.from_data(data.describe(), cold_start_relative_from="currentTime")   # demo data is from 2023
     with pytest.raises(InputError, match="cold_start_relative_from"):
         HRNNColdstart(n_items=10, item_value_slots=1, item_value_vocab_size=3, cold_start_relative_from="now")
     with pytest.raises(InputError, match="data.items.*categorical Items metadata"):
         HRNNColdstart(n_items=10)
-    no_items = DatasetGroup(dm.group.interactions, None, dm.group.users,
-                            {k: v for k, v in dm.group.schemas.items() if k != C.ITEMS}, name="no-items")
-    plain = InteractionsDataModule(no_items, split="leave_one_out")
-    plain.setup()
+    no_items = DatasetGroup(data.group.interactions, None, data.group.users,
+                            {k: v for k, v in data.group.schemas.items() if k != C.ITEMS}, name="no-items")
+    plain = PreparedData(no_items, split="leave_one_out")
     with pytest.raises(InputError, match="data.items"):
-        make_recipe(HRNNColdstart, plain)
-    recipe = HRNNColdstart(n_items=dm.n_items, item_value_slots=2, item_value_vocab_size=9)
+        HRNNColdstart.from_data(plain.describe())
+    recipe = HRNNColdstart(n_items=data.n_items, item_value_slots=2, item_value_vocab_size=9)
     with pytest.raises(InputError, match="CREATION_TIMESTAMP"):
-        recipe.set_item_activity(torch.zeros(dm.n_items), torch.full((dm.n_items,), float("nan")))
+        recipe.set_item_activity(torch.zeros(data.n_items), torch.full((data.n_items,), float("nan")))
     # Most of the catalogue cold: a warning that says which knob narrows it.
     with caplog.at_level("WARNING"):
-        make_recipe(HRNNColdstart, dm, cold_start_max_interactions=10_000, cold_start_max_duration=10_000.0)
+        HRNNColdstart.from_data(data.describe(), cold_start_max_interactions=10_000, cold_start_max_duration=10_000.0)
     assert "most of the catalogue" in caplog.text and "cold_start_max_duration" in caplog.text

@@ -1,4 +1,4 @@
-"""HRNN-Meta: Users metadata reaches the model (data module -> make_recipe -> recipe -> saved model), the
+"""HRNN-Meta: Users metadata reaches the model (prepared data -> from_data -> recipe -> saved model), the
 user-level state learns a planted metadata effect, context shapes the query, the demo data's planted item
 genres and device/price effect are learned (HRNN-Meta beats HRNN on short histories), and a model trained
 through train.py's path saves, loads, batch-scores and serves."""
@@ -14,9 +14,9 @@ import torch
 
 from personalize_torch.data import constants as C
 from personalize_torch.data.batching import SequenceBatch
-from personalize_torch.data.datamodule import InteractionsDataModule
 from personalize_torch.data.dataset_group import DatasetGroup
-from personalize_torch.data.item_features import build_user_features
+from personalize_torch.data.metadata_features import build_user_features
+from personalize_torch.data.prepared import PreparedData
 from personalize_torch.data.schema import Field, Schema
 from personalize_torch.data.sources import demo_dataset_group
 from personalize_torch.data.synthetic import generate_demo_data
@@ -25,8 +25,8 @@ from personalize_torch.recipes.hrnn import HRNN
 from personalize_torch.recipes.hrnn_meta import HRNNMeta
 from personalize_torch.serving.batch_inference import run_batch_inference
 from personalize_torch.serving.predictor import Predictor, RecentEvents, RequestOptions
-from personalize_torch.training import make_recipe, train
-from tests.conftest import SMALL_DEMO, compose_train_config
+from personalize_torch.training import train
+from tests.conftest import SMALL_DEMO, compose_train_config, fit_small
 
 
 def test_user_features_are_aligned_with_the_user_vocabulary():
@@ -45,20 +45,20 @@ def test_user_features_are_aligned_with_the_user_vocabulary():
     np.testing.assert_allclose(f.numeric[:, 0], [0.0, 1.0, -1.0, 0.0])
 
 
-def test_data_module_gives_the_recipe_its_user_metadata():
-    dm = InteractionsDataModule(demo_dataset_group(n_users=120, n_items=60, seed=2), split="leave_one_out")
-    dm.setup()
-    recipe = make_recipe(HRNNMeta, dm, hidden_dimension=16)
+def test_the_data_gives_the_recipe_its_user_metadata():
+    data = PreparedData(demo_dataset_group(n_users=120, n_items=60, seed=2), split="leave_one_out")
+    description = data.describe()
+    recipe = HRNNMeta.from_data(description, hidden_dimension=16)
     hp = recipe.hparams
-    assert hp.n_users == dm.n_users and hp.user_value_slots == 2    # MEMBERSHIP and AGE_GROUP
-    assert hp.context_cardinalities == dm.context_cardinalities and hp.item_value_slots > 0
-    users = dm.group.users.set_index(C.USER_ID)
-    u = dm.user_vocab.to_id(np.array([5]))[0]
-    tokens = set(dm.user_features.value_vocab.to_id(recipe.user_values[5][recipe.user_values[5] > 0].numpy()))
+    assert hp.n_users == data.n_users and hp.user_value_slots == 2    # MEMBERSHIP and AGE_GROUP
+    assert hp.context_cardinalities == list(description.context_cardinalities) and hp.item_value_slots > 0
+    users = data.group.users.set_index(C.USER_ID)
+    u = data.user_vocab.to_id(np.array([5]))[0]
+    tokens = set(data.user_features.value_vocab.to_id(recipe.user_values[5][recipe.user_values[5] > 0].numpy()))
     assert tokens == {f"MEMBERSHIP={users.loc[u, 'MEMBERSHIP']}", f"AGE_GROUP={users.loc[u, 'AGE_GROUP']}"}
-    counts = dm.item_interaction_counts
-    assert counts.sum() == len(dm.sequences.item_idx) and counts[0] == 0
-    created = dm.item_creation_timestamps
+    counts = data.item_interaction_counts
+    assert counts.sum() == len(data.sequences.item_idx) and counts[0] == 0
+    created = data.item_creation_timestamps
     assert np.isnan(created[0]) and np.isfinite(created[1:]).all()
 
 
@@ -136,31 +136,26 @@ def test_hrnn_meta_learns_the_planted_genres_and_device_price_effect():
     here: 0.105 vs 0.092.)"""
     demo = generate_demo_data(n_users=800, n_items=200, events_per_user=(4, 12), seed=0)
     schemas = demo_dataset_group(n_users=10, n_items=20).schemas
-    dm = InteractionsDataModule(DatasetGroup(demo.interactions, demo.items, demo.users, schemas),
-                                split="leave_one_out", batch_size=128)
-    dm.setup()
+    data = PreparedData(DatasetGroup(demo.interactions, demo.items, demo.users, schemas), split="leave_one_out")
     ndcg = {}
     for cls in (HRNN, HRNNMeta):
         pl.seed_everything(0)
-        recipe = make_recipe(cls, dm, hidden_dimension=16, loss="full", dropout=0.2, embedding_dropout=0.2,
-                             learning_rate=0.01)
-        dm.configure_for(recipe)
-        trainer = pl.Trainer(max_epochs=6, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                             enable_model_summary=False, accelerator="cpu", limit_val_batches=0,
-                             num_sanity_val_steps=0)
-        trainer.fit(recipe, datamodule=dm)
-        ndcg[cls] = trainer.test(recipe, datamodule=dm, verbose=False)[0]["test/ndcg_at_10"]
+        fitted = fit_small(cls, data, max_epochs=6, batch_size=128,
+                           trainer_args={"limit_val_batches": 0, "num_sanity_val_steps": 0},
+                           hidden_dimension=16, loss="full", dropout=0.2, embedding_dropout=0.2, learning_rate=0.01)
+        ndcg[cls] = fitted.trainer.test(fitted.recipe, datamodule=fitted.dm, verbose=False)[0]["test/ndcg_at_10"]
     assert ndcg[HRNNMeta] > ndcg[HRNN] + 0.025, ndcg                     # measured 0.146 vs 0.092
 
-    inputs = next(iter(dm.test_dataloader())).inputs
-    device = dm.context_vocabs["DEVICE"]
+    recipe = fitted.recipe
+    inputs = next(iter(fitted.dm.test_dataloader())).inputs
+    device = data.context_vocabs["DEVICE"]
     recipe.eval()
     log_scores = {}
     with torch.no_grad():
         for name in ("mobile", "desktop"):
             inputs.next_context = torch.full((len(inputs.items), 1), int(device.to_idx(np.array([name]))[0]))
             log_scores[name] = recipe.score(inputs)[:, 1:].log().mean(0)
-    price = demo.items.set_index(C.ITEM_ID).loc[list(dm.item_vocab.ids), "PRICE"].to_numpy()
+    price = demo.items.set_index(C.ITEM_ID).loc[list(data.item_vocab.ids), "PRICE"].to_numpy()
     shift = (log_scores["desktop"] - log_scores["mobile"]).numpy()
     assert np.corrcoef(shift, np.log(price))[0, 1] > 0.5                 # measured 0.79
 

@@ -5,10 +5,11 @@ import torch
 from omegaconf import OmegaConf
 
 from personalize_torch.data.datamodule import InteractionsDataModule
+from personalize_torch.data.prepared import PreparedData
 from personalize_torch.data.sources import demo_dataset_group
 from personalize_torch.metrics.ranking_metrics import RankingMetrics
 from personalize_torch.recipes.user_personalization import UserPersonalization
-from personalize_torch.training import make_recipe, resolve_precision
+from personalize_torch.training import resolve_precision
 from tests.conftest import SMALL_DEMO, compose_train_config
 
 
@@ -43,9 +44,9 @@ def test_evaluation_scores_stay_float32_under_bf16_autocast():
     """Under autocast the catalogue product would give bf16 logits: ties and swapped places in a full ranking.
     Evaluation turns autocast off, so metrics are the same with or without it."""
     torch.manual_seed(0)
-    dm = InteractionsDataModule(demo_dataset_group(n_users=150, n_items=400, seed=3), split="leave_one_out")
-    dm.setup()
-    recipe = make_recipe(UserPersonalization, dm, hidden_dimension=32, bptt=20).eval()
+    data = PreparedData(demo_dataset_group(n_users=150, n_items=400, seed=3), split="leave_one_out")
+    recipe = UserPersonalization.from_data(data.describe(), hidden_dimension=32, bptt=20).eval()
+    dm = InteractionsDataModule(data, recipe.loader_needs())
     with torch.no_grad():   # spread the item vectors, as training does, so bf16 rounding changes the order
         recipe.model.item_embedding.weight.normal_(0, 1.0)
     batch = next(iter(dm.test_dataloader()))
@@ -57,7 +58,7 @@ def test_evaluation_scores_stay_float32_under_bf16_autocast():
     assert autocast.dtype == torch.float32
     torch.testing.assert_close(autocast, plain)
     assert not torch.allclose(raw_bf16.float(), recipe.score(batch.inputs), rtol=1e-4, atol=1e-7)  # what it avoids
-    metrics = [RankingMetrics(dm.n_items) for _ in range(2)]
+    metrics = [RankingMetrics(data.n_items) for _ in range(2)]
     metrics[0].update(plain, batch.targets)
     metrics[1].update(autocast, batch.targets)
     assert metrics[0].compute()["ndcg_at_10"] == metrics[1].compute()["ndcg_at_10"]

@@ -1,14 +1,13 @@
 """RestoreBestWeights: the best validated weights are restored; weights trained after the last validation
 are validated by train() and kept only when they are better."""
 
-import pytorch_lightning as pl
 import torch
 
 from personalize_torch.callbacks import RestoreBestWeights
-from personalize_torch.data.datamodule import InteractionsDataModule
+from personalize_torch.data.prepared import PreparedData
 from personalize_torch.data.sources import demo_dataset_group
 from personalize_torch.recipes.user_personalization import UserPersonalization
-from personalize_torch.training import make_recipe
+from tests.conftest import fit_small
 
 
 def weights(module):
@@ -46,17 +45,13 @@ def test_final_weights_kept_only_when_their_validation_beats_the_best():
 
 
 def test_unvalidated_final_epoch_is_set_aside_and_compared():
-    dm = InteractionsDataModule(demo_dataset_group(n_users=120, n_items=50, seed=5), split="leave_one_out",
-                                batch_size=16)
-    dm.setup()
-    recipe = make_recipe(UserPersonalization, dm, hidden_dimension=16, bptt=10, learning_rate=0.01)
-    dm.configure_for(recipe)
+    data = PreparedData(demo_dataset_group(n_users=120, n_items=50, seed=5), split="leave_one_out")
     cb = RestoreBestWeights()
     # Validation after epochs 2 and 4 only: the fifth epoch's weights are never validated during fitting.
-    trainer = pl.Trainer(max_epochs=5, check_val_every_n_epoch=2, logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
-                         callbacks=[cb], num_sanity_val_steps=0)
-    trainer.fit(recipe, datamodule=dm)
+    fit = fit_small(UserPersonalization, data, max_epochs=5, batch_size=16,
+                    trainer_args={"check_val_every_n_epoch": 2, "callbacks": [cb], "num_sanity_val_steps": 0},
+                    hidden_dimension=16, bptt=10, learning_rate=0.01)
+    recipe, trainer, dm = fit.recipe, fit.trainer, fit.dm
     assert cb.best_epoch is not None and cb.unvalidated_state is not None
     assert same(weights(recipe), cb.best_state)                       # the best is loaded meanwhile
     final_state = cb.unvalidated_state

@@ -126,23 +126,19 @@ def test_batch_job_filter_with_per_line_values(trained_solution, predictor, tmp_
 
 
 def test_request_context_reaches_a_context_aware_recipe(tmp_path):
-    import pytorch_lightning as pl
-
-    from personalize_torch.data.datamodule import InteractionsDataModule
+    from personalize_torch.data.prepared import PreparedData
     from personalize_torch.data.sources import demo_dataset_group
     from personalize_torch.recipes.user_personalization import UserPersonalization
     from personalize_torch.solution_version import load_solution_version, save_solution_version
-    from personalize_torch.training import make_recipe
+    from tests.conftest import fit_small
 
-    dm = InteractionsDataModule(demo_dataset_group(n_users=150, n_items=60, seed=2), split="leave_one_out")
-    dm.setup()
-    recipe = make_recipe(UserPersonalization, dm, hidden_dimension=16, bptt=10)
-    assert recipe.hparams.context_cardinalities == dm.context_cardinalities == [4]
-    dm.configure_for(recipe)
-    trainer = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, limit_val_batches=0)
-    trainer.fit(recipe, datamodule=dm)
-    predictor = Predictor(load_solution_version(save_solution_version(tmp_path / "up", trainer, recipe, dm, {})))
+    data = PreparedData(demo_dataset_group(n_users=150, n_items=60, seed=2), split="leave_one_out")
+    fitted = fit_small(UserPersonalization, data, max_epochs=1, trainer_args={"limit_val_batches": 0},
+                       hidden_dimension=16, bptt=10)
+    recipe = fitted.recipe
+    assert recipe.hparams.context_cardinalities == list(data.describe().context_cardinalities) == [4]
+    predictor = Predictor(load_solution_version(save_solution_version(tmp_path / "up", fitted.trainer, recipe, data,
+                                                                      {})))
     user = predictor.solution.user_vocab.ids[0]
     scores = {device: [r.score for r in predictor.recommend([user], 5, options=RequestOptions(
         context={"DEVICE": device}))[0]] for device in ("mobile", "desktop")}

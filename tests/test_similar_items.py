@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from personalize_torch.data import constants as C
-from personalize_torch.data.datamodule import InteractionsDataModule
+from personalize_torch.data.prepared import PreparedData
 from personalize_torch.data.sources import demo_dataset_group
 from personalize_torch.data.text_features import build_text_tokens
 from personalize_torch.errors import InputError
@@ -25,12 +25,11 @@ def test_cointeraction_pairs_within_the_window_both_ways_without_repeats_or_padd
 
 def test_text_tokens_hash_words_of_the_textual_field():
     group = demo_dataset_group(n_users=60, n_items=40)
-    dm = InteractionsDataModule(group, check_minimum=False)
-    dm.setup()
-    tokens = build_text_tokens(group.items, group.schemas.get(C.ITEMS), dm.item_vocab)
-    assert tokens.shape[0] == dm.n_items and tokens.shape[1] > 3 and (tokens[0] == 0).all()
+    data = PreparedData(group, check_minimum=False)
+    tokens = build_text_tokens(group.items, group.schemas.get(C.ITEMS), data.item_vocab)
+    assert tokens.shape[0] == data.n_items and tokens.shape[1] > 3 and (tokens[0] == 0).all()
     same = group.items["DESCRIPTION"].str.lower().str.contains("scifi").to_numpy()
-    rows = dm.item_vocab.to_idx(group.items["ITEM_ID"].to_numpy(dtype=object))
+    rows = data.item_vocab.to_idx(group.items["ITEM_ID"].to_numpy(dtype=object))
     scifi = set(tokens[rows[same][0]]) & set(tokens[rows[same][1]])          # "scifi", "story", ...
     assert len(scifi - {0}) >= 2
 

@@ -2,11 +2,10 @@
 
 import numpy as np
 import pytest
-import pytorch_lightning as pl
 import torch
 
 from personalize_torch.data.batching import SequenceBatch
-from personalize_torch.data.datamodule import InteractionsDataModule
+from personalize_torch.data.prepared import PreparedData
 from personalize_torch.data.sources import demo_dataset_group
 from personalize_torch.errors import InputError
 from personalize_torch.metrics.ranking import mask_scores
@@ -14,6 +13,7 @@ from personalize_torch.metrics.ranking_metrics import RankingMetrics
 from personalize_torch.recipes import sims as sims_module
 from personalize_torch.recipes.popularity_count import PopularityCount
 from personalize_torch.recipes.sims import SIMS
+from tests.conftest import fit_small
 
 NO_TRIMS = {"min_user_history_length_percentile": 0.0, "max_user_history_length_percentile": 1.0,
             "min_item_interaction_count_percentile": 0.0, "max_item_interaction_count_percentile": 1.0}
@@ -147,18 +147,15 @@ def test_sparse_top_k_matches_a_dense_reference(a, min_count, max_pct, monkeypat
 
 def test_sims_fits_through_lightning_and_beats_popularity_on_demo_chains(tmp_path):
     """Planted item chains (an item's successor often comes next): the last item's neighbours find them."""
-    dm = InteractionsDataModule(demo_dataset_group(n_users=400, n_items=150, seed=11), split="leave_one_out")
-    dm.setup()
+    data = PreparedData(demo_dataset_group(n_users=400, n_items=150, seed=11), split="leave_one_out")
     hit_rate = {}
-    for recipe in (PopularityCount(dm.n_items), SIMS(dm.n_items)):
-        dm.configure_for(recipe)
-        trainer = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                             enable_model_summary=False, accelerator="cpu", default_root_dir=tmp_path,
-                             check_val_every_n_epoch=2)
-        trainer.fit(recipe, datamodule=dm)
-        metric = RankingMetrics(dm.n_items)
+    for recipe_cls in (PopularityCount, SIMS):
+        fitted = fit_small(recipe_cls, data, max_epochs=1,
+                           trainer_args={"default_root_dir": tmp_path, "check_val_every_n_epoch": 2})
+        recipe = fitted.recipe
+        metric = RankingMetrics(data.n_items)
         with torch.no_grad():
-            for b in dm.test_dataloader():
+            for b in fitted.dm.test_dataloader():
                 metric.update(mask_scores(recipe.score(b.inputs), b.exclude), b.targets)
         hit_rate[recipe.recipe_name] = metric.compute()["hit_rate_at_10"].item()
     assert (recipe.neighbor_idx > 0).any(1).float().mean() > 0.5

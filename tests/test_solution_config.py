@@ -5,6 +5,7 @@ import json
 import pytest
 
 from personalize_torch.errors import InputError
+from personalize_torch.recipes import RECIPES
 from personalize_torch.recipes.user_personalization import UserPersonalization
 from personalize_torch.solution_config import read_solution_config, recipe_name_from_arn
 from personalize_torch.training import apply_solution_config
@@ -127,3 +128,15 @@ def test_events_config_errors_name_the_entry(tmp_path):
     cfg = compose_train_config([*SMALL_DEMO, f"solution_config={bad}"], tmp_path)
     with pytest.raises(InputError, match="does not weight event types"):
         apply_solution_config(cfg)
+
+
+@pytest.mark.parametrize("recipe", ["item_attribute_affinity", "personalized_ranking", "hrnn"])
+def test_a_solution_config_naming_the_chosen_recipe_keeps_its_overrides(recipe, tmp_path):
+    """The recipe is told by its name, not its module (Item-Attribute-Affinity lives in item_affinity.py):
+    a solution config naming the recipe already chosen keeps the command line's recipe.* overrides."""
+    path = tmp_path / "solution.json"
+    path.write_text(json.dumps({"recipeArn": f"arn:aws:personalize:::recipe/aws-{recipe.replace('_', '-')}"}))
+    cfg = compose_train_config([*SMALL_DEMO, f"recipe={recipe}", "recipe.learning_rate=0.0123",
+                                f"solution_config={path}"], tmp_path)
+    apply_solution_config(cfg)
+    assert cfg.recipe.learning_rate == 0.0123 and cfg.recipe._target_.endswith(RECIPES[recipe].__name__)

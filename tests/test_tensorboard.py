@@ -8,11 +8,10 @@ import csv
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from personalize_torch.data.datamodule import InteractionsDataModule
+from personalize_torch.data.prepared import PreparedData
 from personalize_torch.data.sources import demo_dataset_group
-from personalize_torch.embedding_projector import item_embeddings
 from personalize_torch.recipes import RECIPES
-from personalize_torch.training import make_recipe, train
+from personalize_torch.training import train
 from tests.conftest import compose_train_config
 
 TINY = ["data.demo.n_users=150", "data.demo.n_items=60", "data.split=leave_one_out"]
@@ -93,14 +92,13 @@ def test_count_based_runs_get_a_row_and_no_projector(tmp_path):
     assert not (tmp_path / "logs" / "tensorboard" / "projector_config.pbtxt").exists()
 
 
-@pytest.mark.parametrize("name", sorted(n for n in RECIPES if n != "blend"))
+@pytest.mark.parametrize("name", sorted(n for n in RECIPES if not RECIPES[n].combines_solution_versions))
 def test_every_trained_recipe_exposes_its_item_table(name):
     """A recipe with gradients has (n_items, D) item vectors for the projector; count-based ones have none."""
-    dm = InteractionsDataModule(demo_dataset_group(n_users=60, n_items=30), split="leave_one_out", check_minimum=False)
-    dm.setup()
-    recipe = make_recipe(RECIPES[name], dm)
-    table = item_embeddings(recipe)
+    data = PreparedData(demo_dataset_group(n_users=60, n_items=30), split="leave_one_out", check_minimum=False)
+    recipe = RECIPES[name].from_data(data.describe())
+    table = recipe.item_embeddings()
     if recipe.count_based:
         assert table is None
     else:
-        assert table is not None and table.ndim == 2 and table.shape[0] == dm.n_items
+        assert table is not None and table.ndim == 2 and table.shape[0] == data.n_items

@@ -5,6 +5,7 @@ import json
 import torch
 
 from personalize_torch.data.datamodule import InteractionsDataModule
+from personalize_torch.data.prepared import PreparedData
 from personalize_torch.data.sources import demo_dataset_group
 from personalize_torch.metrics.ranking import mask_scores
 from personalize_torch.metrics.ranking_metrics import RankingMetrics
@@ -30,11 +31,10 @@ def test_solution_version_keeps_each_events_slate(trained_solution):
     from personalize_torch.solution_version import load_solution_version
 
     sol = load_solution_version(trained_solution["solution"])
-    dm = InteractionsDataModule(demo_dataset_group(n_users=300, n_items=120))   # conftest.SMALL_DEMO
-    dm.setup()
+    data = PreparedData(demo_dataset_group(n_users=300, n_items=120))   # conftest.SMALL_DEMO
     assert sol.histories.impressions is not None and len(sol.histories.impressions) == len(sol.histories.item_idx)
-    assert sol.histories.impressions.lengths.tolist() == dm.sequences.impressions.lengths.tolist()
-    assert sol.histories.impressions.values.tolist() == dm.sequences.impressions.values.tolist()
+    assert sol.histories.impressions.lengths.tolist() == data.sequences.impressions.lengths.tolist()
+    assert sol.histories.impressions.values.tolist() == data.sequences.impressions.values.tolist()
     assert sol.histories.shown_not_chosen(sol.item_vocab.size_with_padding).sum() > 0
 
 
@@ -47,23 +47,24 @@ def test_train_logs_to_tensorboard(trained_solution):
 
 def test_popularity_beats_random_scores_on_demo_data():
     """Learning vs noise: the demo data's planted long tail makes popularity far better than chance."""
-    dm = InteractionsDataModule(demo_dataset_group(n_users=400, n_items=150, seed=5), split="leave_one_out")
-    dm.setup()
     from personalize_torch.recipes.popularity_count import PopularityCount
 
-    pop = PopularityCount(dm.n_items)
+    data = PreparedData(demo_dataset_group(n_users=400, n_items=150, seed=5), split="leave_one_out")
+    pop = PopularityCount.from_data(data.describe())
+    pop.count_statistics(data.split)
+    dm = InteractionsDataModule(data, pop.loader_needs())
     for batch in dm.train_dataloader():
         pop.accumulate(batch)
     generator = torch.Generator().manual_seed(0)
     results = {}
     for name in ("popularity", "random"):
-        metric = RankingMetrics(dm.n_items)
+        metric = RankingMetrics(data.n_items)
         for _ in range(1 if name == "popularity" else 5):   # random: 5 draws, so one lucky draw cannot decide
             for batch in dm.test_dataloader():
                 if name == "popularity":
                     scores = pop.score(batch.inputs)
                 else:
-                    scores = torch.rand(batch.targets.shape[0], dm.n_items, generator=generator)
+                    scores = torch.rand(batch.targets.shape[0], data.n_items, generator=generator)
                 metric.update(mask_scores(scores, batch.exclude), batch.targets)
         results[name] = metric.compute()["ndcg_at_10"].item()
     assert results["popularity"] > 3 * results["random"], results

@@ -1,18 +1,17 @@
 """UPDATE mode: new items join a trained solution version without retraining."""
 
 import pandas as pd
-import pytorch_lightning as pl
 import pytest
+import pytorch_lightning as pl
 
 from personalize_torch.data import constants as C
-from personalize_torch.data.datamodule import InteractionsDataModule
+from personalize_torch.data.prepared import PreparedData
 from personalize_torch.data.sources import demo_dataset_group
 from personalize_torch.recipes.user_personalization import UserPersonalization
 from personalize_torch.serving.predictor import Predictor
 from personalize_torch.solution_version import load_solution_version, save_solution_version
-from personalize_torch.training import make_recipe
 from personalize_torch.update import main as update_main
-
+from tests.conftest import fit_small
 
 SEED = 0
 
@@ -21,14 +20,10 @@ SEED = 0
 def up_solution(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("up")
     pl.seed_everything(SEED)
-    dm = InteractionsDataModule(demo_dataset_group(n_users=150, n_items=60, seed=4), split="leave_one_out")
-    dm.setup()
-    recipe = make_recipe(UserPersonalization, dm, hidden_dimension=16, bptt=10)
-    dm.configure_for(recipe)
-    trainer = pl.Trainer(max_epochs=4, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, limit_val_batches=0)
-    trainer.fit(recipe, datamodule=dm)
-    return save_solution_version(tmp / "solution", trainer, recipe, dm, {})
+    data = PreparedData(demo_dataset_group(n_users=150, n_items=60, seed=4), split="leave_one_out")
+    fit = fit_small(UserPersonalization, data, max_epochs=4, trainer_args={"limit_val_batches": 0},
+                    hidden_dimension=16, bptt=10)
+    return save_solution_version(tmp / "solution", fit.trainer, fit.recipe, data, {})
 
 
 def test_new_items_are_served_by_their_metadata(up_solution, tmp_path):
@@ -78,3 +73,29 @@ def test_new_items_rank_by_how_much_the_user_likes_items_with_their_metadata(up_
         order = [r.item_id for r in recs]
         wins += order.index(f"new-liked-{n}") < order.index(f"new-disliked-{n}")
     assert wins >= 0.7 * len(users), wins   # about half for a model that ignores metadata
+
+
+@pytest.mark.parametrize("name", ["hrnn_meta", "hrnn_coldstart", "similar_items", "sims", "item_affinity"])
+def test_every_recipe_is_rebuilt_from_the_grown_data(name, tmp_path):
+    """UPDATE rebuilds any recipe from the solution version's data description grown by the new items (Users
+    metadata, contextual fields and item text included) and serves the new items; known items keep their
+    scores' order."""
+    from personalize_torch.recipes import RECIPES
+
+    data = PreparedData(demo_dataset_group(n_users=150, n_items=60, seed=4), split="leave_one_out")
+    hyperparameters = {} if RECIPES[name].count_based else {"hidden_dimension": 16} if "hrnn" in name else {}
+    fit = fit_small(RECIPES[name], data, trainer_args={"limit_val_batches": 0, "limit_train_batches": 2},
+                    **hyperparameters)
+    source = save_solution_version(tmp_path / "solution", fit.trainer, fit.recipe, data, {})
+    before = load_solution_version(source)
+    new = pd.DataFrame([{**before.items.iloc[0].to_dict(), C.ITEM_ID: "brand-new-1"}])
+    new.to_csv(tmp_path / "new_items.csv", index=False)
+    update_main(["--solution", str(source), "--items", str(tmp_path / "new_items.csv"),
+                 "--output", str(tmp_path / "updated")])
+    after = load_solution_version(tmp_path / "updated")
+    assert type(after.recipe) is type(before.recipe) and len(after.item_vocab) == len(before.item_vocab) + 1
+    assert after.info["data_description"]["n_items"] == after.recipe.n_items == len(after.item_vocab) + 1
+    user = before.user_vocab.ids[0]
+    old = Predictor(before).recommend([user], 10)[0]
+    new_list = Predictor(after).recommend([user], 11)[0]
+    assert [r.item_id for r in new_list if r.item_id != "brand-new-1"][:len(old)] == [r.item_id for r in old]

@@ -9,10 +9,11 @@ import torch
 import personalize_torch.recipes.next_item as next_item
 from personalize_torch.data.batching import SequenceBatch
 from personalize_torch.data.datamodule import InteractionsDataModule
+from personalize_torch.data.prepared import PreparedData
 from personalize_torch.data.sources import demo_dataset_group
 from personalize_torch.errors import InputError
 from personalize_torch.recipes.user_personalization import UserPersonalization
-from personalize_torch.training import make_recipe
+from tests.conftest import fit_small
 
 
 class RecordLearningRate(pl.Callback):
@@ -24,16 +25,12 @@ class RecordLearningRate(pl.Callback):
 
 
 def train_rates(trainer_options=None, **hparams):
-    dm = InteractionsDataModule(demo_dataset_group(n_users=120, n_items=50, seed=5), split="leave_one_out",
-                                batch_size=16)
-    dm.setup()
-    recipe = make_recipe(UserPersonalization, dm, hidden_dimension=16, bptt=10, learning_rate=0.01, **hparams)
-    dm.configure_for(recipe)
+    data = PreparedData(demo_dataset_group(n_users=120, n_items=50, seed=5), split="leave_one_out")
+    options = dict(trainer_options or {"max_epochs": 3})
     record = RecordLearningRate()
-    trainer = pl.Trainer(**(trainer_options or {"max_epochs": 3}), logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, accelerator="cpu", callbacks=[record],
-                         limit_val_batches=0)
-    trainer.fit(recipe, datamodule=dm)
+    fit_small(UserPersonalization, data, max_epochs=options.pop("max_epochs", None), batch_size=16,
+              trainer_args={**options, "callbacks": [record], "limit_val_batches": 0},
+              hidden_dimension=16, bptt=10, learning_rate=0.01, **hparams)
     return record.rates
 
 
@@ -70,10 +67,8 @@ def test_constant_schedule_keeps_the_learning_rate():
 
 
 @pytest.fixture(scope="module")
-def small_dm():
-    dm = InteractionsDataModule(demo_dataset_group(n_users=60, n_items=30, seed=1), split="leave_one_out")
-    dm.setup()
-    return dm
+def small_data():
+    return PreparedData(demo_dataset_group(n_users=60, n_items=30, seed=1), split="leave_one_out")
 
 
 @pytest.mark.parametrize("hparams, named", [
@@ -81,13 +76,13 @@ def small_dm():
     ({"hidden_dimension": 43, "num_heads": 2}, "hidden_dimension 43 must be a multiple of num_heads"),
     ({"negative_sampling": "hard"}, "negative_sampling"),
 ])
-def test_bad_hyperparameters_are_named_in_the_error(small_dm, hparams, named):
+def test_bad_hyperparameters_are_named_in_the_error(small_data, hparams, named):
     with pytest.raises(InputError, match=named):
-        make_recipe(UserPersonalization, small_dm, **hparams)
+        UserPersonalization.from_data(small_data.describe(), **hparams)
 
 
 @pytest.mark.parametrize("sampling", ["uniform", "popularity"])
-def test_negative_sampling_proposal(monkeypatch, small_dm, sampling):
+def test_negative_sampling_proposal(monkeypatch, small_data, sampling):
     seen = {}
 
     def capture(hidden, targets, table, log_q, *args, **kwargs):
@@ -95,7 +90,8 @@ def test_negative_sampling_proposal(monkeypatch, small_dm, sampling):
         return hidden.sum() * 0.0
 
     monkeypatch.setattr(next_item, "sampled_softmax_loss", capture)
-    recipe = make_recipe(UserPersonalization, small_dm, loss="sampled", negative_sampling=sampling, num_negatives=8)
+    recipe = UserPersonalization.from_data(small_data.describe(), loss="sampled", negative_sampling=sampling,
+                                           num_negatives=8)
     recipe.item_counts.copy_(torch.arange(recipe.n_items).float())   # item i seen i times
     recipe.catalogue_loss(torch.zeros(3, recipe.hparams.hidden_dimension), torch.tensor([1, 2, 3]),
                           torch.zeros(recipe.n_items, recipe.hparams.hidden_dimension), None)
@@ -108,16 +104,11 @@ def test_negative_sampling_proposal(monkeypatch, small_dm, sampling):
 
 
 def test_exposure_prior_is_the_log_share_of_impressions_and_enters_the_scores():
-    dm = InteractionsDataModule(demo_dataset_group(n_users=120, n_items=50, seed=5), split="leave_one_out",
-                                batch_size=16)
-    dm.setup()
-    recipe = make_recipe(UserPersonalization, dm, hidden_dimension=16, bptt=10, exposure_prior=True,
-                         impression_weight=1.0)
-    dm.configure_for(recipe)
-    pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-               enable_model_summary=False, accelerator="cpu", limit_val_batches=0).fit(recipe, datamodule=dm)
-    shown = dm.split.train.times_shown(recipe.n_items)[1:]    # impressions, not rows (tests/test_exploration.py)
-    assert shown.sum() < len(dm.split.train.impressions.values)   # the demo's purchase rows repeat their slate
+    data = PreparedData(demo_dataset_group(n_users=120, n_items=50, seed=5), split="leave_one_out")
+    recipe = fit_small(UserPersonalization, data, max_epochs=1, batch_size=16, trainer_args={"limit_val_batches": 0},
+                       hidden_dimension=16, bptt=10, exposure_prior=True, impression_weight=1.0).recipe
+    shown = data.split.train.times_shown(recipe.n_items)[1:]    # impressions, not rows (tests/test_exploration.py)
+    assert shown.sum() < len(data.split.train.impressions.values)   # the demo's purchase rows repeat their slate
     prior = recipe.item_log_exposure[1:].numpy()
     assert np.allclose(prior - prior.mean(), np.log(shown + 1.0) - np.log(shown + 1.0).mean(), atol=1e-5)
     assert abs(prior.mean()) < 1e-5                       # centred: items added later by UPDATE get 0
@@ -132,10 +123,10 @@ def test_exposure_prior_is_the_log_share_of_impressions_and_enters_the_scores():
     assert float(ratio) == pytest.approx(float(np.exp(2.0)), rel=1e-3)
 
 
-def test_solution_versions_from_before_the_exposure_prior_still_load(small_dm):
-    old = make_recipe(UserPersonalization, small_dm, hidden_dimension=16, exposure_prior=False)
+def test_solution_versions_from_before_the_exposure_prior_still_load(small_data):
+    old = UserPersonalization.from_data(small_data.describe(), hidden_dimension=16, exposure_prior=False)
     assert "item_log_exposure" not in old.state_dict()
-    new = make_recipe(UserPersonalization, small_dm, hidden_dimension=16)      # the default: on
+    new = UserPersonalization.from_data(small_data.describe(), hidden_dimension=16)      # the default: on
     new.load_state_dict(old.state_dict())                                # strict
     assert float(new.item_log_exposure.abs().sum()) == 0.0
 
@@ -164,9 +155,9 @@ def test_bad_regularization_is_named(name, value):
     assert err.value.column == name
 
 
-def test_the_data_module_gives_its_median_history_length(small_dm):
-    recipe = make_recipe(UserPersonalization, small_dm, hidden_dimension=8, num_heads=1)
-    median = float(np.median(small_dm.split.train.lengths))
+def test_the_data_gives_its_median_history_length(small_data):
+    recipe = UserPersonalization.from_data(small_data.describe(), hidden_dimension=8, num_heads=1)
+    median = float(np.median(small_data.split.train.lengths))
     assert recipe.hparams.median_history_length == median
     assert recipe.hparams.dropout == (0.1 if median >= 20 else 0.3)
 
@@ -174,29 +165,28 @@ def test_the_data_module_gives_its_median_history_length(small_dm):
 def test_every_training_user_trains_by_default_and_personalizes_0_99_leaves_out_the_longest():
     """Default: no user left out (Beauty: +2% test NDCG@10, bench/RESULTS.md); Personalize's 0.99 leaves out
     the users with the longest histories, still evaluated."""
-    small_dm = InteractionsDataModule(demo_dataset_group(n_users=60, n_items=30, seed=1), split="leave_one_out")
-    small_dm.setup()
-    lengths = small_dm.split.train.lengths
-    small_dm.configure_for(make_recipe(UserPersonalization, small_dm, hidden_dimension=8, num_heads=1))
-    assert len(small_dm.train_rows()) == len(lengths)
-    small_dm.configure_for(make_recipe(UserPersonalization, small_dm, hidden_dimension=8, num_heads=1,
-                                       max_user_history_length_percentile=0.99))
-    kept = small_dm.train_rows()
+    data = PreparedData(demo_dataset_group(n_users=60, n_items=30, seed=1), split="leave_one_out")
+    lengths = data.split.train.lengths
+    recipe = UserPersonalization.from_data(data.describe(), hidden_dimension=8, num_heads=1)
+    assert len(InteractionsDataModule(data, recipe.loader_needs()).train_rows()) == len(lengths)
+    recipe = UserPersonalization.from_data(data.describe(), hidden_dimension=8, num_heads=1,
+                                           max_user_history_length_percentile=0.99)
+    kept = InteractionsDataModule(data, recipe.loader_needs()).train_rows()
     assert 0 < len(lengths) - len(kept) and lengths[kept].max() < lengths.max()
 
 
 def test_history_percentiles_that_keep_no_training_user_are_an_error():
     from personalize_torch.errors import InputError
 
-    small_dm = InteractionsDataModule(demo_dataset_group(n_users=60, n_items=30, seed=1), split="leave_one_out")
-    small_dm.setup()
-    lengths = np.sort(small_dm.split.train.lengths)
+    data = PreparedData(demo_dataset_group(n_users=60, n_items=30, seed=1), split="leave_one_out")
+    lengths = np.sort(data.split.train.lengths)
     i = int(np.flatnonzero(np.diff(lengths) > 0)[0])       # lengths[i] < lengths[i + 1]
     q = (i + 0.5) / (len(lengths) - 1)                     # its quantile falls strictly between the two
-    small_dm.configure_for(make_recipe(UserPersonalization, small_dm, hidden_dimension=8, num_heads=1,
-                                       min_user_history_length_percentile=q, max_user_history_length_percentile=q))
+    recipe = UserPersonalization.from_data(data.describe(), hidden_dimension=8, num_heads=1,
+                                           min_user_history_length_percentile=q, max_user_history_length_percentile=q)
+    dm = InteractionsDataModule(data, recipe.loader_needs())
     with pytest.raises(InputError) as err:
-        small_dm.train_rows()
+        dm.train_rows()
     assert err.value.column == "max_user_history_length_percentile"
 
 

@@ -24,7 +24,7 @@ def textual_field(items: pd.DataFrame | None, schema: Schema | None) -> str | No
     """The name of the Items dataset's textual field, when its schema declares one."""
     if items is None or schema is None:
         return None
-    names = [f.name for f in schema.fields if getattr(f, "textual", False) and f.name in items.columns]
+    names = [f.name for f in schema.fields if f.textual and f.name in items.columns]
     return names[0] if names else None
 
 

@@ -1,25 +1,38 @@
-"""The LightningModule every recipe builds on.
+"""The LightningModule every recipe builds on, and the whole contract between a recipe and the rest.
 
-A recipe supplies `score(inputs) -> (B, n_items)` and either `loss(batch)` (gradient-trained recipes)
-or `accumulate(batch)` (count-based recipes, `count_based = True`, fitted in one pass over the
-training sequences with no optimizer). The base owns validation/test with full-ranking metrics, so
-every recipe is evaluated the same way and saved in the same format.
+What training, UPDATE and serving call, and nothing else (docs/adding_a_recipe.md walks through it):
 
-Hyperparameters are primitives saved with `save_hyperparameters()`, so a checkpoint loads with
-`torch.load(weights_only=True)`; sizes that come from the data (`n_items`) are passed in by training.
+- `Recipe.from_data(data, **hyperparameters)`: the recipe built from a `DataDescription` (sizes,
+  vocabularies, item / user metadata). The base takes `n_items` only; a recipe that reads more overrides it.
+- `count_statistics(split)`: statistics counted from the data once, before fitting (popularity, the time
+  range, the exposure of items in slates); default: none.
+- `loader_needs()`: what the data loaders must give it (`LoaderNeeds`), from `input_length`, `train_length`,
+  `train_user_length_percentiles` and a `batch_size` hyperparameter.
+- `score(inputs) -> (B, n_items)` and either `loss(batch)` (gradient-trained recipes) or `accumulate(batch)`
+  (count-based recipes, `count_based = True`, fitted in one pass over the training sequences, no optimizer).
+- Optional, with defaults here: `set_item_metadata(data)` (recipes that read Items metadata), `item_embeddings()`
+  (TensorBoard's projector), `user_state` / `score_state` (a server caches the first half per user),
+  `recommendable_items()`.
+
+The base owns validation/test with full-ranking metrics, so every recipe is evaluated the same way and
+saved in the same format. Hyperparameters are primitives saved with `save_hyperparameters()` (the sizes
+from the data included), so a checkpoint loads with `torch.load(weights_only=True)` and `from_saved`.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
-from typing import ClassVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar
 
 import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
 from personalize_torch.data.batching import EvalBatch, SequenceBatch
+from personalize_torch.data.datamodule import LoaderNeeds
+from personalize_torch.data.description import DataDescription
+from personalize_torch.data.split import Split
 from personalize_torch.metrics.ranking import mask_scores
 from personalize_torch.metrics.ranking_metrics import RankingMetrics
 from personalize_torch.recipes.hyperparameters import coerce
@@ -32,6 +45,9 @@ class Recipe(pl.LightningModule):
     # USER_SEGMENTATION (batch segment jobs); and the hold-out split used when data.split is null.
     recipe_type: ClassVar[str] = "USER_PERSONALIZATION"
     default_split: ClassVar[str] = "personalize"
+    # True for a recipe built from other trained solution versions (Blend): training loads the directories
+    # its `solutions` hyperparameter names and hands them to `from_data` as `members`.
+    combines_solution_versions: ClassVar[bool] = False
 
     def __init__(self, n_items: int):
         super().__init__()
@@ -41,19 +57,49 @@ class Recipe(pl.LightningModule):
         if self.count_based:
             self.automatic_optimization = False
 
+    # --- how a recipe is built -----------------------------------------------------------------
+    @classmethod
+    def from_data(cls, data: DataDescription, **hyperparameters) -> Recipe:
+        """The recipe sized from the data. A recipe that reads more than the catalogue size (metadata,
+        context, event types, ...) overrides this and passes what it reads to its constructor."""
+        return cls(n_items=data.n_items, **hyperparameters)
+
+    @classmethod
+    def from_saved(cls, hyperparameters: dict, build: Callable[[str, dict], Recipe]) -> Recipe:
+        """The recipe from a checkpoint's saved hyperparameters (its weights are loaded next).
+        `build(recipe_name, hyperparameters)` builds another recipe by name (a Blend's members)."""
+        return cls(**hyperparameters)
+
+    @classmethod
+    def hyperparameter_defaults(cls) -> dict[str, Any]:
+        """Every constructor argument and its default (None when it has none): a recipe's hyperparameters
+        are its constructor's keyword arguments, sizes from the data included."""
+        params = inspect.signature(cls.__init__).parameters
+        return {name: None if p.default is p.empty else p.default for name, p in params.items()
+                if name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+
+    def count_statistics(self, split: Split) -> None:
+        """Statistics counted from the data, once, before fitting (training calls it; every process of a
+        distributed run counts the same). Default: none."""
+
+    def set_item_metadata(self, data: DataDescription) -> None:
+        """Take the Items metadata (encoded features, text tokens) from `data` into buffers kept in the
+        checkpoint. Called by `from_data`, and by UPDATE after the catalogue grows. Default: nothing read."""
+
+    def loader_needs(self) -> LoaderNeeds:
+        """What the data loaders must give this recipe."""
+        return LoaderNeeds(self.input_length, self.train_length, self.train_user_length_percentiles,
+                           self.hparams.get("batch_size"))
+
     def _save_hyperparameters(self, values: dict) -> None:
         """Save the constructor's arguments, strings coerced to the defaults' types (Personalize sends strings)."""
-        params = inspect.signature(type(self).__init__).parameters
         hp = {}
-        for name, p in params.items():
-            if name == "self" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-                continue
-            default = None if p.default is p.empty else p.default
+        for name, default in self.hyperparameter_defaults().items():
             value = values[name]
             if isinstance(value, Mapping):
                 value = dict(value)  # e.g. an OmegaConf DictConfig
-            elif not isinstance(value, (str, bytes)) and hasattr(value, "__iter__"):
-                value = list(value)  # e.g. an OmegaConf ListConfig: keep checkpoints primitive
+            elif isinstance(value, (tuple, Sequence)) and not isinstance(value, (str, bytes)):
+                value = list(value)  # e.g. an OmegaConf ListConfig or a tuple: keep checkpoints primitive
             hp[name] = coerce(name, value, default)
         self.save_hyperparameters(hp)
 
@@ -72,11 +118,6 @@ class Recipe(pl.LightningModule):
         """How many recent events the model reads per user (None: the whole history)."""
         return None
 
-    @property
-    def train_batch_size(self) -> int | None:
-        """Training windows per batch when the recipe sets its own (hyperparameter `batch_size`); None: the
-        data module's `batch_size`."""
-        return self.hparams.get("batch_size") if hasattr(self, "hparams") else None
 
     # --- what a recipe supplies -------------------------------------------------------------
     def score(self, inputs: SequenceBatch) -> Tensor:
@@ -92,6 +133,25 @@ class Recipe(pl.LightningModule):
         return None
 
     def accumulate(self, batch: SequenceBatch) -> None:
+        raise NotImplementedError
+
+    def item_embeddings(self) -> Tensor | None:
+        """(n_items, D) the item vectors the recipe scores items with (row 0 padding), for TensorBoard's
+        Embedding Projector; None: the recipe has none (count-based recipes)."""
+        return None
+
+    # --- a user's state, cached per user by a server (serving/inference/user_states.py) -------------------
+    @property
+    def user_state_dimension(self) -> int | None:
+        """Size of `user_state`'s vectors; None: the recipe does not split its scoring in two."""
+        return None
+
+    def user_state(self, inputs: SequenceBatch) -> Tensor:
+        """(B, C) each user's state from their events alone (not the request's context)."""
+        raise NotImplementedError
+
+    def score_state(self, state: Tensor, inputs: SequenceBatch) -> Tensor:
+        """(B, n_items) the scores from `user_state`'s output and the request (`score` = both halves)."""
         raise NotImplementedError
 
     # --- training ----------------------------------------------------------------------------

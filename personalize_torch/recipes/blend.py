@@ -17,17 +17,20 @@ promotions and back-fill apply to the blended scores, as for any recipe.
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
 
-from personalize_torch.data.batching import SequenceBatch
+from personalize_torch.data.batching import EvalCollate, SequenceBatch
+from personalize_torch.data.description import DataDescription
+from personalize_torch.data.split import Split
 from personalize_torch.errors import InputError
 from personalize_torch.metrics.ranking import mask_scores, ndcg_at_k, target_ranks
 from personalize_torch.recipes.base import Recipe
 
 MAX_MEMBERS = 4
+SEARCH_BATCH_USERS = 256   # validation users scored at a time in the weight search
 
 
 def simplex_grid(n: int, step: float) -> list[tuple[float, ...]]:
@@ -62,38 +65,58 @@ def last_events(inputs: SequenceBatch, length: int | None) -> SequenceBatch:
                          inputs.context[:, cut] if inputs.context is not None else None, inputs.next_context)
 
 
+@dataclass
+class BlendMember:
+    """A trained solution version handed to a blend: where it was loaded from, its recipe (weights
+    loaded) and the data it was trained on (its solution.json "data": fingerprint, split, ...)."""
+    path: str
+    recipe: Recipe
+    trained_on: dict = field(default_factory=dict)
+
+
 class Blend(Recipe):
     recipe_name = "blend"
     count_based = True   # no gradients: fitting is the weight search on validation data
+    combines_solution_versions = True   # training loads the `solutions` directories as `members`
 
-    def __init__(self, n_items: int, solutions: list[str] | None = None, members: list[dict] | None = None,
-                 weights: list[float] | None = None, grid_step: float = 0.1):
+    def __init__(self, n_items: int, members: list[Recipe], weights: list[float] | None = None,
+                 grid_step: float = 0.1):
         super().__init__(n_items)
-        self._save_hyperparameters(locals())
-        from personalize_torch.recipes import RECIPES  # the registry imports this module
-
-        self.member_info: list[dict] = []
-        if members is None:  # training: read the member solution versions
-            from personalize_torch.solution_version import load_solution_version
-
-            if not solutions or not 2 <= len(solutions) <= MAX_MEMBERS:
-                raise InputError(f"give 2 to {MAX_MEMBERS} solution version directories", column="solutions")
-            loaded = [load_solution_version(Path(s)) for s in solutions]
-            for path, sol in zip(solutions, loaded):
-                if sol.recipe.n_items != n_items:
-                    raise InputError(f"{path} has {sol.recipe.n_items - 1} items, this data {n_items - 1}: "
-                                     "blend solution versions trained on the same data", column="solutions")
-            members = [{"recipe": sol.recipe_name, "hparams": dict(sol.recipe.hparams)} for sol in loaded]
-            self.member_info = [{"path": str(p), **sol.info.get("data", {})} for p, sol in zip(solutions, loaded)]
-            self.hparams["members"] = members
-            self.members = nn.ModuleList(sol.recipe for sol in loaded)
-        else:
-            self.members = nn.ModuleList(RECIPES[m["recipe"]](**m["hparams"]) for m in members)
-        if weights is None:
-            weights = [1.0 / len(self.members)] * len(self.members)
-        self.register_buffer("weights", torch.tensor(weights, dtype=torch.float32))
+        if not 2 <= len(members) <= MAX_MEMBERS:
+            raise InputError(f"give 2 to {MAX_MEMBERS} solution version directories, got {len(members)}",
+                             column="solutions")
         if not 0 < grid_step <= 0.5:
             raise InputError(f"must be in (0, 0.5], got {grid_step}", column="grid_step")
+        self.members = nn.ModuleList(members)
+        if weights is None:
+            weights = [1.0 / len(members)] * len(members)
+        self.register_buffer("weights", torch.tensor(weights, dtype=torch.float32))
+        # What a checkpoint keeps (primitives): each member's recipe and hyperparameters; their weights are
+        # in the state dict under members.<i>.
+        self.save_hyperparameters({"n_items": n_items, "weights": [float(w) for w in weights],
+                                   "grid_step": float(grid_step),
+                                   "members": [{"recipe": m.recipe_name, "hparams": dict(m.hparams)} for m in members]})
+
+    @classmethod
+    def from_data(cls, data: DataDescription, members: list[BlendMember] | None = None,
+                  weights: list[float] | None = None, grid_step: float = 0.1) -> Blend:
+        """A blend of `members`, which must have been trained on this data and split."""
+        members = list(members or [])
+        for member in members:
+            if member.recipe.n_items != data.n_items:
+                raise InputError(f"{member.path} has {member.recipe.n_items - 1} items, this data "
+                                 f"{data.n_items - 1}: blend solution versions trained on the same data",
+                                 column="solutions")
+            fingerprint, split = member.trained_on.get("fingerprint"), member.trained_on.get("split")
+            if fingerprint not in (None, data.fingerprint) or split not in (None, data.split):
+                raise InputError(f"{member.path} was trained on other data or another split ({fingerprint}, "
+                                 f"{split}) than this run ({data.fingerprint}, {data.split})", column="solutions")
+        return cls(data.n_items, [m.recipe for m in members], weights, grid_step)
+
+    @classmethod
+    def from_saved(cls, hyperparameters: dict, build) -> Blend:
+        members = [build(m["recipe"], m["hparams"]) for m in hyperparameters["members"]]
+        return cls(hyperparameters["n_items"], members, hyperparameters["weights"], hyperparameters["grid_step"])
 
     @property
     def input_length(self) -> int | None:
@@ -116,26 +139,15 @@ class Blend(Recipe):
     def accumulate(self, batch: SequenceBatch) -> None:
         pass
 
-    def on_fit_start(self) -> None:
-        dm = getattr(self.trainer, "datamodule", None)
-        if dm is None or not self.member_info:
-            return
-        fingerprint, split = dm.fingerprint(), dm.split.kind
-        for info in self.member_info:
-            if info.get("fingerprint") not in (None, fingerprint) or info.get("split") not in (None, split):
-                raise InputError(f"{info['path']} was trained on other data or another split "
-                                 f"({info.get('fingerprint')}, {info.get('split')}) than this run "
-                                 f"({fingerprint}, {split})", column="solutions")
-
-    def on_train_epoch_end(self) -> None:
-        dm = getattr(self.trainer, "datamodule", None)
-        if dm is None:
-            return
+    def count_statistics(self, split: Split) -> None:
+        """The weight search: every grid point's validation NDCG@10 summed over the users of `split.val`."""
         for m in self.members:
             m.eval()
         grid = torch.tensor(simplex_grid(len(self.members), self.hparams.grid_step))       # (G, M)
         totals = torch.zeros(len(grid), dtype=torch.float64)
-        for batch in dm.val_dataloader():
+        collate = EvalCollate(split.val, self.input_length)
+        for start in range(0, len(split.val), SEARCH_BATCH_USERS):
+            batch = collate(list(range(start, min(start + SEARCH_BATCH_USERS, len(split.val)))))
             z = self.member_scores(batch.inputs.to(self.device))                           # (M, B, N)
             n_targets = (batch.targets > 0).sum(1)
             for g, w in enumerate(grid):
@@ -145,4 +157,3 @@ class Blend(Recipe):
         best = int(torch.argmax(totals))    # ties: the first grid point
         self.weights.copy_(grid[best])
         self.hparams["weights"] = [float(x) for x in grid[best]]
-        self.search = {"weights": [[float(x) for x in w] for w in grid], "val_ndcg_sum": totals.tolist()}

@@ -108,6 +108,11 @@ class HRNN(NextItemRecipe):
         """(n_items, C) item vectors scored as outputs, given `item_vectors()` (default: the same)."""
         return vectors
 
+    def item_embeddings(self) -> Tensor:
+        with torch.no_grad():
+            vectors = self.output_item_vectors(self.item_vectors())
+            return self.model.item_embedding.weight if vectors is None else vectors
+
     def model_inputs(self, batch: SequenceBatch, items: Tensor | None) -> tuple[Tensor | None, Tensor | None]:
         """(inputs (B, T, C), initial user state (B, C)) for the network, given `item_vectors()`;
         None, None: the item embeddings and a zero user state (plain HRNN)."""

@@ -35,8 +35,8 @@ import time
 import torch
 from torch import Tensor
 
-from personalize_torch.data.cold_items import (RELATIVE_FROM, cold_item_mask, cold_reference_time,
-                                               known_creation)
+from personalize_torch.data.cold_items import RELATIVE_FROM, cold_item_mask, cold_reference_time, known_creation
+from personalize_torch.data.description import DataDescription
 from personalize_torch.errors import InputError
 from personalize_torch.recipes.hrnn_meta import HRNNMeta
 from personalize_torch.recipes.hyperparameters import check_range
@@ -80,6 +80,13 @@ class HRNNColdstart(HRNNMeta):
         self.register_buffer("item_interactions", torch.zeros(n_items))
         self.register_buffer("item_created", torch.full((n_items,), float("nan"), dtype=torch.float64))
         self.register_buffer("cold_reference_time", torch.zeros((), dtype=torch.float64))
+
+    @classmethod
+    def from_data(cls, data: DataDescription, **hyperparameters) -> HRNNColdstart:
+        recipe = super().from_data(data, **hyperparameters)
+        recipe.set_item_activity(torch.from_numpy(data.item_interaction_counts),
+                                 torch.from_numpy(data.item_creation_timestamps))
+        return recipe
 
     def set_item_activity(self, counts: Tensor, created: Tensor, now: float | None = None) -> None:
         """Each item's event count and CREATION_TIMESTAMP (epoch seconds, NaN unknown), from the data;

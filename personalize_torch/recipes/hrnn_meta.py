@@ -33,6 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from personalize_torch.data.batching import SequenceBatch
+from personalize_torch.data.description import DataDescription
 from personalize_torch.models.context_embeddings import ContextEmbeddings
 from personalize_torch.models.item_encoder import ItemMetadataEncoder
 from personalize_torch.recipes.hrnn import HRNN
@@ -58,6 +59,16 @@ class HRNNMeta(HRNN):
         self._build()
         self._build_metadata()
 
+    @classmethod
+    def from_data(cls, data: DataDescription, **hyperparameters) -> HRNNMeta:
+        recipe = cls(n_items=data.n_items, context_cardinalities=list(data.context_cardinalities),
+                     n_users=data.n_users, **data.item_features.sizes("item"), **data.user_features.sizes("user"),
+                     **hyperparameters)
+        recipe.set_item_metadata(data)
+        users = data.user_features
+        recipe.set_user_features(torch.from_numpy(users.categorical), torch.from_numpy(users.numeric))
+        return recipe
+
     def _build_metadata(self) -> None:
         hp = self.hparams
         dim = hp.hidden_dimension
@@ -77,7 +88,11 @@ class HRNNMeta(HRNN):
         self.register_buffer("user_values", torch.zeros(n_users, hp.user_value_slots, dtype=torch.long))
         self.register_buffer("user_numeric", torch.zeros(n_users, hp.user_numeric_features))
 
-    # --- metadata from the data (data/item_features.py), kept as buffers in the checkpoint ----------------
+    # --- metadata from the data (data/metadata_features.py), kept as buffers in the checkpoint -------------
+    def set_item_metadata(self, data: DataDescription) -> None:
+        features = data.item_features
+        self.set_item_features(torch.from_numpy(features.categorical), torch.from_numpy(features.numeric))
+
     def set_item_features(self, categorical: Tensor, numeric: Tensor) -> None:
         self.item_values.copy_(categorical)
         self.item_numeric.copy_(numeric)

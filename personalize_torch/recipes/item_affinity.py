@@ -24,6 +24,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from personalize_torch.data.batching import EvalBatch
+from personalize_torch.data.split import Split
 from personalize_torch.metrics.ranking_metrics import RankingMetrics
 from personalize_torch.metrics.user_segments import UserSegmentMetrics
 from personalize_torch.recipes.user_personalization import UserPersonalization
@@ -40,16 +41,21 @@ class ItemAffinity(UserPersonalization):
     default_split = "user_segmentation"
 
     # (No __init__ of its own: the hyperparameters are User-Personalization's, saved from its signature.)
+    _segment_metrics: dict[str, UserSegmentMetrics] | None = None
+    _evaluated: dict[str, int] | None = None   # users evaluated per stage, from the split
+
+    def count_statistics(self, split: Split) -> None:
+        super().count_statistics(split)
+        self._evaluated = {"val": len(split.val), "test": len(split.test if split.test is not None else split.val)}
+
     def _segments(self, stage: str) -> UserSegmentMetrics:
-        if not hasattr(self, "_segment_metrics"):
+        if self._segment_metrics is None:
             self._segment_metrics = {s: UserSegmentMetrics(self.n_items) for s in ("val", "test")}
         return self._segment_metrics[stage]
 
     def _evaluated_users(self, stage: str) -> int:
-        split = getattr(getattr(self.trainer, "datamodule", None), "split", None)
-        if split is None:
-            return 0
-        return len(split.test if stage == "test" and split.test is not None else split.val)
+        """How many users the stage evaluates (the segment size is 1% of them); 0: counted as they come."""
+        return (self._evaluated or {}).get(stage, 0)
 
     def on_validation_epoch_start(self) -> None:
         self._segments("val").reset(self._evaluated_users("val"))

@@ -23,11 +23,11 @@ from pytorch_lightning.callbacks import Timer
 from torch import Tensor
 
 from personalize_torch.data.batching import SequenceBatch
+from personalize_torch.data.split import Split
 from personalize_torch.errors import InputError
 from personalize_torch.losses import full_softmax_loss, sampled_softmax_loss
 from personalize_torch.recipes.base import Recipe
 from personalize_torch.recipes.hyperparameters import check_range
-
 
 LR_SCHEDULES = ("constant", "cosine", "final_decay")
 HIDDEN_DIMENSION_RANGE = (8, 1024)   # what `hidden_dimension` accepts (Personalize's own range: 32-256)
@@ -39,6 +39,8 @@ class NextItemRecipe(Recipe):
         super().__init__(n_items)
         self.register_buffer("item_counts", torch.zeros(n_items))   # popularity, for users with no history
         self.register_buffer("time_range", torch.zeros(2, dtype=torch.float64))
+        self.register_buffer("event_type_weight", None, persistent=False)   # see _register_event_type_weights
+        self.popularity_counted = False   # True once count_statistics counted item_counts from the data
 
     def _check_next_item_hyperparameters(self) -> None:
         hp = self.hparams
@@ -98,7 +100,7 @@ class NextItemRecipe(Recipe):
         """Loss weight of each predicted event (N,): `recency_weights` times the event type's weight; None
         when both are 1 everywhere."""
         weights = self.recency_weights(times)
-        table = getattr(self, "event_type_weight", None)
+        table = self.event_type_weight
         if event_types is None or table is None or bool((table == 1).all()):
             return weights
         by_type = table[event_types.clamp(0, len(table) - 1)]
@@ -156,23 +158,23 @@ class NextItemRecipe(Recipe):
         loss = self.hparams.loss   # n_items counts the padding row: the catalogue is n_items - 1
         return loss == "full" or (loss == "auto" and self.n_items - 1 <= self.hparams.full_softmax_max_items)
 
-    def on_fit_start(self) -> None:
-        dm = getattr(self.trainer, "datamodule", None)
-        self._popularity_from_data = False
-        if dm is not None and getattr(dm, "split", None) is not None and len(dm.split.train.timestamp):
-            t = dm.split.train.timestamp
-            self.time_range.copy_(torch.tensor([t.min(), t.max()], dtype=torch.float64))
-            # Every training event counted once, before the first step: the sampled softmax's proposal is
-            # right from the start, and with several processes (DDP) each sees the whole data's counts.
-            counts = np.bincount(dm.split.train.item_idx, minlength=self.n_items)[:self.n_items]
-            self.item_counts.copy_(torch.from_numpy(counts.astype(np.float32)))
-            self.item_counts[0] = 0
-            self._popularity_from_data = True
+    def count_statistics(self, split: Split) -> None:
+        """The training events' time range (recency weights) and every training event counted once, before
+        the first step: the sampled softmax's proposal is right from the start, and with several processes
+        (DDP) each sees the whole data's counts."""
+        train = split.train
+        if not len(train.timestamp):
+            return
+        self.time_range.copy_(torch.tensor([train.timestamp.min(), train.timestamp.max()], dtype=torch.float64))
+        counts = np.bincount(train.item_idx, minlength=self.n_items)[:self.n_items]
+        self.item_counts.copy_(torch.from_numpy(counts.astype(np.float32)))
+        self.item_counts[0] = 0
+        self.popularity_counted = True
 
     def count_popularity(self, batch: SequenceBatch) -> None:
-        """Count item occurrences during the first epoch (each training event once), unless they were
-        counted from the data module's training split when fitting started."""
-        if self.current_epoch == 0 and not getattr(self, "_popularity_from_data", False):
+        """Count item occurrences during the first epoch (each training event once), unless
+        `count_statistics` counted them before fitting."""
+        if self.current_epoch == 0 and not self.popularity_counted:
             self.item_counts += torch.bincount(batch.items.flatten(), minlength=self.n_items).float()
             self.item_counts[0] = 0
 

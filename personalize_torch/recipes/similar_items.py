@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from personalize_torch.data.batching import SequenceBatch
+from personalize_torch.data.description import DataDescription
 from personalize_torch.data.text_features import TEXT_BUCKETS
 from personalize_torch.errors import InputError
 from personalize_torch.losses import full_softmax_loss, sampled_softmax_loss
@@ -82,13 +83,26 @@ class SimilarItems(Recipe):
         self.register_buffer("item_text", torch.zeros(n_items, item_text_slots, dtype=torch.long))
         self.register_buffer("item_users", torch.zeros(n_items))  # distinct training users per item (fallback)
 
-    # --- data the training path hands over -------------------------------------------------------
+    # --- what it takes from the data ---------------------------------------------------------------
+    @classmethod
+    def from_data(cls, data: DataDescription, **hyperparameters) -> SimilarItems:
+        recipe = cls(n_items=data.n_items, item_text_slots=int(data.item_text_tokens.shape[1]),
+                     **data.item_features.sizes("item"), **hyperparameters)
+        recipe.set_item_metadata(data)
+        return recipe
+
+    def set_item_metadata(self, data: DataDescription) -> None:
+        features = data.item_features
+        self.set_item_features(torch.from_numpy(features.categorical), torch.from_numpy(features.numeric))
+        self.item_text.copy_(torch.from_numpy(data.item_text_tokens))
+
     def set_item_features(self, categorical: Tensor, numeric: Tensor) -> None:
         self.item_values.copy_(categorical)
         self.item_numeric.copy_(numeric)
 
-    def set_item_text(self, tokens: Tensor) -> None:
-        self.item_text.copy_(tokens)
+    def item_embeddings(self) -> Tensor:
+        with torch.no_grad():
+            return self.item_vectors()
 
     @property
     def input_length(self) -> int:

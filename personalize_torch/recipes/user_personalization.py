@@ -82,6 +82,8 @@ import torch
 from torch import Tensor
 
 from personalize_torch.data.batching import SequenceBatch
+from personalize_torch.data.description import DataDescription
+from personalize_torch.data.split import Split
 from personalize_torch.errors import InputError
 from personalize_torch.losses import slate_choice_loss
 from personalize_torch.models.context_embeddings import ContextEmbeddings
@@ -138,12 +140,18 @@ class UserPersonalization(NextItemRecipe):
             # solution versions trained before `exposure_prior` existed load with a prior of 0 (no change)
             self.register_load_state_dict_pre_hook(fill_missing("item_log_exposure", "item_bias", torch.zeros_like))
 
-    def on_fit_start(self) -> None:
-        super().on_fit_start()
-        dm = getattr(self.trainer, "datamodule", None)
-        train = getattr(getattr(dm, "split", None), "train", None)
-        if self.hparams.exposure_prior and train is not None:   # no impressions: all 0, the prior stays 0
-            shown = torch.from_numpy(train.times_shown(self.n_items)).float()   # impressions, not rows
+    @classmethod
+    def from_data(cls, data: DataDescription, **hyperparameters) -> UserPersonalization:
+        recipe = cls(n_items=data.n_items, context_cardinalities=list(data.context_cardinalities),
+                     event_type_names=list(data.event_type_names), median_history_length=data.median_history_length,
+                     **data.item_features.sizes("item"), **hyperparameters)
+        recipe.set_item_metadata(data)
+        return recipe
+
+    def count_statistics(self, split: Split) -> None:
+        super().count_statistics(split)
+        if self.hparams.exposure_prior:   # no impressions: all 0, the prior stays 0
+            shown = torch.from_numpy(split.train.times_shown(self.n_items)).float()   # impressions, not rows
             log_shown = torch.log(shown + 1.0)          # centred below, the same as the log of the share
             self.item_log_exposure.copy_(log_shown - log_shown[1:].mean())
 
@@ -152,10 +160,18 @@ class UserPersonalization(NextItemRecipe):
         bias = self.item_bias
         return bias + self.item_log_exposure if self.hparams.exposure_prior else bias
 
+    def set_item_metadata(self, data: DataDescription) -> None:
+        features = data.item_features
+        self.set_item_features(torch.from_numpy(features.categorical), torch.from_numpy(features.numeric))
+
     def set_item_features(self, categorical: Tensor, numeric: Tensor) -> None:
-        """Item metadata from the data (see data/item_features.py), kept as buffers in the checkpoint."""
+        """Item metadata (see data/metadata_features.py), kept as buffers in the checkpoint."""
         self.item_values.copy_(categorical)
         self.item_numeric.copy_(numeric)
+
+    def item_embeddings(self) -> Tensor:
+        with torch.no_grad():
+            return self.item_table()
 
     def item_table(self) -> Tensor:
         """(n_items, C) item vectors: id embeddings plus metadata, used for inputs and for scoring."""

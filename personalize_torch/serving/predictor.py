@@ -17,11 +17,16 @@ from personalize_torch.errors import InputError
 from personalize_torch.filters import Catalogue, Filter
 from personalize_torch.metrics.ranking import mask_scores
 from personalize_torch.serving.backfill import item_popularity
-from personalize_torch.serving.exploration import (check_exploration_settings, explore, exploration_distribution,
-                                                   item_ages_days)
+from personalize_torch.serving.exploration import (
+    check_exploration_settings,
+    exploration_distribution,
+    explore,
+    item_ages_days,
+)
 from personalize_torch.serving.filtering import build_catalogue
 from personalize_torch.serving.item_metadata import ItemMetadata
 from personalize_torch.serving.promotions import Promotion
+from personalize_torch.serving.ranking import padded_lists, ranked_lists
 from personalize_torch.serving.slate import compose_slates
 from personalize_torch.serving.user_states import UserStateCache
 from personalize_torch.solution_version import SolutionVersion, load_solution_version
@@ -264,11 +269,20 @@ class Predictor:
 
     def rank(self, user_ids: Sequence[str | None], item_lists: Sequence[Sequence[str]],
              options: RequestOptions | None = None) -> list[list[RecommendedItem]]:
-        """Each user's `item_lists` row re-ordered by the model (Personalize's GetPersonalizedRanking):
-        see `personalize_torch.serving.ranking.rank`."""
-        from personalize_torch.serving.ranking import rank  # it builds on this module
-
-        return rank(self, user_ids, item_lists, options)
+        """Each user's `item_lists` row re-ordered by the model (Personalize's GetPersonalizedRanking), as
+        `personalize_torch.serving.ranking` describes: known items best first with softmax scores, then
+        unknown items (score None) in input order; filtered-out items left out."""
+        if len(user_ids) != len(item_lists):
+            raise ValueError(f"{len(user_ids)} users for {len(item_lists)} item lists")
+        options = options or RequestOptions()
+        ids, filled = padded_lists(item_lists)
+        B, L = ids.shape
+        if B == 0:
+            return []
+        idx = self.solution.item_vocab.to_idx(ids.reshape(-1)).reshape(B, L) if L else np.zeros((B, 0), np.int64)
+        inputs, _, _ = self._user_inputs(user_ids, options)
+        ranked = ranked_lists(ids, filled, idx, self._scores(inputs, options), self._allowed(options, user_ids, B))
+        return [[RecommendedItem(item_id, score) for item_id, score in row] for row in ranked]
 
     def _user_inputs(self, user_ids: Sequence[str | None], options: RequestOptions | None
                      ) -> tuple[SequenceBatch, np.ndarray, torch.Tensor | None]:

@@ -15,21 +15,18 @@ What a ranked list holds, as Personalize documents it:
   `context` is the context of the event being predicted, as for `Predictor.recommend`. Exploration is a
   campaign setting of User-Personalization's recommendations and does not apply to ranking.
 - An item given twice is ranked once, at its first position's turn.
-Any recipe ranks: the scores are the recipe's scores of the whole catalogue, read at the list's items.
+Any recipe ranks: the scores are the recipe's scores of the whole catalogue, read at the list's items
+(`Predictor.rank` computes them and the filter, then `ranked_lists` orders each list).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from personalize_torch.errors import InputError
-
-if TYPE_CHECKING:
-    from personalize_torch.serving.predictor import Predictor, RecommendedItem, RequestOptions
 
 MAX_INPUT_ITEMS = 500  # Personalize's limit on a GetPersonalizedRanking inputList
 
@@ -54,7 +51,7 @@ def list_softmax(scores: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
     return torch.where(as_logits, soft, probs).where(keep, 0.0)
 
 
-def _padded_lists(item_lists: Sequence[Sequence[str]]) -> tuple[np.ndarray, np.ndarray]:
+def padded_lists(item_lists: Sequence[Sequence[str]]) -> tuple[np.ndarray, np.ndarray]:
     """(B, L) object array of each list's distinct items (first occurrence kept, in order, '' padding)
     and (B, L) bool of the filled places."""
     rows = []
@@ -74,29 +71,20 @@ def _padded_lists(item_lists: Sequence[Sequence[str]]) -> tuple[np.ndarray, np.n
     return ids, filled
 
 
-def rank(predictor: Predictor, user_ids: Sequence[str | None], item_lists: Sequence[Sequence[str]],
-         options: RequestOptions | None = None) -> list[list[RecommendedItem]]:
-    """For each user, `item_lists[b]` ranked as the module docstring says: known items best first with
-    softmax scores, then unknown items (score None) in input order; filtered-out items left out."""
-    from personalize_torch.serving.predictor import RecommendedItem, RequestOptions
-
-    if len(user_ids) != len(item_lists):
-        raise ValueError(f"{len(user_ids)} users for {len(item_lists)} item lists")
-    options = options or RequestOptions()
-    ids, filled = _padded_lists(item_lists)
+def ranked_lists(ids: np.ndarray, filled: np.ndarray, item_idx: np.ndarray, scores: torch.Tensor,
+                 allowed: torch.Tensor | None) -> list[list[tuple[str, float | None]]]:
+    """Each row of `ids` (B, L) ranked as the module docstring says: (item id, score) of the known, allowed
+    items best first with softmax scores, then (item id, None) of the unknown items in input order.
+    `filled` (B, L): the places holding an item; `item_idx` (B, L): each item's index, 0 when unknown;
+    `scores` (B, n_items): the recipe's scores of the catalogue for each user; `allowed` (B, n_items) bool:
+    what the request's filter keeps (None: everything)."""
     B, L = ids.shape
-    if B == 0:
-        return []
-    idx = predictor.solution.item_vocab.to_idx(ids.reshape(-1)).reshape(B, L) if L else np.zeros((B, 0), np.int64)
-    idx = torch.from_numpy(np.where(filled, idx, 0).astype(np.int64))              # (B, L), 0 = unknown / none
+    idx = torch.from_numpy(np.where(filled, item_idx, 0).astype(np.int64))         # (B, L), 0 = unknown / none
     known = idx > 0
-    inputs, _, _ = predictor._user_inputs(user_ids, options)
-    scores = predictor._scores(inputs, options).cpu().gather(1, idx)              # (B, L)
     keep = known.clone()
-    allowed = predictor._allowed(options, user_ids, B)
     if allowed is not None:
         keep &= allowed.cpu().gather(1, idx)
-    probs = list_softmax(scores, keep)                                           # (B, L)
+    probs = list_softmax(scores.cpu().gather(1, idx), keep)                        # (B, L)
     # Kept known items by score (stable: ties keep input order), then unknown items in input order.
     unknown = torch.from_numpy(filled) & ~known
     key = torch.where(keep, probs, torch.where(unknown, -1.0, -2.0))
@@ -105,5 +93,5 @@ def rank(predictor: Predictor, user_ids: Sequence[str | None], item_lists: Seque
     out = []
     for b in range(B):
         row = order[b][keep[b, order[b]] | unknown[b, order[b]]]
-        out.append([RecommendedItem(ids[b, j], float(probs[b, j]) if keep[b, j] else None) for j in row])
+        out.append([(ids[b, j], float(probs[b, j]) if keep[b, j] else None) for j in row])
     return out

@@ -38,8 +38,8 @@ class UserStateCache:
     def for_recipe(cls, recipe, histories: UserSequences, device: torch.device) -> UserStateCache | None:
         """A cache when the recipe splits its scoring (`user_state` / `score_state`) and the users' states
         fit in MAX_CACHED_FLOATS; None otherwise."""
-        dim = getattr(recipe, "user_state_dimension", None)
-        if dim is None or not hasattr(recipe, "score_state") or len(histories) * dim > MAX_CACHED_FLOATS:
+        dim = recipe.user_state_dimension
+        if dim is None or len(histories) * dim > MAX_CACHED_FLOATS:
             return None
         return cls(recipe, histories, int(dim), device)
 

@@ -25,7 +25,9 @@ from personalize_torch.data.vocab import Vocab
 
 
 @dataclass
-class ItemFeatures:
+class MetadataFeatures:
+    """Items (or Users) metadata encoded as model inputs; row i = item (user) index i, row 0 = padding."""
+
     categorical: np.ndarray                     # (n_items, S) int64
     numeric: np.ndarray                         # (n_items, K) float32
     value_vocab: Vocab = field(default_factory=lambda: Vocab([]))  # "FIELD=value" strings
@@ -35,6 +37,12 @@ class ItemFeatures:
     @property
     def vocab_size(self) -> int:
         return self.value_vocab.size_with_padding
+
+    def sizes(self, prefix: str) -> dict[str, int]:
+        """What a model's encoder is sized by, under the recipes' parameter names (`prefix` item / user):
+        `{prefix}_value_vocab_size`, `{prefix}_value_slots`, `{prefix}_numeric_features`."""
+        return {f"{prefix}_value_vocab_size": self.vocab_size, f"{prefix}_value_slots": int(self.categorical.shape[1]),
+                f"{prefix}_numeric_features": int(self.numeric.shape[1])}
 
     def describe(self) -> dict:
         """What it takes to encode more items the same way (kept in solution.json for UPDATE)."""
@@ -56,13 +64,13 @@ def _field_kinds(items: pd.DataFrame, schema: Schema | None, id_column: str = C.
 
 
 def build_item_features(items: pd.DataFrame | None, schema: Schema | None, item_vocab: Vocab,
-                        previous: dict | None = None, id_column: str = C.ITEM_ID) -> ItemFeatures:
-    """`previous` (an `ItemFeatures.describe()`): encode as a trained model expects — known values keep
+                        previous: dict | None = None, id_column: str = C.ITEM_ID) -> MetadataFeatures:
+    """`previous` (a `MetadataFeatures.describe()`): encode as a trained model expects — known values keep
     their indices (new ones are appended) and numbers use the same standardization. `id_column`: the
     id field of the rows (USER_ID for the Users dataset, see `build_user_features`)."""
     n = item_vocab.size_with_padding
     if items is None or not len(items):
-        return ItemFeatures(np.zeros((n, 0), dtype=np.int64), np.zeros((n, 0), dtype=np.float32))
+        return MetadataFeatures(np.zeros((n, 0), dtype=np.int64), np.zeros((n, 0), dtype=np.float32))
     items = items.drop_duplicates(id_column, keep="last")
     rows = item_vocab.to_idx(items[id_column].astype(str).to_numpy(dtype=object))
     known = rows > 0
@@ -98,10 +106,10 @@ def build_item_features(items: pd.DataFrame | None, schema: Schema | None, item_
             mean, std = (float(seen.mean()), float(seen.std())) if len(seen) else (0.0, 1.0)
         stats[name] = (mean, std)
         numeric[rows, k] = np.nan_to_num((x - mean) / (std if std > 0 else 1.0))
-    return ItemFeatures(categorical, numeric, value_vocab, list(numeric_fields), stats)
+    return MetadataFeatures(categorical, numeric, value_vocab, list(numeric_fields), stats)
 
 
-def build_user_features(users: pd.DataFrame | None, schema: Schema | None, user_vocab: Vocab) -> ItemFeatures:
+def build_user_features(users: pd.DataFrame | None, schema: Schema | None, user_vocab: Vocab) -> MetadataFeatures:
     """The Users metadata as model inputs, aligned with the user vocabulary (row u = user index u, row 0 =
     padding / unknown users): categorical values (`|` multi-values) and standardized numbers, as for items.
     Users the Users dataset lacks, and users with no events (not in the vocabulary), are left out."""

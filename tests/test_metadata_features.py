@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from personalize_torch.data import constants as C
-from personalize_torch.data.item_features import build_item_features
+from personalize_torch.data.metadata_features import build_item_features
 from personalize_torch.data.schema import Field, Schema
 from personalize_torch.data.vocab import Vocab
 from personalize_torch.recipes.user_personalization import UserPersonalization
