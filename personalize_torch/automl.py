@@ -22,7 +22,7 @@ from personalize_torch.hpo import best_trial
 from personalize_torch.recipes import RECIPES
 from personalize_torch.solution_config import recipe_arn
 
-# Personalize's AutoML candidates for USER_PERSONALIZATION (issue #8).
+# Personalize's AutoML candidates for USER_PERSONALIZATION.
 DEFAULT_RECIPES = ("hrnn", "hrnn_meta", "hrnn_coldstart", "user_personalization")
 # Recipes that are pointless without metadata (they would train as their metadata-free parent).
 METADATA_RECIPES = ("hrnn_meta", "hrnn_coldstart")

@@ -9,7 +9,7 @@ gives recipe `user_personalization`, event selection and the recipe hyperparamet
 string values are converted by the recipe; the history-length percentiles, which Personalize puts in
 `featureTransformationParameters`, are read from there too, for recipes that have them). `performHPO` +
 `solutionConfig.hpoConfig` and `performAutoML` + `solutionConfig.autoMLConfig` are read here too, and run
-by the sweeps (issue #8):
+by the sweeps:
 
     python train.py -m hparams_search=personalize solution_config=hpo.json   # hpoConfig's ranges
     python train.py -m automl=default solution_config=automl.json           # autoMLConfig.recipeList

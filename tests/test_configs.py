@@ -62,3 +62,16 @@ def test_recipe_configs_give_the_classes_own_defaults():
             if default is inspect.Parameter.empty or (default is None and value == []):
                 continue
             assert value == default, f"{name}.yaml {key}: {value!r}, the class's default {default!r}"
+
+
+@pytest.mark.parametrize("experiment", sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml")))
+def test_every_experiment_composes_and_names_its_data_and_recipe(experiment):
+    """bench/RESULTS.md's recorded runs: `python train.py experiment=<name>` composes, on a real data preset,
+    with the recipe and trainer settings the file says, and without a logger (figures, not logs)."""
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[f"experiment={experiment}"])
+    data, recipe = experiment.split("_", 1) if not experiment.startswith("ml1m_half") else ("ml1m_half",
+                                                                                           experiment[10:])
+    assert get_class(cfg.recipe._target_).recipe_name == recipe
+    assert cfg.data.path and data.replace("_half", "") in cfg.data.path.lower().replace("-", "")
+    assert not cfg.logger

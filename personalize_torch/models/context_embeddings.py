@@ -2,7 +2,7 @@
 
 Tables start small (std `CONTEXT_INIT_STD`, like the item vectors). nn.Embedding's default N(0, 1) made a
 context vector ~20x longer than an item vector in 32 dimensions: the device swamped every input it was
-added to (HRNN-Meta on the sparse demo data: test NDCG@10 0.173 with the default, 0.298 small; bench/hrnn.md).
+added to (bench/hrnn.md).
 """
 
 from __future__ import annotations

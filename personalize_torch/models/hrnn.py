@@ -9,9 +9,8 @@ Input: item indices (B, T) left-padded with 0, oldest to newest, and a boolean (
 that is True at the first event of every session (see `session_starts`: an inactivity gap cuts
 sessions). Output: for every position the *context* that predicts that event, i.e. what the model knows
 just before it (B, T, 2C): the session state, concatenated with the embedding of the previous item. The
-previous item's embedding is a skip connection past the GRU (not in the paper): on sparse data (Amazon
-Beauty) it lifted leave-one-out NDCG@10 from 0.038 to 0.048 at the same budget, since the next item
-depends most on the last one. `forward` also returns the context after the last event, both for "the
+previous item's embedding is a skip connection past the GRU (not in the paper): on sparse data the next
+item depends most on the last one (bench/hrnn.md). `forward` also returns the context after the last event, both for "the
 session goes on" and for "a new session starts now".
 
 Scores are `query(context) @ output_table().T`: a linear map of the context against the item embeddings

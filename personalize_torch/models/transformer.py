@@ -6,10 +6,8 @@ config objects: a notebook or another project can use it directly.
 
 Item embeddings enter the first block multiplied by `item_input_scale` = sqrt(dim), as in SASRec (Kang &
 McAuley 2018), while the position embeddings are added unscaled: both start at std 0.02, and without the
-scale the positions weigh as much as the items. Measured (bench/RESULTS.md, eighth session): Amazon Beauty
-validation NDCG@10 after 6 epochs 0.061-0.063 against ~0.043, test NDCG@10 after 20 epochs 0.0571 against
-0.0564, the ML-1M half after 15 minutes 0.1865 against 0.1839 (3 seeds each).
-Checkpoints saved before the scale existed load with a scale of 1, so they score as they were trained.
+scale the positions weigh as much as the items (bench/RESULTS.md, "User-Personalization").
+Checkpoints saved without the scale load with a scale of 1, so they score as they were trained.
 """
 
 from __future__ import annotations

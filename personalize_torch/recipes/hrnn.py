@@ -21,8 +21,8 @@ What each hyperparameter does (Personalize's names where Personalize has them):
   history length is below / above these percentiles are left out of training (still served, evaluated).
 - `loss`: `full` softmax over the catalogue, `sampled` softmax with logQ correction (`num_negatives`
   shared negatives drawn from popularity^0.75; 2048 as in GRU4Rec), or `auto`: full up to
-  `full_softmax_max_items` items. On CPU, full softmax over Beauty's 12k items made an epoch about 3x
-  slower than 2048 sampled negatives, which reached NDCG@10 0.048 (bench/hrnn.md).
+  `full_softmax_max_items` items. On a CPU the sampled softmax makes epochs over a large catalogue much
+  faster (bench/hrnn.md).
 - `dropout` (on GRU outputs), `embedding_dropout` (on input item embeddings), `learning_rate`,
   `weight_decay` (AdamW), `lr_schedule`: `cosine` (decay to 0 over the trainer's `max_epochs`, by step) or
   `constant`.

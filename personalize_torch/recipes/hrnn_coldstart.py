@@ -20,11 +20,10 @@ How cold items get vectors: the output side of the network scores items by their
 only (the mean embedding of their values, `|` multi-values, plus a per-item bias; no id embedding), in
 training as well as serving, so what the model learns about warm items' categories is exactly what
 places the cold ones. Numeric fields are left out of the output side: a cold item's CREATION_TIMESTAMP
-lies beyond every trained item's, and a linear term in it extrapolates. On the demo data (30 newest items
-held out) that term swamped the categories: the share of a user's top-5 cold items in the user's taste
-cluster was 0.16 with numeric fields (0.125 by chance) and 0.55 without. The inputs still read
-id + metadata vectors, numeric fields included (a user's history is mostly warm items). Users with no history are scored by the
-network from its initial state (not by popularity, which cold items do not have).
+lies beyond every trained item's, and a linear term in it extrapolates and swamps the categories
+(bench/hrnn.md). The inputs still read id + metadata vectors, numeric fields included (a user's history is
+mostly warm items). Users with no history are scored by the network from its initial state (not by
+popularity, which cold items do not have).
 """
 
 from __future__ import annotations

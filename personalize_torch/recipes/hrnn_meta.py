@@ -18,13 +18,9 @@ and contextual interaction fields. Everything HRNN does (sessions, hyperparamete
   out takes the user's latest value (so a batch line without `context` gets what `recommend` gives).
   Context vectors start small (models/context_embeddings.py), like the item vectors.
 
-What each input is worth (bench/hrnn.md, sparse demo data, 6 epochs, test NDCG@10 over 3 seeds): all of
-them 0.298 vs HRNN 0.180; without item metadata 0.172 (the item genres are nearly all of the gain: they
-name the taste cluster of items that have few events), without numeric item fields 0.287, without
-context 0.285, without user metadata 0.295 (a user's first two items already name the cluster the
-demo's MEMBERSHIP / AGE_GROUP predict). With enough epochs for the id embeddings to learn the clusters
-by themselves the gap shrinks (20 epochs: 0.428 vs 0.421; on the denser default demo data 0.426 vs
-0.435, while HRNN-Meta without item metadata reaches 0.439).
+What each input is worth, input by input (bench/hrnn.md): on sparse data the item metadata is nearly all of
+the gain, since it names the taste cluster of items that have few events; with enough epochs for the id
+embeddings to learn the clusters by themselves the gap shrinks.
 """
 
 from __future__ import annotations

@@ -9,10 +9,10 @@ metadata, context), so P(item | user) is its softmax over the catalogue given th
 A segment asks who will interact with an item over a coming period, not whose NEXT event it is, so users
 are ranked by their expected number of interactions with it: P(item | user) times the user's activity
 (the number of events in the user's history, a proxy for how many events the user will have). Ranking by
-P(item | user) alone favours users with few, predictable events; on ml-100k the activity-weighted score
-lifts recall at 1% of users from 8.9x to the multiple reported in bench/RESULTS.md. For an attribute
-query the probability is the mass of the items that have those attributes. Users who already interacted with the item are left out of its
-segment (and those items out of an attribute's mass) unless the job asks to include them.
+P(item | user) alone favours users with few, predictable events (bench/RESULTS.md, "Item-Affinity"). For an
+attribute query the probability is the mass of the items that have those attributes. Users who already
+interacted with the item are left out of its segment (and those items out of an attribute's mass) unless the
+job asks to include them.
 
 Evaluation uses Personalize's split for these recipes (`user_segmentation`: each user's newest 20% of
 events held out, when data.split is left null) and reports, besides the usual ranking metrics,

@@ -1,79 +1,35 @@
-"""User-Personalization (aws-user-personalization): a causal transformer over each user's recent events.
+"""User-Personalization (aws-user-personalization): a causal transformer over each user's recent events,
+trained to predict each next event with a softmax over the whole catalogue.
 
-What each hyperparameter does (Personalize's names where Personalize has them):
-- `bptt` (2-512, default 200): how many recent events the model reads and backpropagates through.
-  Personalize allows 2-32; dense data gains from longer (ML-1M half, 15 minutes: test NDCG@10 0.165 with
-  200 and the defaults below, 0.159 with 50 and the earlier ones; short-history data is unaffected).
-- `batch_size` (default 64): training windows per step (null: the data config's `batch_size`). 64
-  windows of up to 200 events hold about as many events as 256 of 50; on short-history data (Amazon
-  Beauty) it means more, smaller steps, which with `learning_rate` 2e-3 converged faster than 256 /
-  1e-3 (bench/RESULTS.md).
-- `hidden_dimension` (size of item embeddings and hidden states; 32-256 in Personalize, 8-1024 accepted),
-  `dropout` and `weight_decay` (AdamW's, on every parameter): `auto` (default) picks
-  them by how dense the training data is, from the median training history length (`median_history_length`,
-  from the data): under 20 events (sparse, e.g. Amazon Beauty: 4) 64, dropout 0.3 and weight decay 0.3;
-  from 20 (dense, e.g. the ML-1M half: 87) 128, dropout 0.1 and no weight decay. Measured (bench/RESULTS.md):
-  Beauty, 20 epochs, seed 0, test NDCG@10 0.0567 with dropout 0.3 against 0.0553 (0.2), 0.0565 (0.4),
-  0.0526 (0.5); weight decay 0.3 against none: 0.0471 / 0.0475 vs 0.0434 / 0.0434 (seeds 42 / 1; 0.5:
-  0.0536; 1.0 too strong). The ML-1M half, 15 minutes, one core: hidden 128 0.1851 against 0.1796 with 64
-  (seed 0), dropout 0.1 0.1751 / 0.1799 against 0.1730 / 0.1650 with 0.2 (seeds 0 / 1), weight decay 0.3
-  there no gain. Beauty with 128 would not fit 20 epochs in 15 minutes on a CPU (the 12k-item softmax
-  doubles). A number overrides `auto`.
-- `recency_mask` (true/false): weight the loss towards recent events, so recent popularity trends
-  count more. Each predicted event's weight rises linearly with its time, from `1 - recency_strength`
-  for the oldest event in the training data to 1 for the newest.
-- `min_user_history_length_percentile` / `max_user_history_length_percentile`: training users whose
-  history length is below / above these percentiles of all users are left out of training (they are
-  still served and evaluated). Defaults 0 and 1: every user trains. Personalize's default maximum is 0.99
-  (set it to match, e.g. to keep bots with huge histories out); here keeping the top 1% gave, leave-one-out,
-  Amazon Beauty (20 epochs) test NDCG@10 0.0585 / HR@10 0.0958 against 0.0571 / 0.0943, and the ML-1M half
-  (15 minutes) 0.1888 against 0.1865 (means of 3 seeds; bench/RESULTS.md).
-- `loss`: `full` softmax over the catalogue, `sampled` softmax with logQ correction
-  (`num_negatives` shared negatives drawn from popularity^0.75), or `auto`: full up to
-  `full_softmax_max_items` items (16,384), sampled above. The full softmax learns more per epoch: on Amazon
-  Beauty (12,101 items, 2 CPU cores, one thread, 20 epochs, weight decay 0.3) test NDCG@10 0.0490 / 0.0493
-  (seeds 42 / 1) against 0.0471 / 0.0475 with 2,048 sampled negatives, in 12.2 minutes against 7.4
-  (bench/RESULTS.md). Above ~16k items on a CPU an epoch gets long; on a GPU the full softmax is cheap:
-  raise `full_softmax_max_items` (e.g. 100000).
-- `negative_sampling` (sampled loss): `popularity` (default: popularity^0.75 with the logQ correction, an
-  unbiased estimate of the full softmax) or `uniform` (every item equally likely, no correction: RecTools'
-  and the eSASRec paper's sampled softmax). On Beauty, uniform with 256 negatives learned far slower
-  (validation NDCG@10 0.043 after 25 epochs against 0.053 after 19 for the default; bench/RESULTS.md).
-- `event_type_weights` ({EVENT_TYPE: weight}, default none): how much predicting each type of event counts
-  in the loss (see recipes/next_item.py); `event_type_names` come from the data.
-- `lr_schedule`: `final_decay` (default): constant, then linear decay to 0 over the last 20% of the
-  training budget, the trainer's `max_epochs` or its `max_time`, whichever runs out first. Against a constant
-  rate it gave test NDCG@10 0.0544 vs 0.0490 on Beauty (20 epochs, seed 42) and 0.1796 vs 0.1751 on the ML-1M
-  half (15 minutes, seed 0; bench/RESULTS.md). `constant`; or `cosine` (linear warm-up over `warmup_steps`,
-  then cosine decay to 0 over the budget): on the ML-1M half cosine by the clock gave 0.158 / 0.153 against
-  0.173 / 0.165 constant (seeds 0 / 1): it decays too early for a model still learning at the cut.
-- `context_cardinalities` (from the data, not a knob): contextual interaction fields such as DEVICE.
-  Each event's context is embedded and added to its input; the context of the event being predicted
-  (at request time, the request's `context`; in evaluation, the user's latest context) is embedded
-  separately and added to the user's state before scoring, so "what does this user want on mobile"
-  can differ from "on desktop".
-- Item metadata (`use_item_metadata`; sizes from the data): each item's vector is its id embedding plus
-  the mean embedding of its categorical values (`|` multi-values) plus a projection of its numeric
-  fields (CREATION_TIMESTAMP included), so items with few or no interactions are placed by what they are.
-- `impression_weight`: weight of the slate-choice term (losses.slate_choice_loss) for events with an
-  IMPRESSION: the chosen item against the items shown with it and not chosen, for this user. The
-  catalogue softmax keeps a per-item bias that absorbs exposure/popularity, so skipped items are not
-  pushed down globally. With `impression_item_gradient` false (default) the slate term trains only the
-  user side (item vectors are held fixed in it), so frequently shown items are not pushed away from
-  everyone. 0 (the default): on demo data where clicks are chosen from their slates the term lowered
-  NDCG@10 (weight 1.0: -9% alone, -3.5% beside the exposure prior; bench/RESULTS.md).
-- `exposure_prior` (default true): how impressions are used. Each item's catalogue logit gets a fixed term,
-  the log of the share of training impressions that showed the item (+1 smoothed, centred), so
-  P(next event = i) is modelled as exposure(i) x preference(user, i), with the exposure counted from the
-  slates instead of learned from the clicks; the dot product and `item_bias` model the preference only
-  (and the slate-choice term, when on, uses the same preference part). The learned bias then reads as a
-  click-through rate: items shown often and seldom chosen get a low preference. Data without impressions
-  get 0 everywhere: nothing changes. Measured against the same model without it (leave-one-out,
-  12 epochs, paired by seed; bench/impressions.py, bench/RESULTS.md tenth session): the MIND sample test
-  NDCG@10 +26% (ahead on 5 of 5 seeds); demo data with clicks chosen from their slates and sparse users
-  +0.9% (5 of 5 seeds); dense demo users no measurable change. Impressions are counted once however many
-  rows repeat their slate (UserSequences.times_shown).
-Users with no history get the most popular items (counted during the first training epoch).
+Hyperparameters (Personalize's names where Personalize has them; the measurements behind every default are
+in bench/RESULTS.md, "User-Personalization"):
+- `bptt` (2-512, default 200): recent events read and backpropagated through (Personalize allows 2-32;
+  dense data gains from longer, short histories are unaffected).
+- `batch_size` (default 64): training windows per step; null: the data config's `batch_size`.
+- `hidden_dimension`, `dropout`, `weight_decay` (AdamW's): `auto` picks them by how dense the data is, from
+  the median training history length: under 20 events 64 / 0.3 / 0.3 (sparse, e.g. Amazon Beauty), from 20
+  128 / 0.1 / 0 (dense, e.g. MovieLens). A number overrides `auto`.
+- `recency_mask` with `recency_strength`: weight the loss towards recent events (from `1 - recency_strength`
+  for the oldest training event to 1 for the newest), so recent trends count more.
+- `min_user_history_length_percentile` / `max_user_history_length_percentile` (0 and 1: every user trains;
+  Personalize's maximum is 0.99): users outside these percentiles of history length are left out of
+  training (still served and evaluated).
+- `loss`: `full` softmax, `sampled` softmax (`num_negatives` shared negatives, `negative_sampling`
+  `popularity` with the logQ correction or `uniform`), or `auto`: full up to `full_softmax_max_items`
+  (16,384) items. On a GPU the full softmax is cheap: raise `full_softmax_max_items`.
+- `event_type_weights` ({EVENT_TYPE: weight}): how much predicting each type of event counts in the loss.
+- `lr_schedule`: `final_decay` (constant, then linear decay to 0 over the last 20% of the budget, epochs or
+  `max_time`), `constant`, or `cosine` with `warmup_steps`.
+- Contextual fields (DEVICE, ...; from the data): each event's context is added to its input, and the
+  context of the event being predicted (a request's `context`) to the user's state, so a list can differ
+  by device.
+- `use_item_metadata`: an item's vector is its id embedding plus its Items metadata (categorical values,
+  numeric fields, CREATION_TIMESTAMP), so items with few or no events are placed by what they are.
+- `exposure_prior` (default true): with impressions, each item's logit gets the log of its share of training
+  impressions, so the model learns preference given exposure (the learned bias reads as a click-through
+  rate). No impressions: no change. `impression_weight` (default 0) adds a slate-choice term (the chosen item
+  against the others shown); `impression_item_gradient` lets that term move item vectors.
+Users with no history get the most popular items.
 """
 
 from __future__ import annotations
