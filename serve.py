@@ -24,11 +24,12 @@ def main(cfg: DictConfig) -> None:
     from omegaconf import OmegaConf
 
     from personalize_torch.filters import Filter
-    from personalize_torch.serving.app import CampaignSettings, create_app
-    from personalize_torch.serving.deployments import DeploymentLog
-    from personalize_torch.serving.event_store import SYNCHRONOUS_MODES, EventStore
-    from personalize_torch.serving.predictor import Predictor
-    from personalize_torch.serving.workers import serve_in_processes
+    from personalize_torch.serving.campaigns import CampaignSettings
+    from personalize_torch.serving.events.deployment_log import DeploymentLog
+    from personalize_torch.serving.events.event_store import SYNCHRONOUS_MODES, EventStore
+    from personalize_torch.serving.http.app import create_app
+    from personalize_torch.serving.http.worker_processes import serve_in_processes
+    from personalize_torch.serving.inference.predictor import Predictor
 
     import torch
 
@@ -80,7 +81,7 @@ def main(cfg: DictConfig) -> None:
     access_log.propagate = False   # one line per request on stderr, not again through Hydra's root logger
     api_key = cfg.api_key or os.environ.get("PERSONALIZE_TORCH_API_KEY") or None
     # The startup campaigns go into the deployment log (in the events database) that worker processes
-    # share: deploys made later by any of them reach the others (serving/deployments.py).
+    # share: deploys made later by any of them reach the others (serving/events/deployment_log.py).
     deployments, deployed_version = None, 0
     if not events.in_memory:
         deployments = DeploymentLog(cfg.events_db)

@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 
 from personalize_torch.filters import Catalogue, Filter
-from personalize_torch.serving.slate import compose_slates
+from personalize_torch.serving.inference.slate import compose_slates
 
 GENRES = [f"g{k}" for k in range(30)]
 FILTERS = {

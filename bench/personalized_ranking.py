@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from personalize_torch.serving.predictor import Predictor
+from personalize_torch.serving.inference.predictor import Predictor
 from personalize_torch.training import compose_config, prepare_data, train
 
 REPO = Path(__file__).resolve().parents[1]

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from personalize_torch.serving.workers import wait_until_serving
+from personalize_torch.serving.http.worker_processes import wait_until_serving
 
 REPO = Path(__file__).resolve().parents[1]
 ARN = "arn:aws:personalize:us-east-1:123456789012:campaign/default"

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from personalize_torch.serving.predictor import Predictor
+from personalize_torch.serving.inference.predictor import Predictor
 from personalize_torch.training import compose_config, train
 
 

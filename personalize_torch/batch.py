@@ -27,10 +27,10 @@ from tqdm import tqdm
 
 from personalize_torch.errors import InputError, exit_on_input_error
 from personalize_torch.filters import Filter
-from personalize_torch.serving.batch_inference import run_batch_inference
-from personalize_torch.serving.batch_segments import run_batch_segments
-from personalize_torch.serving.predictor import MAX_RESULTS, Predictor
-from personalize_torch.serving.segments import MAX_USERS_PER_SEGMENT, UserSegmenter
+from personalize_torch.serving.inference.predictor import MAX_RESULTS, Predictor
+from personalize_torch.serving.jobs.batch_inference import run_batch_inference
+from personalize_torch.serving.jobs.batch_segments import run_batch_segments
+from personalize_torch.serving.jobs.user_segments import MAX_USERS_PER_SEGMENT, UserSegmenter
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

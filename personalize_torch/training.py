@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from personalize_torch.callbacks import RestoreBestWeights
 from personalize_torch.data.datamodule import InteractionsDataModule
+from personalize_torch.data.description import DataDescription
 from personalize_torch.data.domains import check_use_case
 from personalize_torch.data.prepared import PreparedData
 from personalize_torch.data.sources import load_dataset_group
@@ -83,10 +84,26 @@ def build_recipe(recipe_cfg: DictConfig, data: PreparedData) -> Recipe:
     recipe that combines solution versions (Blend) gets the ones its `solutions` names, loaded."""
     params = {k: v for k, v in OmegaConf.to_container(recipe_cfg, resolve=True).items() if k != "_target_"}
     recipe_cls = recipe_class(recipe_cfg)
+    check_hyperparameter_names(recipe_cls, params, data.describe())
     if recipe_cls.combines_solution_versions:
         params["members"] = [BlendMember(str(path), solution.recipe, solution.info.get("data", {}))
                              for path, solution in ((p, load_solution_version(p)) for p in params.pop("solutions", []))]
     return recipe_cls.from_data(data.describe(), **params)
+
+
+def check_hyperparameter_names(recipe_cls: type[Recipe], params: dict, data: DataDescription,
+                               where: str = "recipe.", file: str | None = None) -> None:
+    """An InputError naming the first of `params` the recipe does not take, or that comes from the data."""
+    accepted = recipe_cls.hyperparameter_defaults()
+    from_data = set(data.sizes())
+    for name in params:
+        if name in from_data and name in accepted:
+            raise InputError(f"{recipe_cls.recipe_name}'s {name} comes from the data; leave it out",
+                             column=f"{where}{name}", file=file)
+        if name not in accepted and not (name == "solutions" and recipe_cls.combines_solution_versions):
+            names = sorted(set(accepted) - from_data - {"members"})
+            raise InputError(f"{recipe_cls.recipe_name} has no hyperparameter {name!r}; its hyperparameters: "
+                             f"{', '.join(names)}", column=f"{where}{name}", file=file)
 
 
 def data_module(data_cfg: DictConfig, data: PreparedData, recipe: Recipe, seed: int = 0) -> InteractionsDataModule:
@@ -123,6 +140,8 @@ def apply_solution_config(cfg: DictConfig) -> None:
                     raise InputError(f"recipe {recipe_cls.recipe_name} does not weight event types; leave out "
                                      "eventParametersList[].weight", file=str(path), column="eventsConfig")
                 cfg.recipe.event_type_weights = weights
+        check_hyperparameter_names(recipe_class(cfg.recipe), sc["hyperparameters"], DataDescription(n_items=1),
+                                   where="algorithmHyperParameters.", file=str(path))
         for name, value in sc["hyperparameters"].items():
             cfg.recipe[name] = value
         accepted = recipe_class(cfg.recipe).hyperparameter_defaults()

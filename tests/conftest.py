@@ -71,7 +71,7 @@ def tiny_user_personalization(tmp_path: Path, bptt: int, limit_train_batches: in
     from personalize_torch.data.prepared import PreparedData
     from personalize_torch.data.sources import demo_dataset_group
     from personalize_torch.recipes.user_personalization import UserPersonalization
-    from personalize_torch.serving.predictor import Predictor
+    from personalize_torch.serving.inference.predictor import Predictor
     from personalize_torch.solution_version import load_solution_version, save_solution_version
 
     data = PreparedData(demo_dataset_group(n_users=150, n_items=60, seed=2), split="leave_one_out")

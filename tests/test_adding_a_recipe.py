@@ -12,7 +12,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from personalize_torch.recipes import RECIPES
-from personalize_torch.serving.predictor import Predictor
+from personalize_torch.serving.inference.predictor import Predictor
 from personalize_torch.solution_version import load_solution_version
 from personalize_torch.training import train
 from tests.conftest import SMALL_DEMO, compose_train_config

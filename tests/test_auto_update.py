@@ -5,10 +5,11 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
-from personalize_torch.serving.app import CampaignSettings, create_app
-from personalize_torch.serving.auto_update import pending_items, update_campaign
-from personalize_torch.serving.event_store import EventStore
-from personalize_torch.serving.predictor import Predictor
+from personalize_torch.serving.campaigns import CampaignSettings
+from personalize_torch.serving.events.auto_update import pending_items, update_campaign
+from personalize_torch.serving.events.event_store import EventStore
+from personalize_torch.serving.http.app import create_app
+from personalize_torch.serving.inference.predictor import Predictor
 
 ARN = "arn:aws:personalize:us-east-1:123456789012:campaign/shop"
 ITEMS_ARN = "arn:aws:personalize:us-east-1:123456789012:dataset/shop/ITEMS"

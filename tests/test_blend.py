@@ -6,7 +6,7 @@ import torch
 from personalize_torch.data.batching import SequenceBatch
 from personalize_torch.errors import InputError
 from personalize_torch.recipes.blend import simplex_grid, standardized
-from personalize_torch.serving.predictor import Predictor
+from personalize_torch.serving.inference.predictor import Predictor
 from personalize_torch.training import train
 from tests.conftest import compose_train_config
 

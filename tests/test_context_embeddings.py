@@ -38,7 +38,7 @@ def test_user_personalization_learns_the_planted_device_price_effect(tmp_path):
     import numpy as np
     import pytorch_lightning as pl
 
-    from personalize_torch.serving.predictor import Predictor, RequestOptions
+    from personalize_torch.serving.inference.predictor import Predictor, RequestOptions
     from personalize_torch.solution_version import load_solution_version, save_solution_version
 
     pl.seed_everything(0)

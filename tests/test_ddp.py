@@ -43,7 +43,7 @@ def test_train_py_with_two_ddp_processes_saves_one_solution_version(tmp_path):
     assert (out / "train_ddp_process_1.log").exists()                # a second process did train
     info = json.loads((out / "solution" / "solution.json").read_text())
     assert info["metrics"]["val"]["ndcg_at_10"] > 0
-    from personalize_torch.serving.predictor import Predictor
+    from personalize_torch.serving.inference.predictor import Predictor
 
     predictor = Predictor.from_dir(out / "solution")
     (items,) = predictor.recommend([predictor.solution.user_vocab.ids[0]], 5)

@@ -21,9 +21,9 @@ from tests.conftest import REPO, SMALL_DEMO, compose_train_config, serving
 
 from personalize_torch.data.batching import SequenceBatch, sequence_batch
 from personalize_torch.metrics.ranking import mask_scores, ranked_items
-from personalize_torch.serving.app import create_app
-from personalize_torch.serving.event_store import Event, EventStore, field_name, property_fields
-from personalize_torch.serving.predictor import Predictor, RecentEvents, RequestOptions, append_events
+from personalize_torch.serving.http.app import create_app
+from personalize_torch.serving.events.event_store import Event, EventStore, field_name, property_fields
+from personalize_torch.serving.inference.predictor import Predictor, RecentEvents, RequestOptions, append_events
 
 CAMPAIGN = "arn:aws:personalize:us-east-1:123456789012:campaign/similar"
 ITEMS_ARN = "arn:aws:personalize:us-east-1:123456789012:dataset/shop/ITEMS"
@@ -206,7 +206,7 @@ def test_every_field_survives_a_restart_of_the_store_and_the_app(sims, tmp_path)
 WRITER = """
 import sys
 sys.path.insert(0, sys.argv[2])
-from personalize_torch.serving.event_store import Event, EventStore
+from personalize_torch.serving.events.event_store import Event, EventStore
 store = EventStore(sys.argv[1])
 for n in range(100000):
     (seq,) = store.put_events("t", "s", "u", [Event("click", float(n), f"i{n}")])

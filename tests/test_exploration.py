@@ -8,7 +8,7 @@ import torch
 
 from personalize_torch.data.ragged import Ragged
 from personalize_torch.data.sequences import UserSequences
-from personalize_torch.serving.exploration import explore, exploration_distribution, item_ages_days
+from personalize_torch.serving.inference.exploration import explore, exploration_distribution, item_ages_days
 
 
 def test_item_ages_prefer_creation_time_and_fall_back_to_first_interaction():
@@ -75,8 +75,8 @@ def test_items_often_shown_and_not_chosen_are_explored_less():
                                                     (0.3, 0.0, "explorationItemAgeCutOff")])
 def test_exploration_settings_out_of_personalizes_range_are_named(weight, cut_off, field):
     from personalize_torch.errors import InputError
-    from personalize_torch.serving.app import CampaignSettings
-    from personalize_torch.serving.predictor import RequestOptions
+    from personalize_torch.serving.campaigns import CampaignSettings
+    from personalize_torch.serving.inference.predictor import RequestOptions
 
     for settings in (RequestOptions, CampaignSettings):
         with pytest.raises(InputError) as err:

@@ -23,8 +23,8 @@ from personalize_torch.data.synthetic import generate_demo_data
 from personalize_torch.data.vocab import Vocab
 from personalize_torch.recipes.hrnn import HRNN
 from personalize_torch.recipes.hrnn_meta import HRNNMeta
-from personalize_torch.serving.batch_inference import run_batch_inference
-from personalize_torch.serving.predictor import Predictor, RecentEvents, RequestOptions
+from personalize_torch.serving.inference.predictor import Predictor, RecentEvents, RequestOptions
+from personalize_torch.serving.jobs.batch_inference import run_batch_inference
 from personalize_torch.training import train
 from tests.conftest import SMALL_DEMO, compose_train_config, fit_small
 

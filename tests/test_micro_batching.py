@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from personalize_torch.serving.micro_batching import MicroBatcher
+from personalize_torch.serving.inference.micro_batching import MicroBatcher
 
 
 def wait_until(condition, seconds=10.0):
@@ -92,7 +92,7 @@ def test_concurrent_http_requests_get_the_answers_they_get_alone(tmp_path):
     import httpx
 
     from personalize_torch.filters import Filter
-    from personalize_torch.serving.app import create_app
+    from personalize_torch.serving.http.app import create_app
     from tests.conftest import serving, tiny_user_personalization
 
     predictor = tiny_user_personalization(tmp_path, bptt=8, limit_train_batches=3)

@@ -14,8 +14,8 @@ from tests.conftest import SMALL_DEMO, compose_train_config
 from personalize_torch.data.synthetic import generate_demo_data
 from personalize_torch.filters import Filter
 from personalize_torch.recipes.personalized_ranking import PersonalizedRanking
-from personalize_torch.serving.predictor import Predictor, RecentEvents, RequestOptions
-from personalize_torch.serving.ranking import MAX_INPUT_ITEMS, list_softmax
+from personalize_torch.serving.inference.predictor import Predictor, RecentEvents, RequestOptions
+from personalize_torch.serving.inference.personalized_ranking import MAX_INPUT_ITEMS, list_softmax
 from personalize_torch.errors import InputError
 
 
@@ -176,7 +176,7 @@ ARN = "arn:aws:personalize:us-east-1:123456789012:{}/{}"
 def test_http_ranking_shape_events_and_errors(ranker, trained_solution):
     from fastapi.testclient import TestClient
 
-    from personalize_torch.serving.app import create_app
+    from personalize_torch.serving.http.app import create_app
 
     pop = Predictor.from_dir(trained_solution["solution"])
     client = TestClient(create_app({"rank": ranker, "pop": pop},
@@ -227,7 +227,7 @@ def test_boto3_get_personalized_ranking(ranker):
     import boto3
     from tests.conftest import serving
 
-    from personalize_torch.serving.app import create_app
+    from personalize_torch.serving.http.app import create_app
 
     app = create_app({"rank": ranker}, {"no-genre": Filter.parse("EXCLUDE ItemID WHERE Items.GENRES IN ($GENRE)")})
     user = ranker.solution.user_vocab.ids[4]
@@ -259,7 +259,7 @@ def test_boto3_get_personalized_ranking(ranker):
 def test_batch_ranking_lines_and_per_line_errors(ranker):
     import io
 
-    from personalize_torch.serving.batch_inference import run_batch_inference
+    from personalize_torch.serving.jobs.batch_inference import run_batch_inference
 
     ids = list(ranker.solution.item_vocab.ids)
     users = list(ranker.solution.user_vocab.ids[:2])

@@ -68,7 +68,7 @@ def test_evaluation_scores_stay_float32_under_bf16_autocast():
 def test_user_personalization_trains_with_bf16_on_cuda_and_serves_on_cpu(tmp_path):
     """The default config on a GPU: bf16 autocast, better than popularity, and a solution version that loads
     and serves on a CPU."""
-    from personalize_torch.serving.predictor import Predictor
+    from personalize_torch.serving.inference.predictor import Predictor
     from personalize_torch.training import train
 
     if not torch.cuda.is_available():

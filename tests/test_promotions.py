@@ -10,11 +10,11 @@ import torch
 from personalize_torch.data.sequences import UserSequences
 from personalize_torch.errors import InputError
 from personalize_torch.filters import Filter
-from personalize_torch.serving.backfill import POPULAR_ITEM, item_popularity, popular_fill
-from personalize_torch.serving.item_metadata import ItemMetadata
-from personalize_torch.serving.promotions import (PROMOTED_ITEM, Promotion, interleave, promoted_positions,
+from personalize_torch.serving.inference.backfill import POPULAR_ITEM, item_popularity, popular_fill
+from personalize_torch.serving.inference.item_metadata import ItemMetadata
+from personalize_torch.serving.inference.promotions import (PROMOTED_ITEM, Promotion, interleave, promoted_positions,
                                                   promoted_slots)
-from personalize_torch.serving.slate import compose_slates, mask_out
+from personalize_torch.serving.inference.slate import compose_slates, mask_out
 
 NEG = -math.inf
 ANY = Filter.parse('INCLUDE ItemID WHERE Items.GENRES IN ("x")')  # the filter object itself is not evaluated here

@@ -8,7 +8,7 @@ from personalize_torch.data.datamodule import InteractionsDataModule
 from personalize_torch.data.prepared import PreparedData
 from personalize_torch.data.sources import demo_dataset_group
 from personalize_torch.recipes import RECIPES
-from personalize_torch.serving.predictor import Predictor
+from personalize_torch.serving.inference.predictor import Predictor
 from personalize_torch.solution_version import load_solution_version, save_solution_version
 from tests.conftest import fit_small
 

@@ -8,8 +8,9 @@ import uvicorn
 from tests.conftest import SMALL_DEMO, compose_train_config, serving
 from fastapi.testclient import TestClient
 
-from personalize_torch.serving.app import arn_name, create_app
-from personalize_torch.serving.predictor import Predictor
+from personalize_torch.serving.http.app import create_app
+from personalize_torch.serving.http.runtime_handlers import arn_name
+from personalize_torch.serving.inference.predictor import Predictor
 
 ARN = "arn:aws:personalize:us-east-1:123456789012:campaign/{}"
 
@@ -112,7 +113,7 @@ def test_serve_py_serves_a_solution_with_a_durable_event_store(trained_solution,
 
     from tests.conftest import REPO
 
-    from personalize_torch.serving.event_store import EventStore
+    from personalize_torch.serving.events.event_store import EventStore
 
     db = tmp_path / "events.sqlite"
     answers = {}

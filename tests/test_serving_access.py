@@ -8,8 +8,8 @@ import botocore.exceptions
 import pytest
 from fastapi.testclient import TestClient
 
-from personalize_torch.serving.app import create_app
-from personalize_torch.serving.predictor import Predictor
+from personalize_torch.serving.http.app import create_app
+from personalize_torch.serving.inference.predictor import Predictor
 from tests.conftest import serving
 
 ARN = "arn:aws:personalize:us-east-1:123456789012:campaign/{}"

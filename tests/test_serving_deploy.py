@@ -5,8 +5,8 @@ import threading
 import pytest
 import httpx
 
-from personalize_torch.serving.app import create_app
-from personalize_torch.serving.predictor import Predictor
+from personalize_torch.serving.http.app import create_app
+from personalize_torch.serving.inference.predictor import Predictor
 from personalize_torch.training import train
 from tests.conftest import SMALL_DEMO, compose_train_config, serving
 
@@ -72,8 +72,8 @@ def test_a_deploy_reaches_the_other_worker_processes(solutions, tmp_path):
     served by the other after its next poll of the deployment log, and a new campaign appears there too."""
     from fastapi.testclient import TestClient
 
-    from personalize_torch.serving.deployments import DeploymentLog
-    from personalize_torch.serving.event_store import EventStore
+    from personalize_torch.serving.events.deployment_log import DeploymentLog
+    from personalize_torch.serving.events.event_store import EventStore
 
     root, popularity_dir, sims_dir = solutions
     db = tmp_path / "events.sqlite"

@@ -8,8 +8,9 @@ from fastapi.testclient import TestClient
 
 from personalize_torch.batch import main as batch_main
 from personalize_torch.filters import Filter
-from personalize_torch.serving.app import CampaignSettings, create_app
-from personalize_torch.serving.predictor import Predictor, RequestOptions
+from personalize_torch.serving.campaigns import CampaignSettings
+from personalize_torch.serving.http.app import create_app
+from personalize_torch.serving.inference.predictor import Predictor, RequestOptions
 
 ARN = "arn:aws:personalize:us-east-1:123456789012:{}/{}"
 
@@ -52,7 +53,7 @@ def test_filter_on_interactions_excludes_purchased_items(predictor):
 def test_interactions_filters_see_streamed_events(predictor):
     """An item purchased after training (a streamed event) is excluded by an Interactions filter at once,
     for a known user and for a new one, while the stored purchases still count."""
-    from personalize_torch.serving.predictor import RecentEvents
+    from personalize_torch.serving.inference.predictor import RecentEvents
 
     sol = predictor.solution
     user = sol.user_vocab.ids[0]

@@ -12,9 +12,10 @@ from tests.conftest import serving
 
 from personalize_torch.batch import main as batch_main
 from personalize_torch.filters import Filter
-from personalize_torch.serving.app import CampaignSettings, create_app
-from personalize_torch.serving.filtering import history_table
-from personalize_torch.serving.predictor import Predictor, RequestOptions
+from personalize_torch.serving.campaigns import CampaignSettings
+from personalize_torch.serving.http.app import create_app
+from personalize_torch.serving.inference.filter_catalogue import history_table
+from personalize_torch.serving.inference.predictor import Predictor, RequestOptions
 
 ARN = "arn:aws:personalize:us-east-1:123456789012:{}/{}"
 FILTERS = {"genre": Filter.parse("INCLUDE ItemID WHERE Items.GENRES IN ($GENRE)"),

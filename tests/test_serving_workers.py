@@ -9,8 +9,8 @@ import time
 import httpx
 import pytest
 
-from personalize_torch.serving.deployments import DeploymentLog
-from personalize_torch.serving.workers import wait_until_serving
+from personalize_torch.serving.events.deployment_log import DeploymentLog
+from personalize_torch.serving.http.worker_processes import wait_until_serving
 from tests.conftest import REPO, free_port
 
 ARN = "arn:aws:personalize:us-east-1:123456789012:campaign/default"

@@ -10,7 +10,7 @@ from personalize_torch.data.sources import demo_dataset_group
 from personalize_torch.data.text_features import build_text_tokens
 from personalize_torch.errors import InputError
 from personalize_torch.recipes.similar_items import SimilarItems, cointeraction_pairs
-from personalize_torch.serving.predictor import Predictor
+from personalize_torch.serving.inference.predictor import Predictor
 from personalize_torch.training import train
 from tests.conftest import compose_train_config
 

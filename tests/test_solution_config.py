@@ -109,7 +109,7 @@ def test_events_config_selects_event_types_and_weights_them(tmp_path):
     assert 0 < kept.sum() < len(inter) and result["data"]["n_interactions"] == kept.sum()
     assert result["data"]["event_parameters"] == [{"event_type": "purchase", "event_value_threshold": None},
                                                   {"event_type": "click", "event_value_threshold": 4.0}]
-    from personalize_torch.serving.predictor import Predictor
+    from personalize_torch.serving.inference.predictor import Predictor
 
     recipe = Predictor.from_dir(result["solution"]).recipe
     assert recipe.hparams.event_type_weights == {"purchase": 1.0, "click": 0.3}
@@ -140,3 +140,27 @@ def test_a_solution_config_naming_the_chosen_recipe_keeps_its_overrides(recipe, 
                                 f"solution_config={path}"], tmp_path)
     apply_solution_config(cfg)
     assert cfg.recipe.learning_rate == 0.0123 and cfg.recipe._target_.endswith(RECIPES[recipe].__name__)
+
+
+def test_an_unknown_hyperparameter_is_named_with_the_recipes_own(tmp_path):
+    path = tmp_path / "solution.json"
+    path.write_text(json.dumps({"recipeArn": "arn:aws:personalize:::recipe/aws-user-personalization",
+                                "solutionConfig": {"algorithmHyperParameters": {"hidden_dimensions": "64"}}}))
+    cfg = compose_train_config([*SMALL_DEMO, f"solution_config={path}"], tmp_path)
+    with pytest.raises(InputError, match="no hyperparameter 'hidden_dimensions'.*hidden_dimension,") as err:
+        apply_solution_config(cfg)
+    assert err.value.column == "algorithmHyperParameters.hidden_dimensions" and err.value.file == str(path)
+
+
+def test_build_recipe_names_unknown_and_data_given_hyperparameters(tmp_path):
+    from omegaconf import OmegaConf
+
+    from personalize_torch.training import build_recipe, prepare_data
+
+    cfg = compose_train_config([*SMALL_DEMO, "recipe=hrnn_meta"], tmp_path)
+    data = prepare_data(cfg)
+    for name, message in (("dropout_rate", "no hyperparameter 'dropout_rate'"), ("n_users", "comes from the data")):
+        recipe_cfg = OmegaConf.create({**OmegaConf.to_container(cfg.recipe), name: 3})
+        with pytest.raises(InputError, match=message) as err:
+            build_recipe(recipe_cfg, data)
+        assert err.value.column == f"recipe.{name}"

@@ -6,8 +6,8 @@ from personalize_torch.data import constants as C
 from personalize_torch.data.sources import demo_dataset_group
 from personalize_torch.data.stored_events import stored_interactions, with_stored_events
 from personalize_torch.errors import InputError
-from personalize_torch.serving.event_store import Event, EventStore
-from personalize_torch.serving.predictor import Predictor
+from personalize_torch.serving.events.event_store import Event, EventStore
+from personalize_torch.serving.inference.predictor import Predictor
 from personalize_torch.training import train
 from tests.conftest import SMALL_DEMO, compose_train_config
 

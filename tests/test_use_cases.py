@@ -18,8 +18,8 @@ from personalize_torch.data.schema import parse_schema
 from personalize_torch.data.synthetic import generate_demo_data
 from personalize_torch.errors import InputError
 from personalize_torch.recipes import RECIPES
-from personalize_torch.serving.app import create_app
-from personalize_torch.serving.predictor import Predictor
+from personalize_torch.serving.http.app import create_app
+from personalize_torch.serving.inference.predictor import Predictor
 from personalize_torch.training import train
 from tests.conftest import REPO, compose_train_config, serving, shared_data
 

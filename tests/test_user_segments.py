@@ -13,8 +13,8 @@ from personalize_torch.data.split import user_segmentation_holdout
 from personalize_torch.errors import InputError
 from personalize_torch.filters import Filter
 from personalize_torch.metrics.user_segments import UserSegmentMetrics, merge_top_k
-from personalize_torch.serving.predictor import Predictor
-from personalize_torch.serving.segments import UserSegmenter
+from personalize_torch.serving.inference.predictor import Predictor
+from personalize_torch.serving.jobs.user_segments import UserSegmenter
 from personalize_torch.training import train
 from tests.conftest import compose_train_config
 

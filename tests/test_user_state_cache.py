@@ -1,4 +1,4 @@
-"""The serving cache of users' model states (serving/user_states.py): the same recommendations as computing
+"""The serving cache of users' model states (serving/inference/user_states.py): the same recommendations as computing
 them, no transformer pass for a cached user, and events streamed since training still change them at once."""
 
 import numpy as np
@@ -7,9 +7,9 @@ import torch
 from fastapi.testclient import TestClient
 
 from personalize_torch.data.batching import sequence_batch
-from personalize_torch.serving import user_states
-from personalize_torch.serving.app import create_app
-from personalize_torch.serving.predictor import Predictor, RecentEvents, RequestOptions
+from personalize_torch.serving.http.app import create_app
+from personalize_torch.serving.inference import user_states
+from personalize_torch.serving.inference.predictor import Predictor, RecentEvents, RequestOptions
 
 
 @pytest.fixture(scope="module")

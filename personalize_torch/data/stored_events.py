@@ -2,7 +2,7 @@
 
 Personalize trains a new solution version on the bulk imports plus the events streamed since. Here,
 `data.events_db=<the server's events.sqlite>` does the same: `with_stored_events` reads the event store
-(the SQLite file `personalize_torch.serving.event_store` writes; opened read-only, so a running server
+(the SQLite file `personalize_torch.serving.events.event_store` writes; opened read-only, so a running server
 is not disturbed) and returns the group with
 - one Interactions row per stored event that has an item: USER_ID (for an anonymous event, the user who
   later used its session, else the sessionId itself, as the server treats it), ITEM_ID, TIMESTAMP

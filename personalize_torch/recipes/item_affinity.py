@@ -2,7 +2,7 @@
 
 Both are USER_SEGMENTATION recipes: a batch segment job asks, for an item (`{"itemId": "105"}`) or for
 items with given attributes (`{"itemAttributes": "ITEMS.GENRES = \\"Comedy\\""}`), which users are most
-likely to interact with it, in descending probability (`personalize_torch.serving.segments`).
+likely to interact with it, in descending probability (`personalize_torch.serving.jobs.user_segments`).
 
 The model is User-Personalization's transformer, trained the same way (same hyperparameters, item
 metadata, context), so P(item | user) is its softmax over the catalogue given the user's recent events.

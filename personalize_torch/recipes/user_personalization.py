@@ -169,7 +169,7 @@ class UserPersonalization(NextItemRecipe):
     def user_state(self, inputs: SequenceBatch, table: Tensor | None = None) -> Tensor:
         """(B, C) each user's state from their events: the transformer's output at the newest event. It does
         not depend on the context of the event being predicted (`score_state` adds that), so a server can
-        keep it per user (serving/user_states.py)."""
+        keep it per user (serving/inference/user_states.py)."""
         items, context = inputs.items, inputs.context
         if items.shape[1] == 0:
             items, context = torch.zeros(items.shape[0], 1, dtype=torch.long, device=items.device), None

@@ -24,7 +24,7 @@ import time
 from fastapi import FastAPI
 from starlette.responses import Response
 
-from personalize_torch.serving.fast_routes import ServiceError
+from personalize_torch.serving.http.errors import ServiceError
 
 log = logging.getLogger("personalize_torch.access")
 
@@ -47,8 +47,8 @@ def presented_key(headers: dict[bytes, bytes]) -> bytes | None:
 
 
 class AccessControls:
-    """A plain ASGI middleware (Starlette's BaseHTTPMiddleware, `@app.middleware("http")`, cost about
-    1.5 ms of CPU per request in task groups and body streams; this costs ~0.1 ms)."""
+    """A plain ASGI middleware: Starlette's BaseHTTPMiddleware (`@app.middleware("http")`) costs far more
+    CPU per request in task groups and body streams (bench/RESULTS.md, "Serving with micro-batching")."""
 
     def __init__(self, app, api_key: str | None = None, max_request_bytes: int = 1_000_000):
         self.app, self.api_key, self.max_request_bytes = app, api_key, max_request_bytes

@@ -5,7 +5,7 @@
     {"itemAttributes": "ITEMS.GENRES = \\"Comedy\\" AND ITEMS.GENRES = \\"Action\\""}
     -> {"input": {"itemAttributes": "..."}, "output": {"recommendedUsers": [...], "scores": [...]}, "error": null}
 
-Users come in descending probability (see `segments`); users who already have a queried item are left out
+Users come in descending probability (see `user_segments`); users who already have a queried item are left out
 of its segment unless the job keeps them (`--include-seen`). A bad line (not JSON, neither key, an unknown item,
 an expression that does not parse or matches no item) gets {"input": ..., "output": null, "error": "..."};
 other lines are unaffected. Each chunk of up to CHUNK_QUERIES queries is one pass over the users.
@@ -22,8 +22,8 @@ from tqdm import tqdm
 
 from personalize_torch.errors import InputError
 from personalize_torch.filters import Filter
-from personalize_torch.serving.jsonlines_job import run_jsonlines_job
-from personalize_torch.serving.segments import UserSegmenter
+from personalize_torch.serving.jobs.jsonlines_job import run_jsonlines_job
+from personalize_torch.serving.jobs.user_segments import UserSegmenter
 
 CHUNK_QUERIES = 256
 

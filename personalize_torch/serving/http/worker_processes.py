@@ -4,7 +4,7 @@ One Python process serves GetRecommendations on one core (the GIL: request parsi
 Python and most of the model's small operations run one at a time). With N processes the kernel spreads
 connections across them, and each has its own models, micro-batcher and SQLite connections; PutEvents
 from any of them are in the shared events database before the call returns, so every process reads them
-at the next request (see `deployments` for deploys and auto-updates).
+at the next request (see `events/deployment_log.py` for deploys and auto-updates).
 
 The parent checks that the port is free, forks the workers (each inherits the campaigns the parent
 loaded, and binds its own socket on the port, see `bind_socket`) and watches them: a worker that dies is started again (with the startup campaigns; it catches up on later
@@ -45,8 +45,8 @@ def serve_in_processes(run_worker: Callable[[int, socket.socket], None], workers
     """Fork `workers` processes that each call `run_worker(index, listening_socket)` (which serves until
     it is told to stop); restart any that dies; return the exit code once all have stopped. An OSError
     if the port is taken. `pin_cores`: worker i runs on the i-th CPU this process may use (modulo their
-    number; Linux): on 2 cores with 2 workers, 5 runs each, p99 at 8 clients 20.5-24.7 ms pinned against
-    24.3-31.1 ms unpinned, 585-718 against 488-639 requests/s (bench/RESULTS.md)."""
+    number; Linux): a lower p99 and more requests/s than letting the kernel move them (bench/RESULTS.md,
+    "Workers pinned to cores")."""
     cpus = sorted(os.sched_getaffinity(0)) if pin_cores and hasattr(os, "sched_getaffinity") else []
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")

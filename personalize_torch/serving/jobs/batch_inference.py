@@ -31,9 +31,9 @@ from tqdm import tqdm
 
 from personalize_torch.errors import InputError
 from personalize_torch.filters import Filter
-from personalize_torch.serving.jsonlines_job import run_jsonlines_job
-from personalize_torch.serving.predictor import MAX_RESULTS, Predictor, RequestOptions
-from personalize_torch.serving.ranking import MAX_INPUT_ITEMS
+from personalize_torch.serving.inference.personalized_ranking import MAX_INPUT_ITEMS
+from personalize_torch.serving.inference.predictor import MAX_RESULTS, Predictor, RequestOptions
+from personalize_torch.serving.jobs.jsonlines_job import run_jsonlines_job
 
 CHUNK_LINES = 512
 

@@ -16,19 +16,19 @@ from personalize_torch.data.batching import SequenceBatch, history_items, sequen
 from personalize_torch.errors import InputError
 from personalize_torch.filters import Catalogue, Filter
 from personalize_torch.metrics.ranking import mask_scores
-from personalize_torch.serving.backfill import item_popularity
-from personalize_torch.serving.exploration import (
+from personalize_torch.serving.inference.backfill import item_popularity
+from personalize_torch.serving.inference.exploration import (
     check_exploration_settings,
     exploration_distribution,
     explore,
     item_ages_days,
 )
-from personalize_torch.serving.filtering import build_catalogue
-from personalize_torch.serving.item_metadata import ItemMetadata
-from personalize_torch.serving.promotions import Promotion
-from personalize_torch.serving.ranking import padded_lists, ranked_lists
-from personalize_torch.serving.slate import compose_slates
-from personalize_torch.serving.user_states import UserStateCache
+from personalize_torch.serving.inference.filter_catalogue import build_catalogue
+from personalize_torch.serving.inference.item_metadata import ItemMetadata
+from personalize_torch.serving.inference.personalized_ranking import padded_lists, ranked_lists
+from personalize_torch.serving.inference.promotions import Promotion
+from personalize_torch.serving.inference.slate import compose_slates
+from personalize_torch.serving.inference.user_states import UserStateCache
 from personalize_torch.solution_version import SolutionVersion, load_solution_version
 
 MAX_RESULTS = 500
@@ -60,7 +60,7 @@ class RequestOptions:
     exploration_weight: float = 0.0
     exploration_item_age_cut_off: float = 30.0
     events: RecentEvents | Sequence[RecentEvents | None] | None = None
-    # Promotion (serving/promotions.py) and the campaign's popular back-fill of short lists (serving/backfill.py)
+    # Promotion (inference/promotions.py) and the campaign's popular back-fill of short lists (inference/backfill.py)
     promotion: Promotion | None = None
     backfill_popular: bool = False
 
@@ -117,7 +117,7 @@ def append_events(inputs: SequenceBatch, items: torch.Tensor, timestamps: torch.
 
 class Predictor:
     """Recommendations from one solution version. `cache_user_states`: keep each known user's model state
-    between calls (serving/user_states.py; recipes that split their scoring, e.g. User-Personalization);
+    between calls (inference/user_states.py; recipes that split their scoring, e.g. User-Personalization);
     `load_warm` computes them all ahead."""
 
     def __init__(self, solution: SolutionVersion, device: str = "cpu", cache_user_states: bool = False):
@@ -270,8 +270,8 @@ class Predictor:
     def rank(self, user_ids: Sequence[str | None], item_lists: Sequence[Sequence[str]],
              options: RequestOptions | None = None) -> list[list[RecommendedItem]]:
         """Each user's `item_lists` row re-ordered by the model (Personalize's GetPersonalizedRanking), as
-        `personalize_torch.serving.ranking` describes: known items best first with softmax scores, then
-        unknown items (score None) in input order; filtered-out items left out."""
+        `personalized_ranking` describes: known items best first with softmax scores, then unknown items
+        (score None) in input order; filtered-out items left out."""
         if len(user_ids) != len(item_lists):
             raise ValueError(f"{len(user_ids)} users for {len(item_lists)} item lists")
         options = options or RequestOptions()

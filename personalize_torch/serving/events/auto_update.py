@@ -19,8 +19,8 @@ import pandas as pd
 
 from personalize_torch.data import constants as C
 from personalize_torch.data.event_properties import property_fields
-from personalize_torch.serving.event_store import EventStore
-from personalize_torch.serving.predictor import Predictor
+from personalize_torch.serving.events.event_store import EventStore
+from personalize_torch.serving.inference.predictor import Predictor
 from personalize_torch.update import update_solution_version
 
 log = logging.getLogger(__name__)

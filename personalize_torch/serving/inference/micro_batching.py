@@ -1,8 +1,8 @@
 """Concurrent requests scored together: one model pass for many users.
 
-A request for one user costs about the same model time as a request for eight (on Beauty's
-User-Personalization model, 2 CPU cores: 13.8 ms for 1 user, 32.7 ms for 8, 65 ms for 32; most of a
-one-user forward pass is per-operation overhead, not arithmetic). `MicroBatcher` has one worker thread:
+A model call for eight users costs far less than eight calls for one (most of a one-user forward pass
+is per-operation overhead, not arithmetic; bench/RESULTS.md, "Serving with micro-batching"). Which
+requests may share a call is `batched_recommendations`' business. `MicroBatcher` has one worker thread:
 a request thread hands its row over and waits; the worker takes every row waiting at that moment (up to
 `max_batch`), groups rows that can share one call (same `key`: campaign, filter, numResults, ...), runs
 each group once and hands each row its own result. Nothing waits on purpose: under no load a request

@@ -15,8 +15,14 @@ import numpy as np
 import torch
 
 from personalize_torch.metrics.ranking import ranked_items
-from personalize_torch.serving.backfill import POPULAR_ITEM, popular_fill
-from personalize_torch.serving.promotions import PROMOTED_ITEM, Promotion, interleave, promoted_positions, promoted_slots
+from personalize_torch.serving.inference.backfill import POPULAR_ITEM, popular_fill
+from personalize_torch.serving.inference.promotions import (
+    PROMOTED_ITEM,
+    Promotion,
+    interleave,
+    promoted_positions,
+    promoted_slots,
+)
 
 NEG_INF = float("-inf")
 _BITS = {torch.float32: (torch.int32, -8388608), torch.float64: (torch.int64, -4503599627370496)}  # -inf's bits
@@ -25,9 +31,9 @@ _BITS = {torch.float32: (torch.int32, -8388608), torch.float64: (torch.int64, -4
 def mask_out(scores: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
     """`scores` with the items not `allowed` at -inf (a new tensor), as `scores.masked_fill(~allowed, -inf)`.
 
-    On the CPU a masked fill over a 100,000-item row branches per item (about 0.5 ms on this project's
-    2-core machine); choosing each float's bits with AND / OR masks instead is branch-free and about 4x
-    faster, which is most of what a filter adds to a request (bench/filter_latency.py).
+    On the CPU a masked fill over a large catalogue branches per item; choosing each float's bits with
+    AND / OR masks instead is branch-free and several times faster, and this is most of what a filter adds
+    to a request (bench/filter_latency.py; bench/RESULTS.md, "Filter latency").
     """
     if scores.device.type != "cpu" or scores.dtype not in _BITS:
         return scores.masked_fill(~allowed, NEG_INF)

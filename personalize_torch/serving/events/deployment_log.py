@@ -53,7 +53,7 @@ class DeploymentLog:
 
     def record(self, campaign: str, solution: str | Path, settings) -> int:
         """Append a deploy (committed before it returns); its version. `settings`: the campaign's settings
-        (a dataclass such as serving.app.CampaignSettings, or a dict)."""
+        (a dataclass such as serving.campaigns.CampaignSettings, or a dict)."""
         settings = asdict(settings) if is_dataclass(settings) else dict(settings)
         with self._lock:
             cur = self._conn.execute(

@@ -29,7 +29,7 @@ from personalize_torch.errors import InputError
 from personalize_torch.filters import Filter, FilterError
 from personalize_torch.metrics.user_segments import merge_top_k
 from personalize_torch.recipes.item_affinity import expected_interactions
-from personalize_torch.serving.predictor import Predictor
+from personalize_torch.serving.inference.predictor import Predictor
 
 MAX_USERS_PER_SEGMENT = 5_000_000  # Personalize's limit for a batch segment job
 USER_CHUNK = 1024

@@ -9,8 +9,8 @@ version never changes: it is computed once (or ahead, by `warm`) and reused. Use
 recommendations at once. A new solution version (deploy, UPDATE) comes with its own cache, filled when
 `Predictor.load_warm` loads it.
 
-Measured on Amazon Beauty (bench/RESULTS.md): the transformer was about half of a one-user request's model
-time; with the cache, p99 at 8 clients went from 17.9-22.2 ms to 12.5-14.8 ms.
+The transformer is a large share of a one-user request's model time (bench/RESULTS.md, "GetRecommendations
+from cached user states").
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from personalize_torch.serving.predictor import MAX_RESULTS
-from personalize_torch.serving.ranking import MAX_INPUT_ITEMS
+from personalize_torch.serving.inference.personalized_ranking import MAX_INPUT_ITEMS
+from personalize_torch.serving.inference.predictor import MAX_RESULTS
 
 
 class Promotion(BaseModel):

@@ -1,0 +1,220 @@
+"""The campaigns a server serves, and the one place that changes them.
+
+A campaign is a name with what it serves: a warmed-up predictor, its settings (campaignConfig) and the
+deployment-log version they came from, kept together in one immutable `Campaign`. `Campaigns` holds them
+by name. Requests read a campaign with one dict lookup and no lock, so a request always sees a complete
+campaign; the changes (`deploy`, `auto_update`, `apply_deployments` for deploys recorded by other worker
+processes) load the new predictor first, then swap the new `Campaign` in with one dict assignment under a
+lock, so requests already running finish on the old one. The two loops at the end run the background
+changes from the server's event loop; their blocking work runs in threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from personalize_torch.errors import InputError
+from personalize_torch.serving.events.auto_update import update_campaign
+from personalize_torch.serving.events.deployment_log import DeploymentLog
+from personalize_torch.serving.events.event_store import EventStore
+from personalize_torch.serving.inference.exploration import check_exploration_settings
+from personalize_torch.serving.inference.predictor import Predictor
+
+log = logging.getLogger(__name__)
+
+CAMPAIGN_NAME = re.compile(r"[A-Za-z0-9_.-]{1,63}")
+
+
+@dataclass
+class CampaignSettings:
+    """A campaign's campaignConfig: itemExplorationConfig's explorationWeight and explorationItemAgeCutOff;
+    and whether lists that a filter leaves short are back-filled with popular items ("Popular item")."""
+
+    exploration_weight: float = 0.0
+    exploration_item_age_cut_off: float = 30.0
+    backfill_popular: bool = False
+    auto_update_minutes: float | None = None  # UPDATE with new PutItems items this often (Personalize: ~120)
+
+    def __post_init__(self) -> None:
+        check_exploration_settings(self.exploration_weight, self.exploration_item_age_cut_off)
+
+
+@dataclass(frozen=True)
+class Campaign:
+    """What one campaign serves; replaced whole, never changed."""
+
+    name: str
+    predictor: Predictor
+    settings: CampaignSettings
+    version: int   # the deployment-log version it came from (the startup campaigns: `deployed_version`)
+
+
+class CampaignNotFound(LookupError):
+    """No campaign by that name (and more than one campaign, so a name must choose)."""
+
+
+class DeployingDisabled(PermissionError):
+    """The server was started without a `deploy_root`."""
+
+
+class Campaigns:
+    """The campaigns by name. `predictors`: the startup campaigns; the dict itself is kept current too (one
+    assignment after each swap), so whoever built the server can read what each campaign serves.
+    `settings`: each campaign's settings (those of a name not served yet apply when it is deployed).
+    `events`: the event store whose PutItems rows auto-updates add. `deploy_root`: where `deploy` may load
+    solution versions from (None: deploying is disabled). `update_root`: where auto-updates write their
+    solution versions. `deployments`: the log that worker processes share (None: one process); deploys and
+    auto-updates are recorded there. `cache_user_states`: predictors loaded later keep users' model states."""
+
+    def __init__(self, predictors: dict[str, Predictor], settings: Mapping[str, CampaignSettings] | None = None, *,
+                 events: EventStore, deploy_root: str | Path | None = None,
+                 update_root: str | Path = "outputs/serve/updates", deployments: DeploymentLog | None = None,
+                 deployed_version: int = 0, cache_user_states: bool = False):
+        settings = dict(settings or {})
+        self._predictors = predictors
+        self._served = {name: Campaign(name, p, settings.pop(name, None) or CampaignSettings(), deployed_version)
+                        for name, p in predictors.items()}
+        self._unserved_settings = settings
+        self._events, self._deployments = events, deployments
+        self._deploy_root = Path(deploy_root).resolve() if deploy_root is not None else None
+        self._update_root = update_root
+        self._device = next(iter(predictors.values())).device.type if predictors else "cpu"
+        self._cache_user_states = cache_user_states
+        self.deployed_version = deployed_version
+        self._lock = threading.Lock()   # one change at a time; requests never take it
+
+    # --- requests ---------------------------------------------------------------------------------------
+    def names(self) -> list[str]:
+        return sorted(self._served)
+
+    def get(self, name: str) -> Campaign:
+        """The campaign `name`; with exactly one campaign, that one whatever the name."""
+        served = self._served
+        campaign = served.get(name)
+        if campaign is not None:
+            return campaign
+        if len(served) == 1:
+            return next(iter(served.values()))
+        raise CampaignNotFound(f"campaign {name!r} does not exist; campaigns: {', '.join(sorted(served))}")
+
+    # --- changes ----------------------------------------------------------------------------------------
+    def deploy(self, name: str, solution: str, settings: Mapping[str, object]) -> Campaign:
+        """Serve the solution version `solution` (a directory under `deploy_root`) as campaign `name`
+        (Personalize's CreateCampaign / UpdateCampaign), with `settings` (CampaignSettings fields) changed
+        from the campaign's current ones. Loaded and warmed up while the old one keeps serving. Raises
+        DeployingDisabled, or InputError for a path outside the root, a bad name or a solution that does
+        not load."""
+        if self._deploy_root is None:
+            raise DeployingDisabled("deploying is disabled; start the server with deploy_root=<dir>")
+        path = (self._deploy_root / solution).resolve()
+        if not path.is_relative_to(self._deploy_root) or not (path / "solution.json").is_file():
+            raise InputError("solution: not a solution version directory under the server's deploy_root")
+        if not CAMPAIGN_NAME.fullmatch(name):
+            raise InputError("campaign names are 1-63 letters, digits, '.', '_' or '-'")
+        try:
+            predictor = self._load(path)               # catalogue built now, not by the first request
+        except (InputError, OSError, ValueError, KeyError) as err:
+            raise InputError(f"solution: cannot load it: {err}") from None
+        with self._lock:
+            current = self._served.get(name)
+            base = current.settings if current is not None else self._unserved_settings.get(name, CampaignSettings())
+            merged = CampaignSettings(**{**asdict(base), **settings})
+            return self._swap(name, predictor, merged, self._record(name, path, merged, current))
+
+    def auto_updating(self) -> dict[str, float]:
+        """Minutes between auto-updates, for each campaign that has them."""
+        return {c.name: c.settings.auto_update_minutes for c in list(self._served.values())
+                if c.settings.auto_update_minutes}
+
+    def auto_update(self, name: str) -> bool:
+        """UPDATE campaign `name` with the PutItems items its solution version lacks, and serve the result
+        (see `auto_update`); False when nothing was pending or the campaign was deployed again meanwhile.
+        Blocking: seconds to minutes."""
+        current = self._served[name]
+        updated = update_campaign(current.predictor, self._events, self._update_root)
+        if updated is None:
+            return False
+        with self._lock:
+            if self._served.get(name) is not current:   # a deploy came first: it wins
+                log.info("auto-update of campaign %s dropped: the campaign changed meanwhile", name)
+                return False
+            self._swap(name, updated, current.settings,
+                       self._record(name, updated.solution.path.resolve(), current.settings, current))
+        return True
+
+    def apply_deployments(self, seen: int) -> int:
+        """Serve the deploys other worker processes recorded in the deployment log after version `seen`
+        (each campaign's newest); the newest version read. A deploy that does not load is logged and
+        skipped (the campaign keeps serving what it served). Blocking."""
+        try:
+            pending = self._deployments.after(seen)
+        except Exception:  # a locked or busy database: try again at the next poll
+            log.exception("reading the deployment log failed")
+            return seen
+        for d in pending:
+            seen = max(seen, d.version)
+            with self._lock:   # (waits for a deploy being recorded here to be served)
+                if self._served_version(d.campaign) >= d.version:
+                    continue       # this worker made it
+            try:
+                settings = CampaignSettings(**d.settings)
+                predictor = self._load(d.solution)
+            except Exception:  # keep serving what it served
+                log.exception("loading %s for campaign %s failed", d.solution, d.campaign)
+                continue
+            with self._lock:
+                if self._served_version(d.campaign) < d.version:
+                    self._swap(d.campaign, predictor, settings, d.version)
+        return seen
+
+    # --- inside -----------------------------------------------------------------------------------------
+    def _load(self, path: str | Path) -> Predictor:
+        return Predictor.load_warm(path, self._device, self._cache_user_states)
+
+    def _served_version(self, name: str) -> int:
+        campaign = self._served.get(name)
+        return campaign.version if campaign is not None else -1
+
+    def _record(self, name: str, solution: Path, settings: CampaignSettings, current: Campaign | None) -> int:
+        """The deployment-log version of a change made here (recorded, so the other workers load it too)."""
+        if self._deployments is not None:
+            return self._deployments.record(name, solution, settings)
+        return current.version if current is not None else self.deployed_version
+
+    def _swap(self, name: str, predictor: Predictor, settings: CampaignSettings, version: int) -> Campaign:
+        campaign = Campaign(name, predictor, settings, version)
+        self._served[name] = campaign
+        self._predictors[name] = predictor
+        self._unserved_settings.pop(name, None)
+        return campaign
+
+
+async def auto_update_loop(campaigns: Campaigns) -> None:
+    """Every campaign with auto_update_minutes: UPDATE it with new PutItems items when it is due."""
+    due: dict[str, float] = {}
+    while True:
+        await asyncio.sleep(min([1.0] + [60 * m / 4 for m in campaigns.auto_updating().values()]))
+        for name, minutes in campaigns.auto_updating().items():
+            now = time.monotonic()
+            if now < due.setdefault(name, now + 60 * minutes):
+                continue
+            due[name] = now + 60 * minutes
+            try:
+                await asyncio.to_thread(campaigns.auto_update, name)
+            except Exception:  # a failed update leaves the campaign serving what it served
+                log.exception("auto-update of campaign %s failed", name)
+
+
+async def follow_deployments_loop(campaigns: Campaigns, poll_seconds: float) -> None:
+    """Serve the deploys that other worker processes record (see `deployment_log`), polling the log."""
+    seen = campaigns.deployed_version
+    while True:
+        await asyncio.sleep(poll_seconds)
+        seen = await asyncio.to_thread(campaigns.apply_deployments, seen)

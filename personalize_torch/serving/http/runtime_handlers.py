@@ -1,0 +1,151 @@
+"""Personalize Runtime's operations: GetRecommendations (`POST /recommendations`) and GetPersonalizedRanking
+(`POST /personalize-ranking`, see inference/personalized_ranking.py).
+
+`userId` asks for a user's recommendations, `itemId` for items related to an item (SIMS's input; every
+recipe answers it, see `Predictor.recommend_related`); the response has the same shape either way. A
+user's streamed events (PutEvents, or a sessionId asked for as a userId) follow their stored history as
+model input and are left out of the recommendations, without retraining. Each handler turns the request
+into the campaign's predictor and `RequestOptions`, calls the predictor and writes botocore's fields.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Mapping
+
+from personalize_torch.errors import InputError
+from personalize_torch.filters import Filter
+from personalize_torch.serving.campaigns import Campaign, CampaignNotFound, Campaigns
+from personalize_torch.serving.events.event_store import EventStore
+from personalize_torch.serving.events.recent_events import recent_events
+from personalize_torch.serving.http.api_models import (
+    GetPersonalizedRankingRequest,
+    GetPersonalizedRankingResponse,
+    GetRecommendationsRequest,
+)
+from personalize_torch.serving.http.errors import invalid_input, not_found
+from personalize_torch.serving.inference.batched_recommendations import submit_recommendations
+from personalize_torch.serving.inference.micro_batching import MicroBatcher
+from personalize_torch.serving.inference.predictor import Predictor, RecommendedItem, RequestOptions
+from personalize_torch.serving.inference.promotions import Promotion
+
+
+def arn_name(arn: str) -> str:
+    """The last path segment of an ARN (`arn:aws:personalize:...:campaign/my-campaign` -> `my-campaign`)."""
+    return arn.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+
+
+def predicted_items(predictor: Predictor, items: list[RecommendedItem], columns: list[str]) -> list[dict]:
+    """Response items (PredictedItem's fields, those without a value left out as botocore expects):
+    itemId, score (none for popular back-fill), promotionName, reason, metadata (metadataColumns).
+    Plain dicts, not pydantic objects: building and re-validating a model per item was a noticeable share
+    of a call's CPU under load (bench/RESULTS.md, "Two server processes")."""
+    metadata = ([None] * len(items) if not columns else predictor.item_metadata.lookup(
+        predictor.solution.item_vocab.to_idx([r.item_id for r in items]), columns))
+    out = []
+    for r, m in zip(items, metadata):
+        item = {"itemId": r.item_id}
+        if r.score is not None:
+            item["score"] = round(r.score, 8)
+        if r.promotion_name is not None:
+            item["promotionName"] = r.promotion_name
+        if m is not None:
+            item["metadata"] = m
+        if r.reason:
+            item["reason"] = list(r.reason)
+        out.append(item)
+    return out
+
+
+class RuntimeHandlers:
+    """The two operations over `campaigns`, with the server's named `filters` (the last segment of a
+    filterArn), its event store and its micro-batcher."""
+
+    def __init__(self, campaigns: Campaigns, filters: Mapping[str, Filter], events: EventStore,
+                 batcher: MicroBatcher):
+        self.campaigns, self.filters, self.events, self.batcher = campaigns, dict(filters), events, batcher
+
+    async def get_recommendations(self, req: GetRecommendationsRequest) -> bytes:
+        """GetRecommendations' response body. `async`: no thread-pool hop per request; the model call runs
+        on the batcher's thread, shared with other requests arriving meanwhile (see
+        `batched_recommendations`), and the user's streamed events are one indexed SQLite read (WAL readers
+        do not wait for writers)."""
+        campaign = self._campaign(req.campaignArn or req.recommenderArn)
+        predictor = campaign.predictor
+        options = self._recommendation_options(req, campaign)
+        try:
+            columns = predictor.item_metadata.check(req.metadataColumns)
+            if req.itemId is None and req.userId is None:
+                raise invalid_input("userId or itemId is required")
+            items = await asyncio.wrap_future(submit_recommendations(self.batcher, predictor, req.userId,
+                                                                     req.itemId, req.numResults, options))
+        except InputError as err:
+            raise invalid_input(err.describe()) from None
+        # Serialized here: FastAPI would validate the response against GetRecommendationsResponse again
+        # (the model still documents it in the OpenAPI schema; tests check the shape through boto3).
+        return json.dumps({"itemList": predicted_items(predictor, items, columns),
+                           "recommendationId": f"RID-{uuid.uuid4()}"}, separators=(",", ":")).encode()
+
+    def get_personalized_ranking(self, req: GetPersonalizedRankingRequest) -> GetPersonalizedRankingResponse:
+        """GetPersonalizedRanking: `inputList` re-ordered for `userId` (see
+        serving/inference/personalized_ranking.py): scored items first (scores sum to 1), then items the
+        solution does not know, without a score or metadata."""
+        predictor = self._campaign(req.campaignArn).predictor
+        if req.filterArn is None and req.filterValues:
+            raise invalid_input("filterValues were given without a filterArn")
+        options = RequestOptions(filter=self._filter(req.filterArn) if req.filterArn is not None else None,
+                                 filter_values=req.filterValues, context=req.context,
+                                 events=recent_events(self.events.user_event_columns(req.userId), predictor))
+        try:
+            columns = predictor.item_metadata.check(req.metadataColumns)
+            (items,) = predictor.rank([req.userId], [req.inputList], options)
+        except InputError as err:
+            raise invalid_input(err.describe()) from None
+        ranked = predicted_items(predictor, items, columns)
+        for item in ranked:
+            if "score" not in item:  # not in the solution: nothing to report about it
+                item.pop("metadata", None)
+        return GetPersonalizedRankingResponse(personalizedRanking=ranked, recommendationId=f"RID-{uuid.uuid4()}")
+
+    # --- what the requests name ---------------------------------------------------------------------------
+    def _campaign(self, arn: str | None) -> Campaign:
+        if arn is None:
+            raise invalid_input("campaignArn is required")
+        try:
+            return self.campaigns.get(arn_name(arn))
+        except CampaignNotFound as err:
+            raise not_found(str(err)) from None
+
+    def _filter(self, arn: str, field: str = "filterArn") -> Filter:
+        name = arn_name(arn)
+        if name not in self.filters:
+            raise not_found(f"{field}: filter {name!r} does not exist; filters: "
+                            f"{', '.join(sorted(self.filters)) or 'none'}")
+        return self.filters[name]
+
+    def _promotion(self, req: GetRecommendationsRequest) -> Promotion | None:
+        """The request's one promotion (the request model allows at most one)."""
+        if not req.promotions:
+            return None
+        (p,) = req.promotions
+        if p.filterArn is None:
+            raise invalid_input("promotions[0].filterArn is required: the filter that selects promoted items")
+        return Promotion(p.name, p.percentPromotedItems, self._filter(p.filterArn, "promotions[0].filterArn"),
+                         p.filterValues)
+
+    def _recommendation_options(self, req: GetRecommendationsRequest, campaign: Campaign) -> RequestOptions:
+        chosen = None
+        if req.filterArn is not None:
+            chosen = self._filter(req.filterArn)
+        elif req.filterValues:
+            raise invalid_input("filterValues were given without a filterArn")
+        settings = campaign.settings
+        streamed = None
+        if req.userId is not None:
+            streamed = recent_events(self.events.user_event_columns(req.userId), campaign.predictor)
+        return RequestOptions(filter=chosen, filter_values=req.filterValues, context=req.context,
+                              exploration_weight=settings.exploration_weight,
+                              exploration_item_age_cut_off=settings.exploration_item_age_cut_off, events=streamed,
+                              promotion=self._promotion(req), backfill_popular=settings.backfill_popular)

@@ -1,0 +1,1 @@
+"""Recommendations from a loaded solution version, and everything that shapes one list."""

@@ -1,0 +1,1 @@
+"""Batch jobs over JSON lines, as Personalize's batch inference and batch segment jobs."""
