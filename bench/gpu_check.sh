@@ -26,7 +26,7 @@ python3 -c "import torch, pytorch_lightning as pl; print('torch', torch.__versio
     2>&1 | tee -a "$OUT/gpu.txt"
 
 start=$(date +%s)
-python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_precision.py > "$OUT/pytest_gpu.log" 2>&1
+python3 -m pytest -q -m gpu -p no:cacheprovider tests/training/test_precision.py > "$OUT/pytest_gpu.log" 2>&1
 status=$?
 tail -20 "$OUT/pytest_gpu.log"
 echo "gpu tests: $(( $(date +%s) - start )) s"

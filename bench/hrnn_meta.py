@@ -46,7 +46,7 @@ from personalize_torch.data.batching import SequenceBatch
 from personalize_torch.data.cold_items import DAY, hold_out_newest_items
 from personalize_torch.data.prepared import PreparedData
 from personalize_torch.data.synthetic import generate_demo_data, write_demo_data
-from personalize_torch.metrics.ranking import mask_scores
+from personalize_torch.metrics.functional import mask_scores
 from personalize_torch.models.context_embeddings import ContextEmbeddings
 from personalize_torch.recipes.hrnn_meta import HRNNMeta
 

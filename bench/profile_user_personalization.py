@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from personalize_torch import training
-from personalize_torch.metrics.ranking import mask_scores
+from personalize_torch.metrics.functional import mask_scores
 
 REPO = Path(__file__).resolve().parents[1]
 

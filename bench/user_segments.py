@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from personalize_torch.data.batching import EvalCollate
-from personalize_torch.metrics.ranking import mask_scores
+from personalize_torch.metrics.functional import mask_scores
 from personalize_torch.metrics.user_segments import UserSegmentMetrics
 from personalize_torch.training import compose_config, prepare_data, train
 

@@ -40,7 +40,7 @@ class _FullSoftmaxCrossEntropy(torch.autograd.Function):
     are most of its time. Autograd's cross-entropy makes about nine (addmm, log-softmax, a zero-filled
     gradient, a scatter, the log-softmax backward, ...); here the forward turns the logits in place into
     the gradient `w * (softmax - onehot)` right away (four passes), and the backward is the two matmuls
-    and a column sum. Same values and gradients (tests/test_losses.py).
+    and a column sum. Same values and gradients (tests/models/test_losses.py).
     """
 
     @staticmethod

@@ -32,9 +32,9 @@ def load_dataset_group(format: str = "personalize", interactions: str | None = N
                        items_schema: str | None = None, users_schema: str | None = None, path: str | None = None,
                        demo: dict | None = None, group: str | None = None) -> DatasetGroup:
     """Load data as a training config names it: a dataset group directory (`group`, filled by
-    `python -m personalize_torch.data.imports`), CSVs, a benchmark, or (nothing given) the demo data."""
+    `python -m personalize_torch.data.import_jobs`), CSVs, a benchmark, or (nothing given) the demo data."""
     if group is not None:
-        from personalize_torch.data.imports import load_group_directory
+        from personalize_torch.data.import_jobs import load_group_directory
 
         return load_group_directory(group)
     if format == "personalize":

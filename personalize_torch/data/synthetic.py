@@ -5,7 +5,7 @@ DataFrames, their Avro JSON schemas, and the planted ground truth (:class:`DemoT
 and notebooks can check that a recipe recovers what was put in. The same seed always gives
 identical DataFrames.
 
-Planted structure (each one is real and measurable, see ``tests/test_synthetic.py``):
+Planted structure (each one is real and measurable, see ``tests/data/test_synthetic.py``):
 
 1. **Long-tail popularity** - every item has a Zipf weight ``1 / rank`` (random ranks); it drives
    both which items users pick within their taste and which items get shown (exposure).

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
-from personalize_torch.metrics import ranking as R
+from personalize_torch.metrics import functional as R
 
 # Our metric names -> Amazon Personalize's names in its solution-version metrics.
 PERSONALIZE_NAMES = {

@@ -33,7 +33,7 @@ from personalize_torch.data.batching import EvalBatch, SequenceBatch
 from personalize_torch.data.datamodule import LoaderNeeds
 from personalize_torch.data.description import DataDescription
 from personalize_torch.data.split import Split
-from personalize_torch.metrics.ranking import mask_scores
+from personalize_torch.metrics.functional import mask_scores
 from personalize_torch.metrics.ranking_metrics import RankingMetrics
 from personalize_torch.recipes.hyperparameters import coerce
 

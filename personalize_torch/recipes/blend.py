@@ -26,7 +26,7 @@ from personalize_torch.data.batching import EvalCollate, SequenceBatch
 from personalize_torch.data.description import DataDescription
 from personalize_torch.data.split import Split
 from personalize_torch.errors import InputError
-from personalize_torch.metrics.ranking import mask_scores, ndcg_at_k, target_ranks
+from personalize_torch.metrics.functional import mask_scores, ndcg_at_k, target_ranks
 from personalize_torch.recipes.base import Recipe
 
 MAX_MEMBERS = 4

@@ -6,9 +6,10 @@ percentiles, the loss choice, context and item metadata) and its training are Us
 a next-item model over the whole catalogue is what ranks any given list, and training on the whole
 catalogue keeps each list's scores comparable with the catalogue-wide ones (validation and test still
 rank the whole catalogue, so the metrics are the usual ones). What differs is how it is served:
-`Predictor.rank` (serving/inference/personalized_ranking.py) orders the given list by the model's scores, as a softmax over
-the list's known items, and puts items the solution does not know last, without a score. The recipe is
-a name of its own so a solution version says what it was trained for, as in Personalize.
+`Predictor.rank` (serving/inference/personalized_ranking.py) orders the given list by the model's scores,
+as a softmax over the list's known items, and puts items the solution does not know last, without a
+score. The recipe is a name of its own so a solution version says what it was trained for, as in
+Personalize.
 """
 
 from __future__ import annotations

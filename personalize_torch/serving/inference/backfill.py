@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from personalize_torch.data.sequences import UserSequences
-from personalize_torch.metrics.ranking import ranked_items
+from personalize_torch.metrics.functional import ranked_items
 
 POPULAR_ITEM = "Popular item"  # PredictedItem.reason, as Personalize words it
 

@@ -15,7 +15,7 @@ from personalize_torch.data import constants as C
 from personalize_torch.data.batching import SequenceBatch, history_items, sequence_batch
 from personalize_torch.errors import InputError
 from personalize_torch.filters import Catalogue, Filter
-from personalize_torch.metrics.ranking import mask_scores
+from personalize_torch.metrics.functional import mask_scores
 from personalize_torch.serving.inference.backfill import item_popularity
 from personalize_torch.serving.inference.exploration import (
     check_exploration_settings,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from personalize_torch.metrics.ranking import ranked_items
+from personalize_torch.metrics.functional import ranked_items
 from personalize_torch.serving.inference.backfill import POPULAR_ITEM, popular_fill
 from personalize_torch.serving.inference.promotions import (
     PROMOTED_ITEM,

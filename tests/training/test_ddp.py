@@ -9,7 +9,7 @@ import numpy as np
 
 from personalize_torch.data.batching import LengthBuckets
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_length_buckets_shard_batches_between_processes():

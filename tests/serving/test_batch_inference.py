@@ -11,7 +11,7 @@ from tests.conftest import SMALL_DEMO, compose_train_config
 from personalize_torch.batch import main
 from personalize_torch.solution_version import load_solution_version
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def write_lines(path: Path, lines: list[str]) -> Path:

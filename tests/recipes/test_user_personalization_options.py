@@ -107,7 +107,7 @@ def test_exposure_prior_is_the_log_share_of_impressions_and_enters_the_scores():
     data = PreparedData(demo_dataset_group(n_users=120, n_items=50, seed=5), split="leave_one_out")
     recipe = fit_small(UserPersonalization, data, max_epochs=1, batch_size=16, trainer_args={"limit_val_batches": 0},
                        hidden_dimension=16, bptt=10, exposure_prior=True, impression_weight=1.0).recipe
-    shown = data.split.train.times_shown(recipe.n_items)[1:]    # impressions, not rows (tests/test_exploration.py)
+    shown = data.split.train.times_shown(recipe.n_items)[1:]    # impressions, not rows (tests/serving/test_exploration.py)
     assert shown.sum() < len(data.split.train.impressions.values)   # the demo's purchase rows repeat their slate
     prior = recipe.item_log_exposure[1:].numpy()
     assert np.allclose(prior - prior.mean(), np.log(shown + 1.0) - np.log(shown + 1.0).mean(), atol=1e-5)

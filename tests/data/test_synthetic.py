@@ -46,7 +46,7 @@ from personalize_torch.data.synthetic import (
     write_demo_data,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from personalize_torch.metrics import ranking as R
+from personalize_torch.metrics import functional as R
 from personalize_torch.metrics.ranking_metrics import RankingMetrics, personalize_report
 
 

@@ -8,7 +8,7 @@ from personalize_torch.data.batching import SequenceBatch
 from personalize_torch.data.prepared import PreparedData
 from personalize_torch.data.sources import demo_dataset_group
 from personalize_torch.errors import InputError
-from personalize_torch.metrics.ranking import mask_scores
+from personalize_torch.metrics.functional import mask_scores
 from personalize_torch.metrics.ranking_metrics import RankingMetrics
 from personalize_torch.recipes import sims as sims_module
 from personalize_torch.recipes.popularity_count import PopularityCount

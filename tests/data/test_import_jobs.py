@@ -5,7 +5,7 @@ import json
 import pytest
 
 from personalize_torch.data import constants as C
-from personalize_torch.data.imports import import_dataset, load_group_directory, main as imports_main
+from personalize_torch.data.import_jobs import import_dataset, load_group_directory, main as imports_main
 from personalize_torch.errors import InputError
 from personalize_torch.training import train
 from tests.conftest import compose_train_config

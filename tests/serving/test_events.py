@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from tests.conftest import REPO, SMALL_DEMO, compose_train_config, serving
 
 from personalize_torch.data.batching import SequenceBatch, sequence_batch
-from personalize_torch.metrics.ranking import mask_scores, ranked_items
+from personalize_torch.metrics.functional import mask_scores, ranked_items
 from personalize_torch.serving.http.app import create_app
 from personalize_torch.serving.events.event_store import Event, EventStore, field_name, property_fields
 from personalize_torch.serving.inference.predictor import Predictor, RecentEvents, RequestOptions, append_events

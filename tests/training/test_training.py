@@ -7,7 +7,7 @@ import torch
 from personalize_torch.data.datamodule import InteractionsDataModule
 from personalize_torch.data.prepared import PreparedData
 from personalize_torch.data.sources import demo_dataset_group
-from personalize_torch.metrics.ranking import mask_scores
+from personalize_torch.metrics.functional import mask_scores
 from personalize_torch.metrics.ranking_metrics import RankingMetrics
 
 PERSONALIZE_NAMES = {"coverage", "mean_reciprocal_rank_at_25", "normalized_discounted_cumulative_gain_at_5",

@@ -12,7 +12,7 @@ from personalize_torch.data import constants as C
 from personalize_torch.data.schema import Field, Schema, infer_schema, load_schema, parse_schema
 from personalize_torch.errors import InputError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO.parent / "shared" / "data" / "amazon_personalize"
 needs_samples = pytest.mark.skipif(not SAMPLES.is_dir(), reason=f"{SAMPLES} is absent")
 

@@ -12,7 +12,7 @@ from personalize_torch.serving.inference.predictor import Predictor
 from personalize_torch.solution_version import load_solution_version, save_solution_version
 from tests.conftest import fit_small
 
-# Every recipe that trains from data alone (a blend combines trained solution versions: tests/test_blend.py).
+# Every recipe that trains from data alone (a blend combines trained solution versions: tests/recipes/test_blend.py).
 SINGLE_RECIPES = sorted(name for name in RECIPES if not RECIPES[name].combines_solution_versions)
 
 

@@ -10,7 +10,7 @@ from personalize_torch.data.datamodule import InteractionsDataModule
 from personalize_torch.data.prepared import PreparedData
 from personalize_torch.data.sources import demo_dataset_group
 from personalize_torch.errors import InputError
-from personalize_torch.metrics.ranking import mask_scores
+from personalize_torch.metrics.functional import mask_scores
 from personalize_torch.metrics.ranking_metrics import RankingMetrics
 from personalize_torch.models.hrnn import HierarchicalGRU, one_cpu_thread, session_starts
 from personalize_torch.recipes.hrnn import HRNN

@@ -12,7 +12,7 @@ from personalize_torch.data import constants as C
 from personalize_torch.data.benchmarks import load_amazon_seq, load_movielens
 from personalize_torch.errors import InputError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DATA = REPO.parent / "shared" / "data"
 MOVIELENS = DATA / "movielens"
 AMAZON_SEQ = DATA / "amazon_seq"

@@ -17,7 +17,7 @@ from personalize_torch.solution_version import load_solution_version
 from personalize_torch.training import train
 from tests.conftest import SMALL_DEMO, compose_train_config
 
-PAGE = Path(__file__).resolve().parents[1] / "docs" / "adding_a_recipe.md"
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "adding_a_recipe.md"
 
 
 def fenced(language: str) -> list[str]:

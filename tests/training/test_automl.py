@@ -105,7 +105,7 @@ def test_automl_picks_hrnn_meta_when_only_users_metadata_knows(tmp_path):
     on validation NDCG@10, with AutoML's default training for every candidate (measured on data seeds 0-4:
     HRNN-Meta 0.111 / 0.102 / 0.083 / 0.094 / 0.085, User-Personalization 0.046-0.049, HRNN 0.021-0.031).
     Each candidate is also a row of TensorBoard's HParams tab with its score."""
-    from tests.test_tensorboard import hparams_tab
+    from tests.training.test_tensorboard import hparams_tab
 
     sweep = tmp_path / "sweep"
     run = subprocess.run([sys.executable, "train.py", "-m", "automl=default",
