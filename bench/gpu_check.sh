@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GPU figures for User-Personalization (issue #3), in one call on a lent CUDA machine:
+# GPU figures for User-Personalization, in one call on a lent CUDA machine:
 #   1. the `gpu`-marked tests (bf16 autocast training, float32 scores, a solution version served on a CPU);
 #   2. Amazon Beauty, 3 seeds, the default config (20 epochs), and the ML-1M half, 3 seeds, for
 #      ML1M_MINUTES minutes, all six trainings side by side on the one GPU (each process OMP_NUM_THREADS=2).

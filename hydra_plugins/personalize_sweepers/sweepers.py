@@ -200,8 +200,6 @@ class PersonalizeOptunaSweeper(_Base):
     def search(self, arguments: Sequence[str]) -> dict:
         """What the sweep will do: {"space": {key: spec}, "fixed": [...], "objective", "direction",
         "n_trials", "n_jobs"}; a Personalize hpoConfig (solution_config=...) replaces the configured space."""
-        import inspect
-
         from hydra.utils import get_class
 
         from personalize_torch.errors import InputError
@@ -217,7 +215,7 @@ class PersonalizeOptunaSweeper(_Base):
         if sc is not None and sc["hpo"] is not None:
             hpo = sc["hpo"]
             recipe = sc["recipe"] or get_class(self.config.recipe._target_).recipe_name
-            accepted = inspect.signature(RECIPES[recipe].__init__).parameters if recipe in RECIPES else {}
+            accepted = RECIPES[recipe].hyperparameter_defaults() if recipe in RECIPES else {}
             for name in hpo["params"]:
                 column = f"hpoConfig.algorithmHyperParameterRanges.{name}"
                 if accepted and name not in accepted:

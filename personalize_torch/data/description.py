@@ -11,7 +11,7 @@ hook, which training calls once before fitting.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -61,23 +61,3 @@ class DataDescription:
                 **self.item_features.sizes("item"), **self.user_features.sizes("user"),
                 "item_text_slots": int(self.item_text_tokens.shape[1]),
                 "fingerprint": self.fingerprint, "split": self.split}
-
-    def with_items(self, n_items: int, item_features: MetadataFeatures, item_text_tokens: np.ndarray
-                   ) -> DataDescription:
-        """The same description for a grown catalogue (UPDATE): new items have no events and no known
-        creation time."""
-        counts = np.zeros(n_items, dtype=np.int64)
-        counts[:self.n_items] = self.item_interaction_counts[:n_items]
-        created = np.full(n_items, np.nan)
-        created[:self.n_items] = self.item_creation_timestamps[:n_items]
-        return replace(self, n_items=n_items, item_features=item_features, item_text_tokens=item_text_tokens,
-                       item_interaction_counts=counts, item_creation_timestamps=created)
-
-    @classmethod
-    def from_sizes(cls, sizes: dict) -> DataDescription:
-        """A description from `sizes()` (solution.json): sizes and vocabularies, metadata arrays left empty."""
-        return cls(n_items=int(sizes["n_items"]), n_users=int(sizes.get("n_users", 1)),
-                   context_cardinalities=tuple(sizes.get("context_cardinalities") or ()),
-                   event_type_names=tuple(sizes.get("event_type_names") or ()),
-                   median_history_length=float(sizes.get("median_history_length", 0.0)),
-                   fingerprint=str(sizes.get("fingerprint", "")), split=str(sizes.get("split", "")))

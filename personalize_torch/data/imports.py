@@ -1,5 +1,5 @@
-"""`python -m personalize_torch.data.imports ...` runs `python -m personalize_torch.data.import_jobs ...`
-(the dataset import jobs): the command keeps working under its first name."""
+"""`python -m personalize_torch.data.imports ...`: the same command as
+`python -m personalize_torch.data.import_jobs ...` (dataset import jobs), under a shorter name."""
 
 from personalize_torch.data.import_jobs import main
 

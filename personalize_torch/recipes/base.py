@@ -84,7 +84,8 @@ class Recipe(pl.LightningModule):
 
     def set_item_metadata(self, data: DataDescription) -> None:
         """Take the Items metadata (encoded features, text tokens) from `data` into buffers kept in the
-        checkpoint. Called by `from_data`, and by UPDATE after the catalogue grows. Default: nothing read."""
+        checkpoint. A recipe that reads item metadata overrides it and calls it from its `from_data`; UPDATE
+        calls it after the catalogue grows. Default: nothing read."""
 
     def loader_needs(self) -> LoaderNeeds:
         """What the data loaders must give this recipe."""

@@ -7,6 +7,8 @@ SIMS similarity and a popularity share are on one scale) and summed with weights
 weights are the point of a grid over that simplex (`grid_step`, default 0.1) with the best validation
 NDCG@10 (full ranking, the same split the members were trained on); the grid includes every member alone,
 so the blend is never worse than its best part on validation.
+The search runs once, when training counts the data's statistics before fitting (`count_statistics`): each
+member scores the validation users, on the device the blend is on then (the CPU).
 
 The members' weights are copied into the blend (a blend solution version stands alone: it does not need
 the member directories to be served). Members must have been trained on the same data (same events and

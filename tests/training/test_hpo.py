@@ -127,15 +127,13 @@ def test_objective_names():
 def test_search_configs_name_real_hyperparameters(name, tmp_path):
     """Every configs/hparams_search/<recipe>.yaml composes, and each searched key is a hyperparameter of the
     recipe with a valid range (Personalize's hidden_dimension 32-256 and bptt 2-32 / 2-200 where it has them)."""
-    import inspect
-
     from hydra import compose, initialize_config_dir
     from hydra.utils import get_class
     from omegaconf import OmegaConf
 
     with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
         cfg = compose(config_name="train", overrides=[f"hparams_search={name}"], return_hydra_config=True)
-    accepted = inspect.signature(get_class(cfg.recipe._target_).__init__).parameters
+    accepted = get_class(cfg.recipe._target_).hyperparameter_defaults()
     specs = params_to_specs(cfg.hydra.sweeper.params)
     for key, spec in specs.items():
         assert key.removeprefix("recipe.") in accepted and OmegaConf.select(cfg, key) is not None, key

@@ -7,6 +7,7 @@ import pytorch_lightning as pl
 from personalize_torch.data import constants as C
 from personalize_torch.data.prepared import PreparedData
 from personalize_torch.data.sources import demo_dataset_group
+from personalize_torch.recipes import RECIPES
 from personalize_torch.recipes.user_personalization import UserPersonalization
 from personalize_torch.serving.inference.predictor import Predictor
 from personalize_torch.solution_version import load_solution_version, save_solution_version
@@ -75,13 +76,11 @@ def test_new_items_rank_by_how_much_the_user_likes_items_with_their_metadata(up_
     assert wins >= 0.7 * len(users), wins   # about half for a model that ignores metadata
 
 
-@pytest.mark.parametrize("name", ["hrnn_meta", "hrnn_coldstart", "similar_items", "sims", "item_affinity"])
+@pytest.mark.parametrize("name", sorted(n for n, cls in RECIPES.items() if not cls.combines_solution_versions))
 def test_every_recipe_is_rebuilt_from_the_grown_data(name, tmp_path):
     """UPDATE rebuilds any recipe from the solution version's data description grown by the new items (Users
     metadata, contextual fields and item text included) and serves the new items; known items keep their
     scores' order."""
-    from personalize_torch.recipes import RECIPES
-
     data = PreparedData(demo_dataset_group(n_users=150, n_items=60, seed=4), split="leave_one_out")
     hyperparameters = {} if RECIPES[name].count_based else {"hidden_dimension": 16} if "hrnn" in name else {}
     fit = fit_small(RECIPES[name], data, trainer_args={"limit_val_batches": 0, "limit_train_batches": 2},

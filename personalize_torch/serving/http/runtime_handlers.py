@@ -89,9 +89,8 @@ class RuntimeHandlers:
                            "recommendationId": f"RID-{uuid.uuid4()}"}, separators=(",", ":")).encode()
 
     def get_personalized_ranking(self, req: GetPersonalizedRankingRequest) -> GetPersonalizedRankingResponse:
-        """GetPersonalizedRanking: `inputList` re-ordered for `userId` (see
-        serving/inference/personalized_ranking.py): scored items first (scores sum to 1), then items the
-        solution does not know, without a score or metadata."""
+        """GetPersonalizedRanking: `inputList` re-ordered for `userId`: the items the solution knows first,
+        best first, with scores that sum to 1, then the items it does not know, without a score or metadata."""
         predictor = self._campaign(req.campaignArn).predictor
         if req.filterArn is None and req.filterValues:
             raise invalid_input("filterValues were given without a filterArn")
