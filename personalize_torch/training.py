@@ -1,5 +1,8 @@
-"""train(cfg): data module first, then the recipe sized from the data, then the Trainer; saves a
-solution version and returns its metrics. Hydra configs come in; nothing else here knows about Hydra."""
+"""train(cfg): prepare the data, build the recipe from its description, count the recipe's statistics, shape
+the loaders by what the recipe needs, fit with a Lightning Trainer; saves a solution version and returns its
+metrics. Hydra configs come in; nothing else here knows about Hydra. The helpers (`compose_config`,
+`prepare_data`, `build_recipe`, `data_module`) are public so that benchmarks and tests build exactly what
+`train` builds."""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from personalize_torch.callbacks import RestoreBestWeights
 from personalize_torch.data.datamodule import InteractionsDataModule
-from personalize_torch.data.description import DataDescription
+from personalize_torch.data.description import SIZE_NAMES
 from personalize_torch.data.domains import check_use_case
 from personalize_torch.data.prepared import PreparedData
 from personalize_torch.data.sources import load_dataset_group
@@ -84,18 +87,18 @@ def build_recipe(recipe_cfg: DictConfig, data: PreparedData) -> Recipe:
     recipe that combines solution versions (Blend) gets the ones its `solutions` names, loaded."""
     params = {k: v for k, v in OmegaConf.to_container(recipe_cfg, resolve=True).items() if k != "_target_"}
     recipe_cls = recipe_class(recipe_cfg)
-    check_hyperparameter_names(recipe_cls, params, data.describe())
+    check_hyperparameter_names(recipe_cls, params)
     if recipe_cls.combines_solution_versions:
         params["members"] = [BlendMember(str(path), solution.recipe, solution.info.get("data", {}))
                              for path, solution in ((p, load_solution_version(p)) for p in params.pop("solutions", []))]
     return recipe_cls.from_data(data.describe(), **params)
 
 
-def check_hyperparameter_names(recipe_cls: type[Recipe], params: dict, data: DataDescription,
-                               where: str = "recipe.", file: str | None = None) -> None:
+def check_hyperparameter_names(recipe_cls: type[Recipe], params: dict, where: str = "recipe.",
+                               file: str | None = None) -> None:
     """An InputError naming the first of `params` the recipe does not take, or that comes from the data."""
     accepted = recipe_cls.hyperparameter_defaults()
-    from_data = set(data.sizes())
+    from_data = SIZE_NAMES
     for name in params:
         if name in from_data and name in accepted:
             raise InputError(f"{recipe_cls.recipe_name}'s {name} comes from the data; leave it out",
@@ -140,7 +143,7 @@ def apply_solution_config(cfg: DictConfig) -> None:
                     raise InputError(f"recipe {recipe_cls.recipe_name} does not weight event types; leave out "
                                      "eventParametersList[].weight", file=str(path), column="eventsConfig")
                 cfg.recipe.event_type_weights = weights
-        check_hyperparameter_names(recipe_class(cfg.recipe), sc["hyperparameters"], DataDescription(n_items=1),
+        check_hyperparameter_names(recipe_class(cfg.recipe), sc["hyperparameters"],
                                    where="algorithmHyperParameters.", file=str(path))
         for name, value in sc["hyperparameters"].items():
             cfg.recipe[name] = value

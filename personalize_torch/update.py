@@ -20,7 +20,7 @@ import torch
 
 from personalize_torch.data import constants as C
 from personalize_torch.data.csv_import import read_dataset_csv
-from personalize_torch.data.description import DataDescription
+from personalize_torch.data.description import SIZE_NAMES, DataDescription
 from personalize_torch.data.metadata_features import build_item_features, build_user_features
 from personalize_torch.data.schema import Schema, parse_schema
 from personalize_torch.data.text_features import build_text_tokens
@@ -105,7 +105,7 @@ def update_solution_version(solution_dir: str | Path, items_csv: str | Path, out
     # The recipe rebuilt from the grown data with its trained hyperparameters (the description's sizes are
     # named as the recipes' constructor arguments, so they are the ones to leave out).
     data = grown_description(sol, items, vocab, schema)
-    hyperparameters = {k: v for k, v in old_recipe.hparams.items() if k not in data.sizes()}
+    hyperparameters = {k: v for k, v in old_recipe.hparams.items() if k not in SIZE_NAMES}
     recipe = type(old_recipe).from_data(data, **hyperparameters)
     recipe.load_state_dict(grow_state(old_recipe.state_dict(), recipe.state_dict(), n_old))
     if sol.info.get("item_features") is not None:   # known items' metadata may have changed too

@@ -61,3 +61,8 @@ class DataDescription:
                 **self.item_features.sizes("item"), **self.user_features.sizes("user"),
                 "item_text_slots": int(self.item_text_tokens.shape[1]),
                 "fingerprint": self.fingerprint, "split": self.split}
+
+
+# The names of `DataDescription.sizes()`: recipes' constructor arguments with these names come from the data,
+# never from a user's hyperparameters.
+SIZE_NAMES = frozenset(DataDescription(n_items=1).sizes())
