@@ -65,9 +65,8 @@ class DeployingDisabled(PermissionError):
 
 
 class Campaigns:
-    """The campaigns by name. `predictors`: the startup campaigns; the dict itself is kept current too (one
-    assignment after each swap), so whoever built the server can read what each campaign serves.
-    `settings`: each campaign's settings (those of a name not served yet apply when it is deployed).
+    """The campaigns by name. `predictors`: the startup campaigns (copied: later swaps change only this
+    object; `get(name).predictor` is what a campaign serves now). `settings`: each campaign's settings (those of a name not served yet apply when it is deployed).
     `events`: the event store whose PutItems rows auto-updates add. `deploy_root`: where `deploy` may load
     solution versions from (None: deploying is disabled). `update_root`: where auto-updates write their
     solution versions. `deployments`: the log that worker processes share (None: one process); deploys and
@@ -78,7 +77,6 @@ class Campaigns:
                  update_root: str | Path = "outputs/serve/updates", deployments: DeploymentLog | None = None,
                  deployed_version: int = 0, cache_user_states: bool = False):
         settings = dict(settings or {})
-        self._predictors = predictors
         self._served = {name: Campaign(name, p, settings.pop(name, None) or CampaignSettings(), deployed_version)
                         for name, p in predictors.items()}
         self._unserved_settings = settings
@@ -191,7 +189,6 @@ class Campaigns:
     def _swap(self, name: str, predictor: Predictor, settings: CampaignSettings, version: int) -> Campaign:
         campaign = Campaign(name, predictor, settings, version)
         self._served[name] = campaign
-        self._predictors[name] = predictor
         self._unserved_settings.pop(name, None)
         return campaign
 

@@ -53,7 +53,8 @@ def test_server_swaps_in_the_update_on_schedule(predictor, tmp_path):
         assert client.post("/items", json={"datasetArn": ITEMS_ARN,
                                            "items": [{"itemId": "n1", "properties": NEW}]}).status_code == 200
         deadline = time.time() + 60
-        while "n1" not in set(campaigns["shop"].solution.item_vocab.ids) and time.time() < deadline:
+        while ("n1" not in set(app.state.campaigns.get("shop").predictor.solution.item_vocab.ids)
+               and time.time() < deadline):
             time.sleep(0.2)
         listed = client.post("/recommendations", json={"campaignArn": ARN, "userId": user, "numResults": 500})
         assert listed.status_code == 200

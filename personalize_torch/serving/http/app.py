@@ -42,8 +42,8 @@ def create_app(campaigns: dict[str, Predictor], filters: dict[str, Filter] | Non
                deploy_root: str | Path | None = None, update_root: str | Path = "outputs/serve/updates",
                max_batch: int = 32, deployments: DeploymentLog | None = None, deployed_version: int = 0,
                worker: int = 0, deploy_poll_seconds: float = 1.0, cache_user_states: bool = False) -> FastAPI:
-    """`campaigns` maps campaign names to predictors (with exactly one, every campaignArn reaches it; the
-    dict is kept current with deploys and auto-updates, see `Campaigns`); `filters` maps filter names (the
+    """`campaigns` maps campaign names to predictors (with exactly one, every campaignArn reaches it; what
+    each serves after deploys and auto-updates: `app.state.campaigns.get(name).predictor`, see `Campaigns`); `filters` maps filter names (the
     last segment of a filterArn) to parsed filters; `settings` holds each campaign's settings; `events` is
     the event store (PutEvents / PutItems / PutUsers) that every campaign reads users' recent events from
     (None: a new in-memory store, closed with the app, so nothing survives a restart); `api_key` and
