@@ -9,8 +9,9 @@ of one full-ranking test pass over all test users and the process's peak memory 
 several runs in one process it is the largest of them) for each run, and the validation NDCG@10 of the
 kept weights (hyperparameters are chosen on that column, never on test); with several `--seeds`, each
 candidate recipe runs once per seed and a mean (± standard deviation) row follows. `--json FILE` appends
-one JSON line per run (bench/side_by_side.py reads it). "training s" is `trainer.fit` with the validation
-passes it makes, not loading the data or the final test pass. bench/RESULTS.md keeps the last results with
+one JSON line per run (bench/side_by_side.py reads it). "training s" is the recipe's counting of its
+statistics plus `trainer.fit` with the validation passes it makes, not loading the data or the final test
+pass. bench/RESULTS.md keeps the last results with
 the exact commands.
 """
 

@@ -48,6 +48,9 @@ class Recipe(pl.LightningModule):
     # True for a recipe built from other trained solution versions (Blend): training loads the directories
     # its `solutions` hyperparameter names and hands them to `from_data` as `members`.
     combines_solution_versions: ClassVar[bool] = False
+    # True for a count-based recipe whose `count_statistics` is its whole fit (Popularity-Count): training
+    # makes no pass over the training batches.
+    fitted_by_counting: ClassVar[bool] = False
 
     def __init__(self, n_items: int):
         super().__init__()

@@ -6,16 +6,19 @@ same ranking (minus the items they already have). Ties are served, and evaluated
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from personalize_torch.data.batching import SequenceBatch
+from personalize_torch.data.split import Split
 from personalize_torch.recipes.base import Recipe
 
 
 class PopularityCount(Recipe):
     recipe_name = "popularity_count"
     count_based = True
+    fitted_by_counting = True   # count_statistics is the whole fit: no pass over training batches
 
     def __init__(self, n_items: int):
         super().__init__(n_items)
@@ -23,17 +26,18 @@ class PopularityCount(Recipe):
         self.register_buffer("user_counts", torch.zeros(n_items))  # distinct users per item
         self.register_buffer("n_users", torch.zeros(()))
 
-    def on_train_epoch_start(self) -> None:
-        self.user_counts.zero_()
-        self.n_users.zero_()
+    def count_statistics(self, split: Split) -> None:
+        """Distinct training users per item: one unique over (user, item) keys and one bincount."""
+        train = split.train
+        owner = np.repeat(np.arange(len(train), dtype=np.int64), train.lengths)
+        pairs = np.unique(owner * self.n_items + train.item_idx)
+        counts = np.bincount(pairs % self.n_items, minlength=self.n_items)[:self.n_items]
+        counts[0] = 0   # padding
+        self.user_counts.copy_(torch.from_numpy(counts.astype(np.float32)))
+        self.n_users.fill_(len(train))
 
     def accumulate(self, batch: SequenceBatch) -> None:
-        B = batch.items.shape[0]
-        seen = torch.zeros(B, self.n_items, dtype=torch.bool, device=batch.items.device)
-        seen.scatter_(1, batch.items, True)
-        seen[:, 0] = False  # padding
-        self.user_counts += seen.sum(0)
-        self.n_users += B
+        pass   # counted in count_statistics
 
     def score(self, inputs: SequenceBatch) -> Tensor:
         share = self.user_counts / self.n_users.clamp(min=1)
