@@ -15,12 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from personalize_torch.data.metadata_features import MetadataFeatures
-
-
-def no_features(n_rows: int) -> MetadataFeatures:
-    """Empty metadata for `n_rows` rows (no fields)."""
-    return MetadataFeatures(np.zeros((n_rows, 0), dtype=np.int64), np.zeros((n_rows, 0), dtype=np.float32))
+from personalize_torch.data.metadata_features import MetadataFeatures, no_features
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,11 @@ class MetadataFeatures:
         return {"values": [str(v) for v in self.value_vocab.ids], "numeric_stats": self.numeric_stats}
 
 
+def no_features(n_rows: int) -> MetadataFeatures:
+    """Empty metadata for `n_rows` rows (no fields)."""
+    return MetadataFeatures(np.zeros((n_rows, 0), dtype=np.int64), np.zeros((n_rows, 0), dtype=np.float32))
+
+
 def _field_kinds(items: pd.DataFrame, schema: Schema | None, id_column: str = C.ITEM_ID
                  ) -> tuple[list[str], list[str]]:
     if schema is not None:
@@ -70,7 +75,7 @@ def build_item_features(items: pd.DataFrame | None, schema: Schema | None, item_
     id field of the rows (USER_ID for the Users dataset, see `build_user_features`)."""
     n = item_vocab.size_with_padding
     if items is None or not len(items):
-        return MetadataFeatures(np.zeros((n, 0), dtype=np.int64), np.zeros((n, 0), dtype=np.float32))
+        return no_features(n)
     items = items.drop_duplicates(id_column, keep="last")
     rows = item_vocab.to_idx(items[id_column].astype(str).to_numpy(dtype=object))
     known = rows > 0
