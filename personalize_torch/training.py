@@ -113,7 +113,8 @@ def data_module(data_cfg: DictConfig, data: PreparedData, recipe: Recipe, seed: 
     """The loaders of `data` shaped by what `recipe` declares it needs (`Recipe.loader_needs`)."""
     return InteractionsDataModule(data, recipe.loader_needs(), batch_size=data_cfg.batch_size,
                                   eval_batch_size=data_cfg.eval_batch_size, seed=seed,
-                                  length_buckets=data_cfg.get("length_buckets", True))
+                                  length_buckets=data_cfg.get("length_buckets", True),
+                                  validation_users=data_cfg.get("validation_users", "auto"))
 
 
 def apply_solution_config(cfg: DictConfig) -> None:

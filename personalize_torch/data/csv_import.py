@@ -1,27 +1,33 @@
-"""Import Personalize-format CSV files: read, check against the schema, convert types.
+"""Import Personalize-format CSV files: read in blocks, check against the schema, convert types.
 
 Validation happens here, once: every problem is reported as an InputError naming the file, the line
-(the header is line 1) and the column. Code downstream may trust the DataFrames this returns:
-ids are strings, TIMESTAMP / CREATION_TIMESTAMP are int64 epoch seconds, numeric fields float64 or
-int64, and empty cells are missing values (NaN / <NA>).
+(the header is line 1) and the column. The file is streamed through Arrow's CSV reader in blocks, so the
+memory an import needs is that of the typed columns, not of the text; each block is checked and typed as
+it arrives (`block_conversion`), and a bad value stops the import at its block. Code downstream may
+trust the DataFrames this returns: ids are Categoricals of strings, TIMESTAMP / CREATION_TIMESTAMP int64
+epoch seconds, numeric fields float64 or int64, and empty cells are missing values (see
+`block_conversion` for every dtype).
 """
 
 from __future__ import annotations
 
 import csv
-import re
+import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 
-from personalize_torch.data import constants as C
-from personalize_torch.data.schema import Field, Schema, _check_reserved, infer_schema, load_schema
+from personalize_torch.data.block_conversion import MAX_ID_LENGTH, TypedColumns, convert_block, typed_frame
+from personalize_torch.data.schema import Schema, _check_reserved, infer_schema, load_schema
 from personalize_torch.errors import InputError
 
-MAX_ID_LENGTH = 256
-# Epoch seconds beyond this (year 5138) are surely milliseconds or microseconds.
-MAX_EPOCH_SECONDS = 10**11
+__all__ = ["MAX_ID_LENGTH", "line_of_row", "read_csv_table", "read_dataset_csv", "read_header", "row_error"]
+
+BLOCK_BYTES = 16 << 20
+PROGRESS_MIN_BYTES = 256 << 20   # a progress bar on stderr for files at least this large
+SAMPLE_ROWS = 1000               # rows read to infer a schema when none is given
 
 
 def read_header(path: Path) -> list[str]:
@@ -30,7 +36,10 @@ def read_header(path: Path) -> list[str]:
     if path.stat().st_size == 0:
         raise InputError("file is empty; expected a header row and data rows", file=str(path))
     with open(path, newline="", encoding="utf-8-sig") as fh:
-        header = next(csv.reader(fh), [])
+        try:
+            header = next(csv.reader(fh), [])
+        except UnicodeDecodeError as err:
+            raise InputError(f"not UTF-8 text ({err.reason} at byte {err.start})", file=str(path), line=1) from None
     header = [h.strip() for h in header]
     if not any(header):
         raise InputError("no header row", file=str(path), line=1)
@@ -42,14 +51,21 @@ def read_header(path: Path) -> list[str]:
     return header
 
 
-def read_dataset_csv(path: str | Path, dataset_type: str, schema: Schema | str | Path | None = None
-                     ) -> tuple[pd.DataFrame, Schema]:
-    """Read one Interactions / Items / Users CSV; return the typed DataFrame and its schema."""
+def read_dataset_csv(path: str | Path, dataset_type: str, schema: Schema | str | Path | None = None,
+                     progress: bool | None = None) -> tuple[pd.DataFrame, Schema]:
+    """Read one Interactions / Items / Users CSV; return the typed DataFrame and its schema. `progress`:
+    a progress bar on stderr (default: for files of PROGRESS_MIN_BYTES or more)."""
+    table, schema = read_csv_table(path, dataset_type, schema, progress)
+    return typed_frame(table, schema), schema
+
+
+def read_csv_table(path: str | Path, dataset_type: str, schema: Schema | str | Path | None = None,
+                   progress: bool | None = None) -> tuple[pa.Table, Schema]:
+    """As `read_dataset_csv`, the typed columns as an Arrow table (see `TypedColumns.table`)."""
     path = Path(path)
     header = read_header(path)
-    raw = _read_strings(path, header)
     if schema is None:
-        schema = infer_schema(dataset_type, header, raw.head(1000), source=str(path))
+        schema = infer_schema(dataset_type, header, _sample_strings(path, header), source=str(path))
         try:
             _check_reserved(schema)
         except InputError as err:
@@ -60,33 +76,108 @@ def read_dataset_csv(path: str | Path, dataset_type: str, schema: Schema | str |
     if schema.dataset_type != dataset_type:
         raise InputError(f"schema {schema.source} is for {schema.dataset_type}, not {dataset_type}", file=str(path))
     _check_header_matches(path, header, schema)
-    out = {}
-    for f in schema.fields:
-        column = raw[f.name] if f.name in raw.columns else pd.Series(pd.NA, index=raw.index, dtype="string")
-        out[f.name] = _convert(column, f, path)
-    df = pd.DataFrame(out, index=raw.index).reset_index(drop=True)
-    _check_ids(df, path)
-    return df, schema
+    if progress is None:
+        progress = path.stat().st_size >= PROGRESS_MIN_BYTES
+    typed = TypedColumns(schema)
+    for raw, first_row in _raw_blocks(path, header, progress):
+        def block_error(row: int, message: str, column: str, first_row=first_row) -> InputError:
+            return row_error(path, first_row + row, message, column)
 
-
-def _read_strings(path: Path, header: list[str]) -> pd.DataFrame:
-    try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], skipinitialspace=False,
-                         encoding="utf-8-sig")
-    except pd.errors.ParserError as err:
-        found = re.search(r"line (\d+)", str(err))
-        raise InputError(f"malformed CSV: {str(err).strip()}", file=str(path),
-                         line=int(found.group(1)) if found else None) from None
-    except UnicodeDecodeError as err:
-        raise InputError(f"not UTF-8 text ({err.reason} at byte {err.start})", file=str(path)) from None
-    if len(df) == 0:
+        typed.add(convert_block({name: raw.column(name) for name in header}, raw.num_rows, schema, block_error))
+    if typed.n_rows == 0:
         raise InputError("no data rows after the header", file=str(path), line=2)
-    df.columns = header
-    return df  # index: data row number, 0-based (see line_of_row for the line in the file)
+    return typed.table(), schema
+
+
+def _sample_strings(path: Path, header: list[str]) -> pd.DataFrame:
+    """The first SAMPLE_ROWS data rows as strings (empty cells missing), to infer a schema from."""
+    try:
+        sample = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8-sig",
+                             nrows=SAMPLE_ROWS)
+    except (pd.errors.ParserError, UnicodeDecodeError):
+        sample = pd.DataFrame(columns=header, dtype=str)    # the full read names the bad line
+    sample.columns = header[:len(sample.columns)]
+    return sample.reindex(columns=header)
+
+
+class _CountingFile:
+    """A binary file that advances a progress bar by the bytes read."""
+
+    def __init__(self, path: Path, bar):
+        self._fh = open(path, "rb")  # noqa: SIM115 - closed by close(), as Arrow closes a file it reads
+        self._bar = bar
+        self.closed = False
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._fh.read(n)
+        self._bar.update(len(data))
+        return data
+
+    def close(self) -> None:
+        self._fh.close()
+        self._bar.close()
+        self.closed = True
+
+
+def _raw_blocks(path: Path, header: list[str], progress: bool):
+    """(block of string columns, index of its first data row) for each block of the file."""
+    source = str(path)
+    if progress:
+        from tqdm import tqdm
+
+        source = _CountingFile(path, tqdm(total=path.stat().st_size, unit="B", unit_scale=True,
+                                          desc=f"importing {path.name}", file=sys.stderr))
+    read_options = pa_csv.ReadOptions(column_names=header, skip_rows=1, block_size=BLOCK_BYTES)
+    parse_options = pa_csv.ParseOptions(newlines_in_values=True)
+    convert_options = pa_csv.ConvertOptions(column_types={name: pa.string() for name in header},
+                                            strings_can_be_null=True, null_values=[""])
+    first_row = 0
+    try:
+        reader = pa_csv.open_csv(source, read_options, parse_options, convert_options)
+        for block in reader:
+            yield block, first_row
+            first_row += block.num_rows
+    except pa.ArrowInvalid as err:
+        raise _read_error(path, header, err) from None
+    finally:
+        if progress:
+            source.close()
+
+
+def _read_error(path: Path, header: list[str], err: pa.ArrowInvalid) -> InputError:
+    """The InputError for what Arrow's reader refused: text that is not UTF-8, or a malformed row (found by
+    reading the file again up to it, which only a failed import pays for)."""
+    text = str(err)
+    if "UTF8" in text or "UTF-8" in text:
+        return _utf8_error(path)
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        reader = csv.reader(fh)
+        next(reader, None)
+        start = reader.line_num + 1
+        for record in reader:
+            if record and len(record) != len(header):
+                return InputError(f"malformed CSV: expected {len(header)} fields, saw {len(record)}",
+                                  file=str(path), line=start)
+            start = reader.line_num + 1
+    return InputError(f"malformed CSV: {text.strip()}", file=str(path))
+
+
+def _utf8_error(path: Path) -> InputError:
+    line, offset = 1, 0
+    with open(path, "rb") as fh:
+        for raw in fh:
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                return InputError(f"not UTF-8 text ({err.reason} at byte {offset + err.start})", file=str(path),
+                                  line=line)
+            line += 1
+            offset += len(raw)
+    return InputError("not UTF-8 text", file=str(path))
 
 
 def line_of_row(path: Path, row: int) -> int:
-    """The line in the file where data row `row` (0-based, blank lines skipped as pandas does) starts.
+    """The line in the file where data row `row` (0-based, blank lines skipped) starts.
 
     Only called to report an error, so the success path never pays for this scan.
     """
@@ -117,49 +208,3 @@ def _check_header_matches(path: Path, header: list[str], schema: Schema) -> None
     if missing:
         raise InputError(f"the header lacks the schema's required field (header: {', '.join(header)})",
                          file=str(path), line=1, column=missing[0])
-
-
-def _first_bad(mask: pd.Series) -> int:
-    """Data row (0-based) of the first True in `mask`."""
-    return int(np.flatnonzero(mask.to_numpy())[0])
-
-
-def _convert(column: pd.Series, f: Field, path: Path) -> pd.Series:
-    missing = column.isna()
-    if missing.any() and not f.nullable:
-        raise row_error(path, _first_bad(missing), "empty value in a required field", f.name)
-    if f.type == "string":
-        return column.astype("string")
-    if f.type == "boolean":
-        lowered = column.str.strip().str.lower()
-        bad = ~missing & ~lowered.isin(["true", "false"])
-        if bad.any():
-            row = _first_bad(bad)
-            raise row_error(path, row, f"expected true or false, got {column.iloc[row]!r}", f.name)
-        return lowered.map({"true": True, "false": False}).astype("boolean")
-    numbers = pd.to_numeric(column.str.strip(), errors="coerce")
-    bad = ~missing & numbers.isna()
-    if bad.any():
-        row = _first_bad(bad)
-        raise row_error(path, row, f"expected a number ({f.type}), got {column.iloc[row]!r}", f.name)
-    if f.type in ("int", "long"):
-        not_integer = ~missing & (numbers != np.floor(numbers))
-        if not_integer.any():
-            row = _first_bad(not_integer)
-            raise row_error(path, row, f"expected an integer ({f.type}), got {column.iloc[row]!r}", f.name)
-        if f.name in (C.TIMESTAMP, C.CREATION_TIMESTAMP):
-            too_big = numbers.abs() >= MAX_EPOCH_SECONDS
-            if too_big.any():
-                row = _first_bad(too_big)
-                raise row_error(path, row, f"{column.iloc[row]} is not in epoch seconds (milliseconds? divide by "
-                                "1000)", f.name)
-        return numbers.astype("Int64" if f.nullable else "int64")
-    return numbers.astype("float64")
-
-
-def _check_ids(df: pd.DataFrame, path: Path) -> None:
-    for name in (C.USER_ID, C.ITEM_ID):
-        if name in df.columns:
-            too_long = df[name].str.len() > MAX_ID_LENGTH
-            if too_long.any():
-                raise row_error(path, _first_bad(too_long), f"ids may be at most {MAX_ID_LENGTH} characters", name)

@@ -5,6 +5,11 @@
 `LoaderNeeds` is the recipe's side of the contract: how many recent events it reads, how long a training
 window is, which training users to keep, and (when the recipe sets one) its training batch size. The data
 module reads it once, when built; nothing is pushed into it afterwards.
+
+Evaluation ranks the whole catalogue for each evaluated user. On a large catalogue two settings keep
+that bounded: `validation_users` (validation ranks for a seeded sample of users; `auto` samples only when
+the catalogue is so large that ranking it for every user would cost more than VALIDATION_BUDGET scores) and
+the evaluation batch, cut so that one batch's scores stay within EVAL_BATCH_SCORES floats.
 """
 
 from __future__ import annotations
@@ -19,6 +24,27 @@ from personalize_torch.data.batching import EvalCollate, LengthBuckets, WindowCo
 from personalize_torch.data.prepared import PreparedData
 from personalize_torch.errors import InputError
 
+VALIDATION_BUDGET = 10**10     # scores (users x items) a validation pass ranks with validation_users=auto
+MIN_VALIDATION_USERS = 1000
+EVAL_BATCH_SCORES = 2**26      # floats in one evaluation batch's (users x items) scores: 256 MB
+
+
+def validation_sample_size(n_users: int, n_items: int, validation_users: int | str | None) -> int:
+    """How many of `n_users` validation users to rank: all (None), a given number, or `auto` (all unless
+    n_users x n_items exceeds VALIDATION_BUDGET, then as many as fit, at least MIN_VALIDATION_USERS)."""
+    if validation_users is None:
+        return n_users
+    if validation_users == "auto":
+        return min(n_users, max(MIN_VALIDATION_USERS, VALIDATION_BUDGET // max(n_items, 1)))
+    try:
+        wanted = int(validation_users)
+    except (TypeError, ValueError):
+        wanted = 0
+    if wanted < 1:
+        raise InputError(f"expected a positive number of users, auto or null, got {validation_users!r}",
+                         column="data.validation_users")
+    return min(n_users, wanted)
+
 
 @dataclass(frozen=True)
 class LoaderNeeds:
@@ -31,12 +57,17 @@ class LoaderNeeds:
 
 class InteractionsDataModule(pl.LightningDataModule):
     def __init__(self, data: PreparedData, needs: LoaderNeeds = LoaderNeeds(), batch_size: int = 256,
-                 eval_batch_size: int = 256, seed: int = 0, length_buckets: bool = True):
+                 eval_batch_size: int = 256, seed: int = 0, length_buckets: bool = True,
+                 validation_users: int | str | None = "auto"):
         super().__init__()
         self.data = data
         self.needs = needs
         self.batch_size = needs.batch_size or batch_size
-        self.eval_batch_size = eval_batch_size
+        self.eval_batch_size = max(1, min(eval_batch_size, EVAL_BATCH_SCORES // max(data.n_items, 1)))
+        val = data.split.val
+        size = validation_sample_size(len(val), data.n_items, validation_users)
+        self.validation_rows = (np.arange(len(val)) if size == len(val) else
+                                np.sort(np.random.default_rng(seed).choice(len(val), size=size, replace=False)))
         self.seed = seed
         self.length_buckets = length_buckets  # batch windows / users of similar length (see LengthBuckets)
 
@@ -77,18 +108,19 @@ class InteractionsDataModule(pl.LightningDataModule):
             return 0, 1
         return int(self.trainer.global_rank), int(self.trainer.world_size)
 
-    def eval_loader(self, eval_set) -> DataLoader:
-        """Users in order of history length when `length_buckets` (metrics are sums over users, so the
-        order changes nothing but the padding: a batch is as wide as its longest history)."""
-        users = np.arange(len(eval_set))
+    def eval_loader(self, eval_set, users: np.ndarray | None = None) -> DataLoader:
+        """The users `users` of `eval_set` (all by default), in order of history length when `length_buckets`
+        (metrics are sums over users, so the order changes nothing but the padding: a batch is as wide as
+        its longest history)."""
+        users = np.arange(len(eval_set)) if users is None else np.asarray(users)
         max_len = self.needs.input_length
         if self.length_buckets:
-            users = np.argsort(np.minimum(eval_set.history.lengths, max_len or np.iinfo(np.int64).max),
-                               kind="stable")
+            lengths = eval_set.history.lengths[users]
+            users = users[np.argsort(np.minimum(lengths, max_len or np.iinfo(np.int64).max), kind="stable")]
         return DataLoader(users.tolist(), batch_size=self.eval_batch_size, collate_fn=EvalCollate(eval_set, max_len))
 
     def val_dataloader(self) -> DataLoader:
-        return self.eval_loader(self.data.split.val)
+        return self.eval_loader(self.data.split.val, self.validation_rows)
 
     def test_dataloader(self) -> DataLoader:
         split = self.data.split

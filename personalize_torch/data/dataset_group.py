@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from personalize_torch.data import constants as C
-from personalize_torch.data.csv_import import read_dataset_csv
+from personalize_torch.data.dataset_files import read_dataset_file
 from personalize_torch.data.schema import Schema
+from personalize_torch.data.vocab import sorted_unique_strings
 
 
 @dataclass
@@ -25,14 +27,14 @@ class DatasetGroup:
     def from_csv(cls, interactions: str | Path, items: str | Path | None = None, users: str | Path | None = None,
                  interactions_schema: str | Path | None = None, items_schema: str | Path | None = None,
                  users_schema: str | Path | None = None, name: str | None = None) -> DatasetGroup:
-        """Import CSVs (schemas optional: inferred from the headers when missing)."""
-        inter_df, inter_schema = read_dataset_csv(interactions, C.INTERACTIONS, interactions_schema)
+        """Import CSV or Parquet files (schemas optional: inferred from the headers when missing)."""
+        inter_df, inter_schema = read_dataset_file(interactions, C.INTERACTIONS, interactions_schema)
         group = cls(inter_df, schemas={C.INTERACTIONS: inter_schema}, name=name or Path(interactions).stem,
                     source=str(interactions))
         if items is not None:
-            group.items, group.schemas[C.ITEMS] = read_dataset_csv(items, C.ITEMS, items_schema)
+            group.items, group.schemas[C.ITEMS] = read_dataset_file(items, C.ITEMS, items_schema)
         if users is not None:
-            group.users, group.schemas[C.USERS] = read_dataset_csv(users, C.USERS, users_schema)
+            group.users, group.schemas[C.USERS] = read_dataset_file(users, C.USERS, users_schema)
         return group
 
     @property
@@ -41,7 +43,7 @@ class DatasetGroup:
 
     def catalogue_item_ids(self) -> pd.Index:
         """Every item id known to the group: from Interactions and from Items, sorted."""
-        ids = self.interactions[C.ITEM_ID]
+        ids = sorted_unique_strings(self.interactions[C.ITEM_ID])
         if self.items is not None:
-            ids = pd.concat([ids, self.items[C.ITEM_ID]])
-        return pd.Index(ids.unique()).sort_values()
+            ids = sorted_unique_strings(np.concatenate([ids, sorted_unique_strings(self.items[C.ITEM_ID])]))
+        return pd.Index(ids, dtype=object)

@@ -4,14 +4,16 @@
         [--schema interactions.schema.json] [--mode FULL|INCREMENTAL]
     python train.py data.group=groups/shop recipe=...
 
-A dataset group directory holds one Parquet table per dataset (Interactions, Items, Users) and
-`group.json` (each dataset's schema and its import history). An import validates the whole CSV first
-(exactly as `train.py` does for a CSV), so a bad file is refused with the file, line and column and
-nothing already stored changes; the new table then replaces the old one atomically (write, then rename).
+A dataset group directory holds the datasets as Parquet (Interactions partitioned by user, see
+`group_store`) and `group.json` (each dataset's schema, its import history and its files). An import
+reads and validates the whole file first (CSV or Parquet, exactly as `train.py` does), so a bad file is
+refused with the file, line and column and nothing already stored changes; group.json, replaced
+atomically (write, then rename), then names the new files.
 
 - FULL replaces the dataset's rows.
-- INCREMENTAL adds rows: Interactions are appended (rows identical to stored ones are not added twice);
-  Items and Users rows replace the stored row with the same ITEM_ID / USER_ID, or are added.
+- INCREMENTAL adds rows: Interactions are appended as new files, without rewriting the stored ones (rows
+  identical to stored ones are not added twice); Items and Users rows replace the stored row with the same
+  ITEM_ID / USER_ID, or are added.
 - A dataset's schema is fixed by its first import (as in Personalize); a later import may omit it, and a
   different one is refused naming the fields that differ.
 """
@@ -24,11 +26,27 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from personalize_torch.data import constants as C
-from personalize_torch.data.csv_import import read_dataset_csv
+from personalize_torch.data.block_conversion import concat_typed, typed_frame
+from personalize_torch.data.dataset_files import read_dataset_table
 from personalize_torch.data.dataset_group import DatasetGroup
+from personalize_torch.data.group_store import (
+    INTERACTIONS_BUCKETS,
+    decode,
+    encode,
+    new_rows_only,
+    read_encoded_parts,
+    read_ids,
+    user_buckets,
+    write_ids,
+    write_interaction_parts,
+    write_table,
+)
 from personalize_torch.data.schema import Schema, load_schema, parse_schema
 from personalize_torch.errors import InputError, exit_on_input_error
 
@@ -68,7 +86,8 @@ def _schema_for(stored: dict | None, given: str | Path | Schema | None, dataset_
 
 def import_dataset(group_dir: str | Path, dataset_type: str, csv: str | Path,
                    schema: str | Path | Schema | None = None, mode: str = "FULL") -> dict:
-    """Import one CSV into the group; returns the import record (rows read, rows stored after)."""
+    """Import one CSV or Parquet file into the group; returns the import record (rows read, rows stored
+    after)."""
     if dataset_type not in C.DATASET_TYPES:
         raise InputError(f"unknown dataset {dataset_type!r}; expected one of {', '.join(C.DATASET_TYPES)}",
                          column="--dataset")
@@ -79,30 +98,86 @@ def import_dataset(group_dir: str | Path, dataset_type: str, csv: str | Path,
     group = _read_group(group_dir)
     stored = group["datasets"].get(dataset_type)
     schema = _schema_for(stored["schema"] if stored else None, schema, dataset_type)
-    new, schema = read_dataset_csv(csv, dataset_type, schema)               # validates everything first
-    table = group_dir / f"{dataset_type}.parquet"
-    if mode == "INCREMENTAL" and table.exists():
-        old = pd.read_parquet(table)
-        if dataset_type == C.INTERACTIONS:
-            merged = pd.concat([old, new], ignore_index=True).drop_duplicates(ignore_index=True)
-        else:
-            key = ID_COLUMN[dataset_type]
-            merged = pd.concat([old, new], ignore_index=True).drop_duplicates(key, keep="last", ignore_index=True)
-    else:
-        merged = new
+    new, schema = read_dataset_table(csv, dataset_type, schema)              # validates everything first
     group_dir.mkdir(parents=True, exist_ok=True)
-    _write_atomically(table, lambda p: merged.to_parquet(p, index=False))
-    record = {"file": str(csv), "mode": mode, "rows_read": int(len(new)), "rows_stored": int(len(merged)),
+    import_number = sum(len(e.get("imports", [])) for e in group["datasets"].values()) + 1
+    entry = group["datasets"].get(dataset_type) or {"schema": schema.to_avro(), "imports": []}
+    old_files = _stored_files(group_dir, dataset_type, entry)
+    if dataset_type == C.INTERACTIONS:
+        files, ids, rows_stored = _import_interactions(group_dir, entry, new, schema, mode, import_number)
+        entry["ids"] = ids
+    else:
+        files, rows_stored = _import_table(group_dir, dataset_type, entry, typed_frame(new, schema), schema, mode)
+    record = {"file": str(csv), "mode": mode, "rows_read": new.num_rows, "rows_stored": rows_stored,
               "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    entry = group["datasets"].setdefault(dataset_type, {"schema": schema.to_avro(), "imports": []})
     entry["schema"] = schema.to_avro()
+    entry["files"] = files
     entry["imports"].append(record)
+    group["datasets"][dataset_type] = entry
     _write_atomically(group_dir / GROUP_FILE, lambda p: p.write_text(json.dumps(group, indent=2)))
+    now = {f["path"] for f in files} | set(entry.get("ids", {}).values())
+    for path in old_files - now:                            # what the previous state named and this one does not
+        (group_dir / path).unlink(missing_ok=True)
     return record
 
 
-def load_group_directory(group_dir: str | Path) -> DatasetGroup:
-    """The dataset group a directory holds (what `data.group=<dir>` trains on)."""
+def _stored_files(group_dir: Path, dataset_type: str, entry: dict) -> set[str]:
+    if "files" in entry:
+        return {f["path"] for f in entry["files"]} | set(entry.get("ids", {}).values())
+    legacy = f"{dataset_type}.parquet"                      # a group written before files were listed
+    return {legacy} if (group_dir / legacy).exists() else set()
+
+
+def _import_interactions(group_dir: Path, entry: dict, new: pa.Table, schema: Schema, mode: str,
+                         import_number: int) -> tuple[list[dict], dict[str, str], int]:
+    """INCREMENTAL: the new rows (those not stored already) as new files in their users' buckets; FULL:
+    all rows as new files, which replace the old ones once group.json names them. Returns the files, the
+    ids files and the number of rows stored."""
+    if mode == "FULL" or not entry.get("imports"):
+        table, ids = encode(new, schema, {})
+        files = write_interaction_parts(group_dir, table, ids[C.USER_ID], import_number)
+        return files, write_ids(group_dir, ids, import_number), sum(f["rows"] for f in files)
+    stored_files, stored_ids = _stored_interactions(group_dir, entry, schema, import_number)
+    table, ids = encode(new, schema, stored_ids)
+    n_buckets = max([INTERACTIONS_BUCKETS] + [f["bucket"] + 1 for f in stored_files])
+    buckets = user_buckets(table.column(C.USER_ID).to_numpy(), ids[C.USER_ID], n_buckets)
+    added = []
+    for b in np.unique(buckets):
+        rows = table.take(np.flatnonzero(buckets == b))
+        added.append(new_rows_only(read_encoded_parts(group_dir, [f for f in stored_files if f["bucket"] == b]),
+                                   rows))
+    files = stored_files + write_interaction_parts(group_dir, pa.concat_tables(added), ids[C.USER_ID],
+                                                   import_number, n_buckets)
+    return files, write_ids(group_dir, ids, import_number), sum(f["rows"] for f in files)
+
+
+def _stored_interactions(group_dir: Path, entry: dict, schema: Schema, import_number: int
+                         ) -> tuple[list[dict], dict[str, pd.Index]]:
+    """The stored Interactions files and ids; a group written as one Interactions.parquet is first
+    split into buckets."""
+    if "files" in entry:
+        return list(entry["files"]), read_ids(group_dir, entry.get("ids", {}))
+    table, ids = encode(pq.read_table(group_dir / f"{C.INTERACTIONS}.parquet"), schema, {})
+    files = write_interaction_parts(group_dir, table, ids[C.USER_ID], import_number - 1)
+    return files, ids
+
+
+def _import_table(group_dir: Path, dataset_type: str, entry: dict, new: pd.DataFrame, schema: Schema,
+                  mode: str) -> tuple[list[dict], int]:
+    """Items / Users: INCREMENTAL rows replace the stored row with the same id or are added."""
+    table = group_dir / f"{dataset_type}.parquet"
+    if mode == "INCREMENTAL" and table.exists():
+        old = typed_frame(pq.read_table(table), schema)
+        merged = concat_typed([old, new]).drop_duplicates(ID_COLUMN[dataset_type], keep="last", ignore_index=True)
+    else:
+        merged = new
+    path = write_table(group_dir, dataset_type, merged)
+    return [{"path": path, "rows": len(merged)}], len(merged)
+
+
+def load_group_directory(group_dir: str | Path, share: tuple[int, int] | None = None) -> DatasetGroup:
+    """The dataset group a directory holds (what `data.group=<dir>` trains on). `share=(rank, world_size)`:
+    only the Interactions of that share of the users (see `group_store`)."""
     group_dir = Path(group_dir)
     if not (group_dir / GROUP_FILE).exists():
         raise InputError("not a dataset group directory (no group.json); create it with "
@@ -112,10 +187,15 @@ def load_group_directory(group_dir: str | Path) -> DatasetGroup:
         raise InputError("the dataset group has no Interactions import yet", file=str(group_dir), column="data.group")
     tables, schemas = {}, {}
     for dataset_type, entry in group["datasets"].items():
-        tables[dataset_type] = pd.read_parquet(group_dir / f"{dataset_type}.parquet")
-        schemas[dataset_type] = parse_schema(entry["schema"], dataset_type, f"{group_dir}/{GROUP_FILE}")
+        schema = parse_schema(entry["schema"], dataset_type, f"{group_dir}/{GROUP_FILE}")
+        schemas[dataset_type] = schema
+        if dataset_type == C.INTERACTIONS and "files" in entry:
+            tables[dataset_type] = decode(read_encoded_parts(group_dir, entry["files"], share), schema,
+                                          read_ids(group_dir, entry.get("ids", {})))
+        else:
+            tables[dataset_type] = typed_frame(pq.read_table(group_dir / f"{dataset_type}.parquet"), schema)
     return DatasetGroup(tables[C.INTERACTIONS], tables.get(C.ITEMS), tables.get(C.USERS), schemas,
-                        name=group.get("name", group_dir.name), source=str(group_dir / f"{C.INTERACTIONS}.parquet"))
+                        name=group.get("name", group_dir.name), source=str(group_dir / C.INTERACTIONS))
 
 
 @exit_on_input_error
@@ -124,7 +204,7 @@ def main(argv: list[str] | None = None) -> None:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--group", required=True, help="the dataset group directory (created on first import)")
     p.add_argument("--dataset", required=True, choices=C.DATASET_TYPES)
-    p.add_argument("--file", required=True, help="the CSV to import")
+    p.add_argument("--file", required=True, help="the CSV or Parquet file to import")
     p.add_argument("--schema", default=None, help="its Avro schema JSON (first import; inferred when omitted)")
     p.add_argument("--mode", default="FULL", help="FULL (replace) or INCREMENTAL (add / update)")
     args = p.parse_args(argv)

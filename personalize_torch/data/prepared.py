@@ -47,7 +47,7 @@ class PreparedData:
         self.user_vocab = Vocab.sorted_from(self.interactions[C.USER_ID])
         fields = context_fields(self.interactions, group.schemas.get(C.INTERACTIONS))
         self.context_vocabs = build_context_vocabs(self.interactions, fields)
-        self.event_type_vocab = (Vocab.sorted_from(self.interactions[C.EVENT_TYPE].dropna().astype(str))
+        self.event_type_vocab = (Vocab.sorted_from(self.interactions[C.EVENT_TYPE])
                                  if C.EVENT_TYPE in self.interactions.columns else None)
         self.sequences: UserSequences = encode_interactions(self.interactions, self.user_vocab, self.item_vocab,
                                                             self.context_vocabs, self.event_type_vocab)

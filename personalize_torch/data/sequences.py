@@ -82,9 +82,10 @@ class UserSequences:
                            impressions: Ragged | None = None, context: np.ndarray | None = None,
                            event_type: np.ndarray | None = None) -> UserSequences:
         """Build from events already sorted by (user, time); users with no events are absent."""
-        users, starts = np.unique(user_idx, return_index=True)
+        starts = np.flatnonzero(np.r_[True, user_idx[1:] != user_idx[:-1]]) if len(user_idx) else \
+            np.zeros(0, dtype=np.int64)
         offsets = np.append(starts, len(user_idx)).astype(np.int64)
-        return cls(users.astype(np.int64), offsets, item_idx.astype(np.int64), timestamp.astype(np.int64),
+        return cls(np.asarray(user_idx)[starts].astype(np.int64), offsets, item_idx.astype(np.int64), timestamp.astype(np.int64),
                    impressions, context, event_type)
 
     def select_events(self, keep: np.ndarray) -> UserSequences:
@@ -97,11 +98,9 @@ class UserSequences:
                                                 context, event_type)
 
     def select_users(self, rows: np.ndarray) -> UserSequences:
-        rows = np.sort(np.asarray(rows, dtype=np.int64))
-        keep = np.zeros(len(self.item_idx), dtype=bool)
-        row_of_event = np.repeat(np.arange(len(self)), self.lengths)
-        keep[np.isin(row_of_event, rows)] = True
-        return self.select_events(keep)
+        chosen = np.zeros(len(self), dtype=bool)
+        chosen[np.asarray(rows, dtype=np.int64)] = True
+        return self.select_events(np.repeat(chosen, self.lengths))
 
     def position_from_end(self) -> np.ndarray:
         """For each event, 0 for a user's newest event, 1 for the one before, ..."""
@@ -115,26 +114,38 @@ def encode_interactions(interactions: pd.DataFrame, user_vocab: Vocab, item_voca
     """Sort events by user and time (ties keep file order) and encode ids as indices; with
     `context_vocabs`, also each contextual column (values not in its vocabulary become 0), and with
     `event_type_vocab` the EVENT_TYPE column."""
-    user_idx = user_vocab.to_idx(interactions[C.USER_ID].to_numpy(dtype=object))
-    item_idx = item_vocab.to_idx(interactions[C.ITEM_ID].to_numpy(dtype=object))
+    user_idx = user_vocab.to_idx(interactions[C.USER_ID])
+    item_idx = item_vocab.to_idx(interactions[C.ITEM_ID])
     timestamp = interactions[C.TIMESTAMP].to_numpy(dtype=np.int64)
-    known = (user_idx > 0) & (item_idx > 0)
-    user_idx, item_idx, timestamp = user_idx[known], item_idx[known], timestamp[known]
-    order = np.lexsort((np.arange(len(user_idx)), timestamp, user_idx))
+    rows = np.flatnonzero((user_idx > 0) & (item_idx > 0))
+    user_idx, item_idx, timestamp = user_idx[rows], item_idx[rows], timestamp[rows]
+    order = sort_by_user_and_time(user_idx, timestamp)
+    rows = rows[order]
     impressions = None
     if C.IMPRESSION in interactions.columns:
         impressions = Ragged.from_delimited(interactions[C.IMPRESSION], item_vocab, C.MULTI_VALUE_SEPARATOR)
-        impressions = impressions.take(np.flatnonzero(known)[order])
-    rows = np.flatnonzero(known)[order]
+        impressions = impressions.take(rows)
     context = None
     if context_vocabs:
-        context = np.stack([vocab.to_idx(interactions[name].to_numpy(dtype=object)[rows])
-                            for name, vocab in context_vocabs.items()], axis=1)
+        context = np.stack([vocab.to_idx(interactions[name])[rows] for name, vocab in context_vocabs.items()], axis=1)
     event_type = None
     if event_type_vocab is not None and C.EVENT_TYPE in interactions.columns:
-        event_type = event_type_vocab.to_idx(interactions[C.EVENT_TYPE].to_numpy(dtype=object)[rows])
+        event_type = event_type_vocab.to_idx(interactions[C.EVENT_TYPE])[rows]
     return UserSequences.from_sorted_events(user_idx[order], item_idx[order], timestamp[order], impressions,
                                             context, event_type)
+
+
+def sort_by_user_and_time(user_idx: np.ndarray, timestamp: np.ndarray) -> np.ndarray:
+    """The order that sorts events by user, then time, ties kept in their given order: one stable radix
+    sort of a combined int64 key when users and the time span fit in it, else numpy's lexsort."""
+    if not len(user_idx):
+        return np.zeros(0, dtype=np.int64)
+    span = int(timestamp.max()) - int(timestamp.min())
+    time_bits = max(span, 1).bit_length()
+    if int(user_idx.max()).bit_length() + time_bits <= 62:
+        key = (user_idx.astype(np.int64) << time_bits) | (timestamp - timestamp.min())
+        return np.argsort(key, kind="stable")
+    return np.lexsort((np.arange(len(user_idx)), timestamp, user_idx))
 
 
 def context_fields(interactions: pd.DataFrame, schema=None) -> list[str]:
@@ -146,4 +157,4 @@ def context_fields(interactions: pd.DataFrame, schema=None) -> list[str]:
 
 
 def build_context_vocabs(interactions: pd.DataFrame, fields: list[str]) -> dict[str, Vocab]:
-    return {name: Vocab.sorted_from(interactions[name].dropna().astype(str)) for name in fields}
+    return {name: Vocab.sorted_from(interactions[name]) for name in fields}

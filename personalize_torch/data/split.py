@@ -55,13 +55,20 @@ def make_eval_set(history: UserSequences, target_user_idx: np.ndarray, target_it
     else:
         keep = np.zeros(len(target_user_idx), dtype=bool)
     rows, items = rows[keep], target_items[keep]
-    # Drop duplicates and items already in the user's history.
+    # Drop duplicates and items already in the user's history: sort the history's (row, item) keys before
+    # the targets' (a stable sort keeps that order among equal keys), so a key whose first occurrence is a
+    # target is a target the history lacks.
     width = int(max(history.item_idx.max(initial=0), items.max(initial=0))) + 1
-    keys = rows * width + items
     seen_keys = np.repeat(np.arange(len(history)), history.lengths) * width + history.item_idx
-    keys = np.unique(keys[~np.isin(keys, seen_keys)])
+    keys = np.concatenate([seen_keys, rows * width + items])
+    is_target = np.arange(len(keys)) >= len(seen_keys)
+    order = np.argsort(keys, kind="stable")
+    keys, is_target = keys[order], is_target[order]
+    first = np.ones(len(keys), dtype=bool)
+    first[1:] = keys[1:] != keys[:-1]
+    keys = keys[first & is_target]
     rows, items = keys // width, keys % width
-    evaluated = np.unique(rows)
+    evaluated = rows[np.r_[True, rows[1:] != rows[:-1]]] if len(rows) else rows
     hist = history.select_users(evaluated)
     new_row = np.searchsorted(evaluated, rows)
     counts = np.bincount(new_row, minlength=len(evaluated))

@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from personalize_torch.data import constants as C
+from personalize_torch.data.block_conversion import concat_typed
 from personalize_torch.data.dataset_group import DatasetGroup
 from personalize_torch.data.event_properties import property_fields
 from personalize_torch.errors import InputError
@@ -88,9 +89,7 @@ def with_stored_events(group: DatasetGroup, path: str | Path) -> DatasetGroup:
     """`group` plus the event store's events, items and users (see the module docstring)."""
     inter = group.interactions
     events = stored_interactions(path, list(inter.columns))
-    interactions = pd.concat([inter, events.astype({c: inter[c].dtype for c in events.columns
-                                                    if c in (C.USER_ID, C.ITEM_ID, C.TIMESTAMP)})],
-                             ignore_index=True)
+    interactions = concat_typed([inter, events.astype({C.TIMESTAMP: inter[C.TIMESTAMP].dtype})])
     with _connect(path) as con:
         items = pd.read_sql_query("SELECT item_id AS id, properties FROM items ORDER BY updated_at", con)
         users = pd.read_sql_query("SELECT user_id AS id, properties FROM users ORDER BY updated_at", con)

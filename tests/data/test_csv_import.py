@@ -61,8 +61,9 @@ def _error(path: Path, dataset_type: str = C.INTERACTIONS, schema=None) -> Input
 def _check_interactions(df: pd.DataFrame) -> None:
     assert list(df.columns) == ["USER_ID", "ITEM_ID", "TIMESTAMP", "EVENT_TYPE", "EVENT_VALUE", "IMPRESSION",
                                 "DEVICE"]
-    for col in ("USER_ID", "ITEM_ID", "EVENT_TYPE", "IMPRESSION", "DEVICE"):
-        assert isinstance(df[col].dtype, pd.StringDtype), col
+    for col in ("USER_ID", "ITEM_ID", "EVENT_TYPE", "DEVICE"):   # ids and event strings: stored as codes
+        assert isinstance(df[col].dtype, pd.CategoricalDtype), col
+    assert isinstance(df["IMPRESSION"].dtype, pd.StringDtype)
     assert df["TIMESTAMP"].dtype == np.int64
     assert df["EVENT_VALUE"].dtype == np.float64
     assert df["USER_ID"].tolist() == ["007", "u2", "u2"]  # ids stay strings: leading zeros kept
@@ -420,7 +421,7 @@ def test_real_airline_interactions():
     assert list(df.columns) == ["ITEM_ID", "USER_ID", "TIMESTAMP", "CABIN_TYPE", "EVENT_TYPE", "EVENT_VALUE"]
     assert len(df) == 34853
     assert df["USER_ID"].nunique() == 24500 and df["ITEM_ID"].nunique() == 350
-    assert isinstance(df["USER_ID"].dtype, pd.StringDtype)
+    assert isinstance(df["USER_ID"].dtype, pd.CategoricalDtype)
     # signed 64-bit integer ids stay exact strings
     assert df["ITEM_ID"].iloc[0] == "-2996180203100007228"
     assert df["USER_ID"].iloc[:2].tolist() == ["8120125224640029423", "-8997174881451465988"]

@@ -1,0 +1,203 @@
+"""How a dataset group directory keeps its datasets: Parquet files, Interactions partitioned by user.
+
+    <group>/group.json                                  schemas, import history, the files of each dataset
+    <group>/Interactions/bucket=03/part-00002.parquet   rows of the users whose id hashes to bucket 3,
+                                                        from the group's import number 2
+    <group>/Interactions/ids/USER_ID-00002.parquet      the ids of a string column: row i is code i
+    <group>/Items.parquet, <group>/Users.parquet
+
+In the Interactions files, USER_ID, ITEM_ID and the other string columns stored as Categoricals (see
+`block_conversion.is_categorical_column`) hold int32 codes into the column's ids file, which lists every
+id once, in the order first imported; an import appends the ids it brings. Reading a hundred million rows
+then hashes no string: the codes are the Categorical's codes.
+
+Every user's events are in one bucket, so a training rank or a batch worker reads only the buckets of
+its share of users (`share=(rank, world_size)`: buckets b with b % world_size == rank). An INCREMENTAL
+import of Interactions adds files and rewrites none (only the ids files grow); group.json lists the files
+a load reads, so files written by an import that did not finish are never read. The hive-style folder
+names let Arrow and other tools open the table as a partitioned data set.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from personalize_torch.data import constants as C
+from personalize_torch.data.block_conversion import arrow_type, is_categorical_column, typed_frame
+from personalize_torch.data.schema import Schema
+
+INTERACTIONS_BUCKETS = 16
+_HASH_MULTIPLIER = np.uint64(0x100000001B3)   # FNV-1a's 64-bit prime
+_MAX_ID_BYTES = 1024
+
+
+def string_buckets(ids: pa.Array, n_buckets: int) -> np.ndarray:
+    """A bucket in [0, n_buckets) for each string of `ids`, the same on every machine and in every run:
+    a polynomial hash of the UTF-8 bytes (computed for all strings at once) through a 64-bit mixer."""
+    ids = ids.cast(pa.string())
+    offsets = np.frombuffer(ids.buffers()[1], dtype=np.int32, count=len(ids) + 1, offset=ids.offset * 4)
+    data = np.frombuffer(ids.buffers()[2], dtype=np.uint8) if ids.buffers()[2] is not None else np.zeros(0, np.uint8)
+    lengths = np.diff(offsets)
+    starts = offsets[:-1]
+    nonempty = lengths > 0
+    with np.errstate(over="ignore"):
+        powers = np.cumprod(np.full(_MAX_ID_BYTES, _HASH_MULTIPLIER, dtype=np.uint64))
+        byte_values = data[offsets[0]:offsets[-1]].astype(np.uint64) + np.uint64(1)
+        position = np.arange(offsets[-1] - offsets[0]) - np.repeat(starts - offsets[0], lengths)
+        terms = byte_values * powers[np.minimum(position, _MAX_ID_BYTES - 1)]
+        sums = np.zeros(len(ids), dtype=np.uint64)
+        if nonempty.any():
+            sums[nonempty] = np.add.reduceat(terms, (starts - offsets[0])[nonempty])
+        sums += lengths.astype(np.uint64)
+        # splitmix64's finalizer spreads the low bits
+        sums ^= sums >> np.uint64(30)
+        sums *= np.uint64(0xBF58476D1CE4E5B9)
+        sums ^= sums >> np.uint64(27)
+        sums *= np.uint64(0x94D049BB133111EB)
+        sums ^= sums >> np.uint64(31)
+    return (sums % np.uint64(n_buckets)).astype(np.int64)
+
+
+def user_buckets(user_codes: np.ndarray, user_ids: pd.Index, n_buckets: int) -> np.ndarray:
+    """The bucket of each row's user, from its code into `user_ids` (each distinct id hashed once)."""
+    by_id = string_buckets(pa.array(user_ids.to_numpy(dtype=object), pa.string()), n_buckets)
+    return by_id[user_codes]
+
+
+def _write_parquet_atomically(table: pa.Table, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def coded_columns(schema: Schema) -> list[str]:
+    """The Interactions columns stored as codes into an ids file."""
+    return [f.name for f in schema.fields if is_categorical_column(f, schema.dataset_type)]
+
+
+def read_ids(group_dir: Path, paths: dict[str, str]) -> dict[str, pd.Index]:
+    """Each coded column's ids, from the files group.json names ({column: relative path})."""
+    return {name: pd.Index(pq.read_table(group_dir / path).column("id").to_numpy(zero_copy_only=False)
+                           .astype(object), dtype=object) for name, path in paths.items()}
+
+
+def encode(table: pa.Table, schema: Schema, stored_ids: dict[str, pd.Index]
+           ) -> tuple[pa.Table, dict[str, pd.Index]]:
+    """Typed rows (as `read_dataset_table` gives them: coded columns dictionary-encoded) as a table of codes
+    (coded columns) and values (the others), with each coded column's ids: the stored ones, then the new
+    ids the rows bring. Only the distinct ids are looked up, never a row's string."""
+    columns, ids = {}, {}
+    coded = set(coded_columns(schema))
+    for name in table.column_names:
+        column = table.column(name)
+        if name not in coded:
+            columns[name] = column
+            continue
+        if not pa.types.is_dictionary(column.type):
+            column = pc.dictionary_encode(column)
+        column = pa.chunked_array(column.chunks, type=column.type).unify_dictionaries() if column.num_chunks > 1 \
+            else column
+        dictionary = (column.chunk(0).dictionary if column.num_chunks else pa.array([], pa.string()))
+        indices = np.concatenate([pc.fill_null(chunk.indices, -1).to_numpy().astype(np.int64)
+                                  for chunk in column.chunks]) if column.num_chunks else np.zeros(0, np.int64)
+        categories = pd.Index(dictionary.to_numpy(zero_copy_only=False).astype(object), dtype=object)
+        known = stored_ids.get(name, pd.Index([], dtype=object))
+        position = known.get_indexer(categories) if len(known) else np.full(len(categories), -1)
+        new = categories[position < 0]
+        position[position < 0] = len(known) + np.arange(len(new))
+        values = np.where(indices >= 0, position[np.maximum(indices, 0)] if len(position) else 0, -1).astype(np.int32)
+        columns[name] = pa.array(values, mask=values < 0)
+        ids[name] = known.append(new) if len(new) else known
+    return pa.table(columns), ids
+
+
+def write_ids(group_dir: Path, ids: dict[str, pd.Index], import_number: int) -> dict[str, str]:
+    """Write each coded column's ids as a new file of this import (the files group.json names until it
+    names these stay untouched); returns {column: relative path}."""
+    paths = {}
+    for name, values in ids.items():
+        relative = f"{C.INTERACTIONS}/ids/{name}-{import_number:05d}.parquet"
+        (group_dir / relative).parent.mkdir(parents=True, exist_ok=True)
+        _write_parquet_atomically(pa.table({"id": pa.array(values.to_numpy(dtype=object), pa.string())}),
+                                  group_dir / relative)
+        paths[name] = relative
+    return paths
+
+
+def write_interaction_parts(group_dir: Path, table: pa.Table, user_ids: pd.Index, import_number: int,
+                            n_buckets: int = INTERACTIONS_BUCKETS) -> list[dict]:
+    """Write the encoded rows `table` as one file per non-empty bucket; returns the file records for
+    group.json ({"path": relative path, "bucket": b, "rows": n})."""
+    buckets = user_buckets(table.column(C.USER_ID).to_numpy(), user_ids, n_buckets)
+    order = np.argsort(buckets, kind="stable")
+    bounds = np.searchsorted(buckets[order], np.arange(n_buckets + 1))
+    records = []
+    for b in range(n_buckets):
+        rows = order[bounds[b]:bounds[b + 1]]
+        if not len(rows):
+            continue
+        relative = Path(C.INTERACTIONS) / f"bucket={b:02d}" / f"part-{import_number:05d}.parquet"
+        (group_dir / relative).parent.mkdir(parents=True, exist_ok=True)
+        _write_parquet_atomically(table.take(rows), group_dir / relative)
+        records.append({"path": relative.as_posix(), "bucket": b, "rows": len(rows)})
+    return records
+
+
+def in_share(bucket: int, share: tuple[int, int] | None) -> bool:
+    return share is None or bucket % share[1] == share[0]
+
+
+def read_encoded_parts(group_dir: Path, files: list[dict], share: tuple[int, int] | None = None
+                       ) -> pa.Table | None:
+    """The encoded rows of the listed files (those of `share`'s buckets only, when given); None if none."""
+    chosen = [group_dir / f["path"] for f in files if in_share(int(f["bucket"]), share)]
+    if not chosen:
+        return None
+    return pa.concat_tables([pq.read_table(path) for path in chosen], promote_options="permissive")
+
+
+def decode(table: pa.Table | None, schema: Schema, ids: dict[str, pd.Index]) -> pd.DataFrame:
+    """The typed DataFrame of encoded rows: coded columns become Categoricals over their ids."""
+    out = {}
+    coded = set(coded_columns(schema))
+    for f in schema.fields:
+        if f.name in coded:
+            categories = ids.get(f.name, pd.Index([], dtype=object))
+            codes = (table.column(f.name).to_numpy(zero_copy_only=False) if table is not None
+                     else np.zeros(0, dtype=np.int32))
+            codes = np.nan_to_num(codes, nan=-1).astype(np.int32) if codes.dtype.kind == "f" else codes.astype(np.int32)
+            dtype = pd.CategoricalDtype(categories.astype("str") if len(categories) else pd.Index([], dtype="str"))
+            out[f.name] = pd.Series(pd.Categorical.from_codes(codes, dtype=dtype))
+    plain = Schema(schema.dataset_type, [f for f in schema.fields if f.name not in coded], schema.source)
+    if plain.fields:
+        empty = {f.name: pa.array([], type=arrow_type(f)) for f in plain.fields}
+        frame = typed_frame(table.select(plain.names) if table is not None else pa.table(empty), plain)
+        for name in frame.columns:
+            out[name] = frame[name]
+    return pd.DataFrame({f.name: out[f.name] for f in schema.fields})
+
+
+def new_rows_only(stored: pa.Table | None, new: pa.Table) -> pa.Table:
+    """The rows of `new` (encoded) that are not already in `stored` (encoded) nor repeated within `new`."""
+    frames = [t.to_pandas() for t in (stored, new) if t is not None]
+    both = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    repeated = both.duplicated(keep="first").to_numpy()[len(both) - len(new):]
+    return new.take(np.flatnonzero(~repeated))
+
+
+def write_table(group_dir: Path, dataset_type: str, frame: pd.DataFrame) -> str:
+    """Items / Users: one Parquet file, replaced atomically; returns its relative path."""
+    relative = f"{dataset_type}.parquet"
+    group_dir.mkdir(parents=True, exist_ok=True)
+    _write_parquet_atomically(pa.Table.from_pandas(frame, preserve_index=False), group_dir / relative)
+    return relative
