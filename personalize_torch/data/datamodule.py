@@ -102,8 +102,8 @@ class InteractionsDataModule(pl.LightningDataModule):
 
     def _process(self) -> tuple[int, int]:
         """(rank, world size) of this training process: (0, 1) unless Lightning runs several (DDP). The
-        training batches are sharded here (the trainer runs with use_distributed_sampler=False); every
-        process evaluates all users, so the metrics need no gathering."""
+        training batches and the evaluated users are sharded here (the trainer runs with
+        use_distributed_sampler=False); the metrics' sums are added up across processes (RankingMetrics)."""
         if self.trainer is None:
             return 0, 1
         return int(self.trainer.global_rank), int(self.trainer.world_size)
@@ -113,6 +113,8 @@ class InteractionsDataModule(pl.LightningDataModule):
         (metrics are sums over users, so the order changes nothing but the padding: a batch is as wide as
         its longest history)."""
         users = np.arange(len(eval_set)) if users is None else np.asarray(users)
+        rank, world = self._process()
+        users = users[rank::world]                    # each process evaluates its share of the users
         max_len = self.needs.input_length
         if self.length_buckets:
             lengths = eval_set.history.lengths[users]

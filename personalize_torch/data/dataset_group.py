@@ -22,6 +22,9 @@ class DatasetGroup:
     schemas: dict[str, Schema] = field(default_factory=dict)
     name: str = "dataset"
     source: str = "demo data"  # where the interactions came from, for error messages
+    # every item id of the group when `interactions` holds only a share of its users (see group_store), so
+    # that each share's item vocabulary is the whole catalogue
+    all_item_ids: pd.Index | None = None
 
     @classmethod
     def from_csv(cls, interactions: str | Path, items: str | Path | None = None, users: str | Path | None = None,
@@ -44,6 +47,7 @@ class DatasetGroup:
     def catalogue_item_ids(self) -> pd.Index:
         """Every item id known to the group: from Interactions and from Items, sorted."""
         ids = sorted_unique_strings(self.interactions[C.ITEM_ID])
-        if self.items is not None:
-            ids = sorted_unique_strings(np.concatenate([ids, sorted_unique_strings(self.items[C.ITEM_ID])]))
+        for more in (self.items[C.ITEM_ID] if self.items is not None else None, self.all_item_ids):
+            if more is not None:
+                ids = sorted_unique_strings(np.concatenate([ids, sorted_unique_strings(more)]))
         return pd.Index(ids, dtype=object)

@@ -58,6 +58,9 @@ def test_interactions_are_stored_by_user_bucket_and_read_by_share(tmp_path):
     users = [set(s[C.USER_ID].astype(str)) for s in shares]
     assert not (users[0] & users[1]) and not (users[1] & users[2]) and not (users[0] & users[2])
     assert set().union(*users) == set(events[C.USER_ID])
+    catalogue = load_group_directory(group).catalogue_item_ids().tolist()
+    for rank in range(3):                                         # every share knows the whole catalogue
+        assert load_group_directory(group, share=(rank, 3)).catalogue_item_ids().tolist() == catalogue
     for share in shares:                                          # each user's events complete in one share
         for user, rows in share.groupby(share[C.USER_ID].astype(str)):
             assert len(rows) == 5, user

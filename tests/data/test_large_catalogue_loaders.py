@@ -69,3 +69,19 @@ def test_categorical_ids_prepare_exactly_as_strings():
     assert as_codes.fingerprint == as_strings.fingerprint
     assert list(as_codes.user_vocab.ids) == list(as_strings.user_vocab.ids)
     assert np.array_equal(as_codes.split.test.target_items, as_strings.split.test.target_items)
+
+
+def test_each_process_evaluates_its_share_of_the_users():
+    from types import SimpleNamespace
+
+    data = PreparedData(_group(), split="leave_one_out")
+    shares = []
+    for rank in range(3):
+        dm = InteractionsDataModule(data, validation_users=100, seed=1)
+        dm.trainer = SimpleNamespace(global_rank=rank, world_size=3)
+        shares.append((list(dm.val_dataloader().dataset), list(dm.test_dataloader().dataset)))
+    val = [u for share, _ in shares for u in share]
+    test = [u for _, share in shares for u in share]
+    assert sorted(val) == sorted(InteractionsDataModule(data, validation_users=100, seed=1).validation_rows.tolist())
+    assert sorted(test) == list(range(len(data.split.test)))                # every user once, in one process
+    assert max(len(s) for s, _ in shares) - min(len(s) for s, _ in shares) <= 1
