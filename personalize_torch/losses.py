@@ -23,7 +23,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-
 LOW_PRECISION = (torch.bfloat16, torch.float16)
 
 
@@ -93,9 +92,13 @@ def full_softmax_loss(hidden: Tensor, targets: Tensor, item_embedding: Tensor, w
 
 def sampled_softmax_loss(hidden: Tensor, targets: Tensor, item_embedding: Tensor, log_q: Tensor,
                          num_negatives: int, weights: Tensor | None = None, generator: torch.Generator | None = None,
-                         item_bias: Tensor | None = None) -> Tensor:
-    """`log_q` (n_items,): log-probabilities of the proposal; padding must have probability 0."""
-    negatives = torch.multinomial(log_q.exp(), num_negatives, replacement=True, generator=generator)  # (K,)
+                         item_bias: Tensor | None = None, negatives: Tensor | None = None) -> Tensor:
+    """`log_q` (n_items,): log-probabilities of the proposal; padding must have probability 0. `negatives`
+    (K,): rows of `item_embedding` already drawn from the proposal (None: `num_negatives` drawn here). The
+    rows may be a subset of the catalogue (a batch's items and its negatives, models/item_rows.py): then
+    `item_embedding`, `log_q` and `item_bias` hold those rows, and `targets` and `negatives` index them."""
+    if negatives is None:
+        negatives = torch.multinomial(log_q.exp(), num_negatives, replacement=True, generator=generator)  # (K,)
     bias = item_bias if item_bias is not None else torch.zeros_like(log_q)
     pos = (hidden * item_embedding[targets]).sum(-1, keepdim=True) + (bias - log_q)[targets, None]  # (N, 1)
     neg = hidden @ item_embedding[negatives].T + (bias - log_q)[None, negatives]                  # (N, K)

@@ -135,11 +135,13 @@ class HierarchicalGRU(nn.Module):
         q = self.output(self.dropout(context))
         return torch.cat([q, torch.ones_like(q[..., :1])], dim=-1)
 
-    def output_table(self, items: Tensor | None = None) -> Tensor:
+    def output_table(self, items: Tensor | None = None, bias: Tensor | None = None) -> Tensor:
         """(n_items, C + 1): item vectors (`items` (n_items, C), default the item embeddings, tied with the
-        input) and item biases."""
+        input) and item biases (`bias` (n_items,), default `item_bias`). Given a subset of the rows of both
+        ((U, C) and (U,), e.g. a training batch's items), the table of those rows (U, C + 1)."""
         items = self.item_embedding.weight if items is None else items
-        return torch.cat([items, self.item_bias[:, None]], dim=1)
+        bias = self.item_bias if bias is None else bias
+        return torch.cat([items, bias[:, None]], dim=1)
 
     def item_scores(self, context: Tensor) -> Tensor:
         """Scores (..., n_items) of every item for contexts (..., 2C)."""

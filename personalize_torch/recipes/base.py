@@ -36,6 +36,7 @@ from personalize_torch.data.split import Split
 from personalize_torch.metrics.functional import mask_scores
 from personalize_torch.metrics.ranking_metrics import RankingMetrics
 from personalize_torch.recipes.hyperparameters import coerce
+from personalize_torch.recipes.optimizer import RowSparseAdamW, clip_gradients_
 
 
 class Recipe(pl.LightningModule):
@@ -168,10 +169,19 @@ class Recipe(pl.LightningModule):
         return loss
 
     def configure_optimizers(self):
+        """AdamW; a parameter whose gradient comes as rows (a sampled softmax reading a large catalogue's
+        batch rows, models/item_rows.py) is updated at those rows only (recipes/optimizer.py)."""
         if self.count_based:
             return None
-        return torch.optim.AdamW(self.parameters(), lr=self.hparams.learning_rate,
-                                 weight_decay=self.hparams.weight_decay)
+        return RowSparseAdamW(self.parameters(), lr=self.hparams.learning_rate, weight_decay=self.hparams.weight_decay)
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+        """The trainer's `gradient_clip_val` / `gradient_clip_algorithm`, for row (sparse) gradients too: torch's
+        clipping refuses those. Dense gradients only: Lightning's own clipping, unchanged."""
+        if gradient_clip_val is None or not any(p.grad is not None and p.grad.is_sparse for p in self.parameters()):
+            return super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
+        clip_gradients_(self.parameters(), float(gradient_clip_val), "value" if gradient_clip_algorithm == "value"
+                        else "norm")
 
     # --- evaluation ----------------------------------------------------------------------------
     def evaluation_scores(self, batch: EvalBatch) -> Tensor:

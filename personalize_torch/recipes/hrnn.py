@@ -22,7 +22,9 @@ What each hyperparameter does (Personalize's names where Personalize has them):
 - `loss`: `full` softmax over the catalogue, `sampled` softmax with logQ correction (`num_negatives`
   shared negatives drawn from popularity^0.75; 2048 as in GRU4Rec), or `auto`: full up to
   `full_softmax_max_items` items. On a CPU the sampled softmax makes epochs over a large catalogue much
-  faster (bench/hrnn.md).
+  faster (bench/hrnn.md). With it, a training step reads and updates only the rows of the item embeddings
+  and biases it uses (the batch's items and the negatives; next_item.py), so a step costs about the same
+  at 10k or 1M items, and `weight_decay` shrinks an item's rows when the item is used.
 - `dropout` (on GRU outputs), `embedding_dropout` (on input item embeddings), `learning_rate`,
   `weight_decay` (AdamW), `lr_schedule`: `cosine` (decay to 0 over the trainer's `max_epochs`, by step) or
   `constant`.
@@ -43,12 +45,21 @@ from torch import Tensor
 
 from personalize_torch.data.batching import SequenceBatch
 from personalize_torch.models.hrnn import HierarchicalGRU, one_cpu_thread, session_starts
+from personalize_torch.models.item_rows import gather_rows
 from personalize_torch.recipes.hyperparameters import check_range
 from personalize_torch.recipes.next_item import NextItemRecipe
 
 
 class HRNN(NextItemRecipe):
     recipe_name = "hrnn"
+    # The row path of `_loss` reads the id embeddings and biases directly, bypassing the hooks below
+    # (`item_vectors`, `model_inputs`, ...) that a subclass overrides with whole-table computations: a
+    # subclass reads whole tables (trains densely) unless it declares `reads_item_rows = True` itself.
+    reads_item_rows = True
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.reads_item_rows = cls.__dict__.get("reads_item_rows", False)
 
     def __init__(self, n_items: int, hidden_dimension: int = 43, bptt: int = 32, session_gap_seconds: int = 1800,
                  dropout: float = 0.4, embedding_dropout: float = 0.4, learning_rate: float = 5e-3,
@@ -130,18 +141,28 @@ class HRNN(NextItemRecipe):
     def _loss(self, batch: SequenceBatch) -> Tensor:
         items = batch.items
         starts = self.session_starts(batch)
-        vectors = self.item_vectors()
-        contexts, _, _ = self.model(items, starts, *self.model_inputs(batch, vectors))   # (B, T, 2C)
+        self.count_popularity(batch)    # before the negatives are drawn from the popularity
+        rows = self.batch_rows(items)   # None: whole tables (full softmax, or a subclass's hooks)
+        if rows is None:
+            vectors = self.item_vectors()
+            inputs = self.model_inputs(batch, vectors)
+            table = self.model.output_table(self.output_item_vectors(vectors))   # (n_items, C + 1)
+            target_rows = items
+        else:   # the id embeddings and biases of the batch's items and negatives only
+            vectors = gather_rows(self.model.item_embedding.weight, rows.ids, padding_idx=0)   # (U, C)
+            target_rows = rows.local(items)                                      # (B, T) rows of `vectors`
+            inputs = (vectors[target_rows], None)                                # = item_embedding(items)
+            table = self.model.output_table(vectors, gather_rows(self.model.item_bias, rows.ids))   # (U, C + 1)
+        contexts, _, _ = self.model(items, starts, *inputs)                      # (B, T, 2C)
         # Predict every event but a window's first from the state just before it.
         predict = torch.zeros_like(starts)
         predict[:, 1:] = (items[:, :-1] > 0) & (items[:, 1:] > 0)                # (B, T)
-        self.count_popularity(batch)
         if self.current_epoch == 0:
             self.session_start_counts += torch.stack([(starts & predict).sum(), predict.sum()]).float()
         query = self._query(contexts[predict], self.next_event_term(batch, predict))   # (N, C + 1)
-        target = items[predict]                                                  # (N,)
+        target = target_rows[predict]                                            # (N,)
         weights = self.recency_weights(batch.timestamps[predict])
-        return self.catalogue_loss(query, target, self.model.output_table(self.output_item_vectors(vectors)), weights)
+        return self.catalogue_loss(query, target, table, weights, rows=rows)
 
     def _score(self, inputs: SequenceBatch) -> Tensor:
         items = inputs.items

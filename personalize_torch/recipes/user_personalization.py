@@ -16,7 +16,10 @@ in bench/RESULTS.md, "User-Personalization"):
   training (still served and evaluated).
 - `loss`: `full` softmax, `sampled` softmax (`num_negatives` shared negatives, `negative_sampling`
   `popularity` with the logQ correction or `uniform`), or `auto`: full up to `full_softmax_max_items`
-  (16,384) items. On a GPU the full softmax is cheap: raise `full_softmax_max_items`.
+  (16,384) items. On a GPU the full softmax is cheap: raise `full_softmax_max_items`. With the sampled
+  softmax a training step reads and updates only the item rows it uses (the batch's items and its
+  negatives; next_item.py), so a step costs about the same at 10k or 1M items; AdamW's weight decay then
+  shrinks an item's vector when the item is used, not at every step.
 - `event_type_weights` ({EVENT_TYPE: weight}): how much predicting each type of event counts in the loss.
 - `lr_schedule`: `final_decay` (constant, then linear decay to 0 over the last 20% of the budget, epochs or
   `max_time`), `constant`, or `cosine` with `warmup_steps`.
@@ -44,6 +47,7 @@ from personalize_torch.errors import InputError
 from personalize_torch.losses import slate_choice_loss
 from personalize_torch.models.context_embeddings import ContextEmbeddings
 from personalize_torch.models.item_encoder import ItemMetadataEncoder
+from personalize_torch.models.item_rows import gather_rows
 from personalize_torch.models.older_checkpoints import fill_missing
 from personalize_torch.models.transformer import SequenceTransformer
 from personalize_torch.recipes.hyperparameters import check_range
@@ -52,6 +56,7 @@ from personalize_torch.recipes.next_item import HIDDEN_DIMENSION_RANGE, NextItem
 
 class UserPersonalization(NextItemRecipe):
     recipe_name = "user_personalization"
+    reads_item_rows = True   # `loss` reads the item table, bias and metadata at `batch_rows` only
 
     def __init__(self, n_items: int, hidden_dimension: int | str = "auto", bptt: int = 200, num_layers: int = 2,
                  num_heads: int = 2, dropout: float | str = "auto", learning_rate: float = 2e-3,
@@ -111,10 +116,13 @@ class UserPersonalization(NextItemRecipe):
             log_shown = torch.log(shown + 1.0)          # centred below, the same as the log of the share
             self.item_log_exposure.copy_(log_shown - log_shown[1:].mean())
 
-    def score_bias(self) -> Tensor:
-        """Per-item term of the catalogue logits: the learned bias, plus the exposure prior when on."""
-        bias = self.item_bias
-        return bias + self.item_log_exposure if self.hparams.exposure_prior else bias
+    def score_bias(self, ids: Tensor | None = None) -> Tensor:
+        """Per-item term of the catalogue logits (n_items,): the learned bias, plus the exposure prior when on;
+        of the items `ids` (U,) only when given (the learned bias's gradient then on those rows only)."""
+        bias = self.item_bias if ids is None else gather_rows(self.item_bias, ids)
+        if not self.hparams.exposure_prior:
+            return bias
+        return bias + (self.item_log_exposure if ids is None else self.item_log_exposure[ids])
 
     def set_item_metadata(self, data: DataDescription) -> None:
         features = data.item_features
@@ -129,21 +137,35 @@ class UserPersonalization(NextItemRecipe):
         with torch.no_grad():
             return self.item_table()
 
-    def item_table(self) -> Tensor:
-        """(n_items, C) item vectors: id embeddings plus metadata, used for inputs and for scoring."""
-        table = self.model.item_embedding.weight
+    def item_table(self, ids: Tensor | None = None) -> Tensor:
+        """(n_items, C) item vectors: id embeddings plus metadata, used for inputs and for scoring; with
+        `ids` (U,), the rows of those items only (U, C), computed from their embeddings and metadata alone,
+        the embeddings' gradient on those rows only."""
+        if ids is None:
+            table = self.model.item_embedding.weight
+            if self.item_metadata is not None:
+                meta = self.item_metadata(self.item_values, self.item_numeric)
+                table = table + meta * (torch.arange(len(table), device=table.device) > 0).unsqueeze(1)
+            return table
+        table = gather_rows(self.model.item_embedding.weight, ids, padding_idx=0)
         if self.item_metadata is not None:
-            meta = self.item_metadata(self.item_values, self.item_numeric)
-            table = table + meta * (torch.arange(len(table), device=table.device) > 0).unsqueeze(1)
+            meta = self.item_metadata(self.item_values[ids], self.item_numeric[ids])
+            table = table + meta * (ids > 0).unsqueeze(1)
         return table
 
     def loss(self, batch: SequenceBatch) -> Tensor:
+        """Next-item loss over the catalogue. With `sparse_item_rows` (the sampled softmax), item indices are
+        first turned into rows of `batch_rows` (padding stays 0) and the tables hold those rows only."""
         self.count_popularity(batch)
         bptt = self.hparams.bptt
-        inputs, targets = batch.items[:, :-1][:, -bptt:], batch.items[:, 1:][:, -bptt:]
+        slates_used = batch.impressions is not None and self.hparams.impression_weight > 0
+        rows = self.batch_rows(batch.items, *([batch.impressions] if slates_used else []))
+        ids = None if rows is None else rows.ids
+        items = batch.items if rows is None else rows.local(batch.items)
+        inputs, targets = items[:, :-1][:, -bptt:], items[:, 1:][:, -bptt:]
         predict = (inputs > 0) & (targets > 0)                                   # (B, T)
         context = batch.context[:, :-1][:, -bptt:] if batch.context is not None else None
-        table = self.item_table()
+        table = self.item_table(ids)                                             # (n_items or U, C)
         hidden = self.model(inputs, self.context_embeddings(context), table)   # (B, T, C)
         if batch.context is not None and len(self.next_context_embeddings):
             hidden = hidden + self.next_context_embeddings(batch.context[:, 1:][:, -bptt:])
@@ -151,13 +173,15 @@ class UserPersonalization(NextItemRecipe):
         target = targets[predict]                                                # (N,)
         event_types = batch.event_types[:, 1:][:, -bptt:][predict] if batch.event_types is not None else None
         weights = self.target_weights(batch.timestamps[:, 1:][:, -bptt:][predict], event_types)
-        loss = self.catalogue_loss(hidden, target, table, weights, self.score_bias())
-        if batch.impressions is not None and self.hparams.impression_weight > 0:
-            slates = batch.impressions[:, 1:][:, -bptt:][predict]                 # slate shown with each target
+        loss = self.catalogue_loss(hidden, target, table, weights, self.score_bias(ids), rows)
+        if slates_used:
+            impressions = batch.impressions if rows is None else rows.local(batch.impressions)
+            slates = impressions[:, 1:][:, -bptt:][predict]                        # slate shown with each target
             slate_table = table if self.hparams.impression_item_gradient else table.detach()
             # With the exposure prior, the rest of the logits (dot product + learned bias) is the user's
             # preference, what a choice among shown items depends on: the slate term uses the same.
-            slate_bias = self.item_bias.detach() if self.hparams.exposure_prior else None
+            learned_bias = self.item_bias if ids is None else self.item_bias[ids]
+            slate_bias = learned_bias.detach() if self.hparams.exposure_prior else None
             loss = loss + self.hparams.impression_weight * slate_choice_loss(hidden, target, slates, slate_table,
                                                                              weights, slate_bias)
         return loss
