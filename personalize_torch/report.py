@@ -19,5 +19,8 @@ def format_training_report(result: dict) -> str:
     lines.append(f"Full-ranking metrics ({final_stage}):")
     lines.append(format_metrics(result["metrics"][final_stage], ["hit_rate_at_10", "ndcg_at_10", "mrr_at_10", "mrr",
                                                                  "recall_at_1_percent", "random_recall_at_1_percent"]))
-    lines.append(f"Solution version saved to {result['solution']}")
+    if result["solution"] is None:   # one of several training processes: rank 0 writes
+        lines.append("Solution version saved by the process of rank 0")
+    else:
+        lines.append(f"Solution version saved to {result['solution']}")
     return "\n".join(lines)

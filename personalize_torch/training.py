@@ -26,6 +26,7 @@ from personalize_torch.embedding_projector import EmbeddingProjector
 from personalize_torch.errors import InputError
 from personalize_torch.hparams_summary import run_hparams, write_hparams_session
 from personalize_torch.metrics.ranking_metrics import personalize_report
+from personalize_torch.process_share import add_up, join_processes, launched_share, set_trainer_for_processes
 from personalize_torch.recipes import RECIPES, Recipe
 from personalize_torch.recipes.blend import BlendMember
 from personalize_torch.solution_config import read_solution_config
@@ -61,12 +62,13 @@ def recipe_class(recipe_cfg: DictConfig) -> type[Recipe]:
     return hydra.utils.get_class(recipe_cfg._target_)
 
 
-def prepare_data(cfg: DictConfig) -> PreparedData:
+def prepare_data(cfg: DictConfig, share: tuple[int, int] | None = None) -> PreparedData:
     """The dataset group `cfg.data` names, its events selected (event type, threshold, eventsConfig, a domain
     use case's event type), encoded and split as `train(cfg)` does (the split: `data.split`, or the recipe's
-    own when null)."""
+    own when null). `share=(rank, world size)`: a dataset group directory is read for that share of its users
+    only (see process_share)."""
     data = cfg.data
-    group = load_data(data)
+    group = load_data(data, share)
     return PreparedData(group, split=data.split or recipe_class(cfg.recipe).default_split,
                         event_type=_event_type(cfg, group), event_value_threshold=data.event_value_threshold,
                         seed=cfg.seed, check_minimum=data.check_minimum, event_parameters=_event_parameters(data))
@@ -114,7 +116,8 @@ def data_module(data_cfg: DictConfig, data: PreparedData, recipe: Recipe, seed: 
     return InteractionsDataModule(data, recipe.loader_needs(), batch_size=data_cfg.batch_size,
                                   eval_batch_size=data_cfg.eval_batch_size, seed=seed,
                                   length_buckets=data_cfg.get("length_buckets", True),
-                                  validation_users=data_cfg.get("validation_users", "auto"))
+                                  validation_users=data_cfg.get("validation_users", "auto"),
+                                  test_users=data_cfg.get("test_users"))
 
 
 def apply_solution_config(cfg: DictConfig) -> None:
@@ -165,13 +168,13 @@ def resolve_precision(trainer_cfg: DictConfig) -> None:
         trainer_cfg.precision = "bf16-mixed" if on_cuda and torch.cuda.is_bf16_supported() else "32-true"
 
 
-def load_data(data: DictConfig):
-    """The dataset group a `data` config names (also read by AutoML's data rules)."""
+def load_data(data: DictConfig, share: tuple[int, int] | None = None):
+    """The dataset group a `data` config names (also read by AutoML's data rules); `share`: see prepare_data."""
     group = load_dataset_group(format=data.format, interactions=data.interactions, items=data["items"],
                                users=data.users, interactions_schema=data.interactions_schema,
                                items_schema=data.items_schema, users_schema=data.users_schema, path=data.path,
                                demo=OmegaConf.to_container(data.demo) if data.demo is not None else None,
-                               group=data.get("group"))
+                               group=data.get("group"), share=share)
     if data.get("events_db"):  # bulk imports + what the server stored (PutEvents / PutItems / PutUsers)
         group = with_stored_events(group, data.events_db)
     return group
@@ -181,10 +184,19 @@ def train(cfg: DictConfig) -> dict:
     """Train `cfg.recipe` on `cfg.data`; returns {"solution": path, "metrics": {...}, ...}."""
     apply_solution_config(cfg)
     pl.seed_everything(cfg.seed, workers=True)
-    data = prepare_data(cfg)
+    share = launched_share() if cfg.data.get("group") else None   # torchrun: each process reads its share
+    data = prepare_data(cfg, share)
     recipe = build_recipe(cfg.recipe, data)
+    if share is not None:
+        if recipe.count_based:
+            raise InputError(f"{recipe.recipe_name} is counted in one pass: train it in one process, not with "
+                             "torchrun", column="recipe")
+        set_trainer_for_processes(cfg.trainer)
+        join_processes(str(cfg.trainer.get("accelerator", "auto")))
     start = time.perf_counter()
     recipe.count_statistics(data.split)
+    if share is not None:
+        recipe.combine_statistics(add_up)
     counting = time.perf_counter() - start   # part of fitting: for Popularity-Count it is all of it
     dm = data_module(cfg.data, data, recipe, seed=cfg.seed)
 
@@ -218,6 +230,8 @@ def train(cfg: DictConfig) -> dict:
         write_hparams_session(logger.log_dir, run_hparams(cfg, recipe, data.split.kind, data.describe().sizes()),
                               metrics, trainer.global_step)
 
+    if share is not None and trainer.is_global_zero:   # the solution version holds every user's history
+        data = prepare_data(cfg, (0, 1))
     info = {
         "data": {"name": data.group.name, "fingerprint": data.fingerprint, "split": data.split.kind,
                  "event_type": data.event_type, "event_value_threshold": data.event_value_threshold,

@@ -162,10 +162,11 @@ class TypedColumns:
         self.n_rows += len(next(iter(block.values()))) if block else 0
 
     def table(self) -> pa.Table:
-        """The blocks as one Arrow table (dictionary columns sharing one dictionary per column)."""
+        """The blocks as one Arrow table (dictionary columns sharing one dictionary per column); the blocks
+        are handed over, column by column, so that a column is not held twice."""
         arrays = {}
         for f in self.schema.fields:
-            chunks = self.chunks[f.name]
+            chunks = self.chunks.pop(f.name)
             if is_categorical_column(f, self.schema.dataset_type):
                 if not chunks:
                     chunks = [pa.array([], pa.dictionary(pa.int32(), pa.string()))]
@@ -173,6 +174,29 @@ class TypedColumns:
             else:
                 arrays[f.name] = pa.chunked_array(chunks, type=arrow_type(f))
         return pa.table(arrays)
+
+
+def shares_one_dictionary(column: pa.ChunkedArray) -> bool:
+    """Whether every chunk of a dictionary column holds the same dictionary (the same buffers, as after
+    `unify_dictionaries`): unifying again would hash the whole dictionary once per chunk."""
+    if not column.num_chunks:
+        return True
+    first = [b.address if b is not None else None for b in column.chunk(0).dictionary.buffers()]
+    return all([b.address if b is not None else None for b in chunk.dictionary.buffers()] == first
+               for chunk in column.chunks[1:])
+
+
+def categorical_of(column: pa.ChunkedArray) -> pd.Series:
+    """A dictionary column as a pandas Categorical: its indices are the codes (no string is looked up;
+    Arrow's own conversion would hash the dictionary once per chunk)."""
+    if not column.num_chunks:
+        return pd.Series(pd.Categorical([], categories=pd.Index([], dtype="str")))
+    if not shares_one_dictionary(column):
+        column = column.unify_dictionaries()
+    codes = np.concatenate([pc.fill_null(chunk.indices, -1).to_numpy().astype(np.int32, copy=False)
+                            for chunk in column.chunks])
+    categories = pd.Index(column.chunk(0).dictionary.to_numpy(zero_copy_only=False).astype(object), dtype="str")
+    return pd.Series(pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(categories)))
 
 
 def typed_frame(table: pa.Table, schema: Schema) -> pd.DataFrame:
@@ -183,10 +207,7 @@ def typed_frame(table: pa.Table, schema: Schema) -> pd.DataFrame:
         if is_categorical_column(f, schema.dataset_type):
             if not pa.types.is_dictionary(column.type):
                 column = pc.dictionary_encode(column)
-            series = column.to_pandas()
-            if not isinstance(series.dtype, pd.CategoricalDtype):
-                series = series.astype("category")
-            out[f.name] = series
+            out[f.name] = categorical_of(column)
         elif f.type == "string":
             out[f.name] = column.to_pandas().astype("string")
         elif f.type == "boolean":

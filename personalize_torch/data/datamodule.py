@@ -9,16 +9,19 @@ module reads it once, when built; nothing is pushed into it afterwards.
 Evaluation ranks the whole catalogue for each evaluated user. On a large catalogue two settings keep
 that bounded: `validation_users` (validation ranks for a seeded sample of users; `auto` samples only when
 the catalogue is so large that ranking it for every user would cost more than VALIDATION_BUDGET scores) and
-the evaluation batch, cut so that one batch's scores stay within EVAL_BATCH_SCORES floats.
+the evaluation batch, cut so that one batch's scores stay within EVAL_BATCH_SCORES floats. The test set is
+every user unless `test_users` asks for a sample.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
 import pytorch_lightning as pl
-from torch.utils.data import DataLoader, DistributedSampler
+import torch
+from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, RandomSampler
 
 from personalize_torch.data.batching import EvalCollate, LengthBuckets, WindowCollate, training_windows, window_lengths
 from personalize_torch.data.prepared import PreparedData
@@ -29,8 +32,9 @@ MIN_VALIDATION_USERS = 1000
 EVAL_BATCH_SCORES = 2**26      # floats in one evaluation batch's (users x items) scores: 256 MB
 
 
-def validation_sample_size(n_users: int, n_items: int, validation_users: int | str | None) -> int:
-    """How many of `n_users` validation users to rank: all (None), a given number, or `auto` (all unless
+def validation_sample_size(n_users: int, n_items: int, validation_users: int | str | None,
+                           setting: str = "data.validation_users") -> int:
+    """How many of `n_users` evaluated users to rank: all (None), a given number, or `auto` (all unless
     n_users x n_items exceeds VALIDATION_BUDGET, then as many as fit, at least MIN_VALIDATION_USERS)."""
     if validation_users is None:
         return n_users
@@ -42,8 +46,42 @@ def validation_sample_size(n_users: int, n_items: int, validation_users: int | s
         wanted = 0
     if wanted < 1:
         raise InputError(f"expected a positive number of users, auto or null, got {validation_users!r}",
-                         column="data.validation_users")
+                         column=setting)
     return min(n_users, wanted)
+
+
+def sample_rows(n: int, size: int, seed: int) -> np.ndarray:
+    """`size` of the rows 0..n-1, a seeded sample in row order (all of them when size >= n)."""
+    if size >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
+
+
+class FirstBatches:
+    """The first `n` batches of a batch sampler each epoch (passing `set_epoch` on)."""
+
+    def __init__(self, batches, n: int):
+        self.batches, self.n = batches, n
+
+    def set_epoch(self, epoch: int) -> None:
+        if isinstance(self.batches, LengthBuckets):
+            self.batches.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        return itertools.islice(iter(self.batches), self.n)
+
+
+def fewest_batches(n: int) -> int:
+    """The smallest `n` over the training processes (each holding its own share of the users, they must
+    take as many steps as each other)."""
+    if not torch.distributed.is_available() or not torch.distributed.is_initialized():
+        return n
+    count = torch.tensor([n], dtype=torch.int64)
+    torch.distributed.all_reduce(count, op=torch.distributed.ReduceOp.MIN)
+    return int(count.item())
 
 
 @dataclass(frozen=True)
@@ -58,16 +96,19 @@ class LoaderNeeds:
 class InteractionsDataModule(pl.LightningDataModule):
     def __init__(self, data: PreparedData, needs: LoaderNeeds = LoaderNeeds(), batch_size: int = 256,
                  eval_batch_size: int = 256, seed: int = 0, length_buckets: bool = True,
-                 validation_users: int | str | None = "auto"):
+                 validation_users: int | str | None = "auto", test_users: int | None = None):
         super().__init__()
         self.data = data
         self.needs = needs
         self.batch_size = needs.batch_size or batch_size
         self.eval_batch_size = max(1, min(eval_batch_size, EVAL_BATCH_SCORES // max(data.n_items, 1)))
-        val = data.split.val
-        size = validation_sample_size(len(val), data.n_items, validation_users)
-        self.validation_rows = (np.arange(len(val)) if size == len(val) else
-                                np.sort(np.random.default_rng(seed).choice(len(val), size=size, replace=False)))
+        val, test = data.split.val, data.split.test
+        self.validation_rows = sample_rows(len(val), validation_sample_size(len(val), data.n_items, validation_users),
+                                           seed)
+        # the data is one share of the users, read by this process alone (torchrun on a dataset group)
+        self.holds_a_share = data.group.share is not None
+        self.test_rows = None if test is None or test_users is None else sample_rows(
+            len(test), validation_sample_size(len(test), data.n_items, test_users, "data.test_users"), seed)
         self.seed = seed
         self.length_buckets = length_buckets  # batch windows / users of similar length (see LengthBuckets)
 
@@ -86,11 +127,22 @@ class InteractionsDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         """Every training user's history cut into windows of `train_length` events, shuffled; with
-        `length_buckets`, windows of similar length share a batch (batching.LengthBuckets)."""
+        `length_buckets`, windows of similar length share a batch (batching.LengthBuckets). When each process
+        holds its own share of the users, a process's batch is its share of the batch size (a step sees as
+        many windows as one process would) and every process takes as many batches as the one with fewest."""
         train, window = self.data.split.train, self.needs.train_length
         rows, ends = training_windows(train, self.train_rows(), window)
         collate = WindowCollate(train, rows, ends, window)
         rank, world = self._process()
+        if self.holds_a_share:
+            batch_size = -(-self.batch_size // world)
+            if self.length_buckets:
+                batches = LengthBuckets(window_lengths(train, rows, ends, window), batch_size, seed=self.seed + rank)
+            else:
+                batches = BatchSampler(RandomSampler(range(len(rows)), generator=torch.Generator().manual_seed(
+                    self.seed + rank)), batch_size, drop_last=False)
+            return DataLoader(range(len(rows)), batch_sampler=FirstBatches(batches, fewest_batches(len(batches))),
+                              collate_fn=collate)
         if self.length_buckets:
             lengths = window_lengths(train, rows, ends, window)
             return DataLoader(range(len(rows)), batch_sampler=LengthBuckets(lengths, self.batch_size, rank, world,
@@ -113,8 +165,9 @@ class InteractionsDataModule(pl.LightningDataModule):
         (metrics are sums over users, so the order changes nothing but the padding: a batch is as wide as
         its longest history)."""
         users = np.arange(len(eval_set)) if users is None else np.asarray(users)
-        rank, world = self._process()
-        users = users[rank::world]                    # each process evaluates its share of the users
+        if not self.holds_a_share:
+            rank, world = self._process()
+            users = users[rank::world]                # each process evaluates its share of the users
         max_len = self.needs.input_length
         if self.length_buckets:
             lengths = eval_set.history.lengths[users]
@@ -126,4 +179,6 @@ class InteractionsDataModule(pl.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         split = self.data.split
-        return self.eval_loader(split.test if split.test is not None else split.val)
+        if split.test is None:
+            return self.eval_loader(split.val)
+        return self.eval_loader(split.test, self.test_rows)

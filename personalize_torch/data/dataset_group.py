@@ -22,9 +22,12 @@ class DatasetGroup:
     schemas: dict[str, Schema] = field(default_factory=dict)
     name: str = "dataset"
     source: str = "demo data"  # where the interactions came from, for error messages
-    # every item id of the group when `interactions` holds only a share of its users (see group_store), so
-    # that each share's item vocabulary is the whole catalogue
+    # When `interactions` holds only a share of the group's users (see group_store): which share, (rank,
+    # world size), and every item and user id of the group, so that each share builds the same item and
+    # user vocabularies as the whole group would.
+    share: tuple[int, int] | None = None
     all_item_ids: pd.Index | None = None
+    all_user_ids: pd.Index | None = None
 
     @classmethod
     def from_csv(cls, interactions: str | Path, items: str | Path | None = None, users: str | Path | None = None,

@@ -30,7 +30,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from personalize_torch.data import constants as C
-from personalize_torch.data.block_conversion import arrow_type, is_categorical_column, typed_frame
+from personalize_torch.data.block_conversion import (
+    arrow_type,
+    is_categorical_column,
+    shares_one_dictionary,
+    typed_frame,
+)
 from personalize_torch.data.schema import Schema
 
 INTERACTIONS_BUCKETS = 16
@@ -66,9 +71,10 @@ def string_buckets(ids: pa.Array, n_buckets: int) -> np.ndarray:
 
 
 def user_buckets(user_codes: np.ndarray, user_ids: pd.Index, n_buckets: int) -> np.ndarray:
-    """The bucket of each row's user, from its code into `user_ids` (each distinct id hashed once)."""
+    """The bucket of each row's user, from its code into `user_ids` (each distinct id hashed once); uint8
+    (a byte a row) while there are at most 256 buckets."""
     by_id = string_buckets(pa.array(user_ids.to_numpy(dtype=object), pa.string()), n_buckets)
-    return by_id[user_codes]
+    return by_id.astype(np.uint8 if n_buckets <= 256 else np.int64)[user_codes]
 
 
 def _write_parquet_atomically(table: pa.Table, path: Path) -> None:
@@ -105,18 +111,21 @@ def encode(table: pa.Table, schema: Schema, stored_ids: dict[str, pd.Index]
             continue
         if not pa.types.is_dictionary(column.type):
             column = pc.dictionary_encode(column)
-        column = pa.chunked_array(column.chunks, type=column.type).unify_dictionaries() if column.num_chunks > 1 \
-            else column
-        dictionary = (column.chunk(0).dictionary if column.num_chunks else pa.array([], pa.string()))
-        indices = np.concatenate([pc.fill_null(chunk.indices, -1).to_numpy().astype(np.int64)
-                                  for chunk in column.chunks]) if column.num_chunks else np.zeros(0, np.int64)
+        if column.num_chunks > 1 and not shares_one_dictionary(column):
+            column = column.unify_dictionaries()
+        dictionary = column.chunk(0).dictionary if column.num_chunks else pa.array([], pa.string())
         categories = pd.Index(dictionary.to_numpy(zero_copy_only=False).astype(object), dtype=object)
         known = stored_ids.get(name, pd.Index([], dtype=object))
         position = known.get_indexer(categories) if len(known) else np.full(len(categories), -1)
         new = categories[position < 0]
         position[position < 0] = len(known) + np.arange(len(new))
-        values = np.where(indices >= 0, position[np.maximum(indices, 0)] if len(position) else 0, -1).astype(np.int32)
-        columns[name] = pa.array(values, mask=values < 0)
+        position = np.append(position, -1).astype(np.int32)     # index -1 (a missing value) stays missing
+        chunks = []
+        for chunk in column.chunks:                             # chunk by chunk: no table-sized temporaries
+            indices = pc.fill_null(chunk.indices, -1).to_numpy().astype(np.int32, copy=False)
+            values = position[indices]
+            chunks.append(pa.array(values, mask=values < 0))
+        columns[name] = pa.chunked_array(chunks, type=pa.int32())
         ids[name] = known.append(new) if len(new) else known
     return pa.table(columns), ids
 
@@ -139,11 +148,9 @@ def write_interaction_parts(group_dir: Path, table: pa.Table, user_ids: pd.Index
     """Write the encoded rows `table` as one file per non-empty bucket; returns the file records for
     group.json ({"path": relative path, "bucket": b, "rows": n})."""
     buckets = user_buckets(table.column(C.USER_ID).to_numpy(), user_ids, n_buckets)
-    order = np.argsort(buckets, kind="stable")
-    bounds = np.searchsorted(buckets[order], np.arange(n_buckets + 1))
     records = []
     for b in range(n_buckets):
-        rows = order[bounds[b]:bounds[b + 1]]
+        rows = np.flatnonzero(buckets == b)
         if not len(rows):
             continue
         relative = Path(C.INTERACTIONS) / f"bucket={b:02d}" / f"part-{import_number:05d}.parquet"

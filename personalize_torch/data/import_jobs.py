@@ -185,19 +185,19 @@ def load_group_directory(group_dir: str | Path, share: tuple[int, int] | None = 
     group = _read_group(group_dir)
     if C.INTERACTIONS not in group["datasets"]:
         raise InputError("the dataset group has no Interactions import yet", file=str(group_dir), column="data.group")
-    tables, schemas, all_item_ids = {}, {}, None
+    tables, schemas, ids = {}, {}, {}
     for dataset_type, entry in group["datasets"].items():
         schema = parse_schema(entry["schema"], dataset_type, f"{group_dir}/{GROUP_FILE}")
         schemas[dataset_type] = schema
         if dataset_type == C.INTERACTIONS and "files" in entry:
             ids = read_ids(group_dir, entry.get("ids", {}))
             tables[dataset_type] = decode(read_encoded_parts(group_dir, entry["files"], share), schema, ids)
-            all_item_ids = ids.get(C.ITEM_ID) if share is not None else None
         else:
             tables[dataset_type] = typed_frame(pq.read_table(group_dir / f"{dataset_type}.parquet"), schema)
     return DatasetGroup(tables[C.INTERACTIONS], tables.get(C.ITEMS), tables.get(C.USERS), schemas,
                         name=group.get("name", group_dir.name), source=str(group_dir / C.INTERACTIONS),
-                        all_item_ids=all_item_ids)
+                        share=share, all_item_ids=ids.get(C.ITEM_ID) if share else None,
+                        all_user_ids=ids.get(C.USER_ID) if share else None)
 
 
 @exit_on_input_error

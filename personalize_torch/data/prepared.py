@@ -44,7 +44,9 @@ class PreparedData:
         if check_minimum:
             check_minimum_data(self.interactions, source=source)
         self.item_vocab = Vocab(group.catalogue_item_ids())
-        self.user_vocab = Vocab.sorted_from(self.interactions[C.USER_ID])
+        # a share of the group's users: every process numbers all of the group's users alike
+        self.user_vocab = Vocab.sorted_from(group.all_user_ids if group.all_user_ids is not None
+                                            else self.interactions[C.USER_ID])
         fields = context_fields(self.interactions, group.schemas.get(C.INTERACTIONS))
         self.context_vocabs = build_context_vocabs(self.interactions, fields)
         self.event_type_vocab = (Vocab.sorted_from(self.interactions[C.EVENT_TYPE])

@@ -30,13 +30,15 @@ def demo_dataset_group(n_users: int = 1000, n_items: int = 400, seed: int = 0,
 def load_dataset_group(format: str = "personalize", interactions: str | None = None, items: str | None = None,
                        users: str | None = None, interactions_schema: str | None = None,
                        items_schema: str | None = None, users_schema: str | None = None, path: str | None = None,
-                       demo: dict | None = None, group: str | None = None) -> DatasetGroup:
+                       demo: dict | None = None, group: str | None = None,
+                       share: tuple[int, int] | None = None) -> DatasetGroup:
     """Load data as a training config names it: a dataset group directory (`group`, filled by
-    `python -m personalize_torch.data.import_jobs`), CSVs, a benchmark, or (nothing given) the demo data."""
+    `python -m personalize_torch.data.import_jobs`), CSVs, a benchmark, or (nothing given) the demo data.
+    `share=(rank, world size)`: of a group directory, only that share of its users (group_store)."""
     if group is not None:
         from personalize_torch.data.import_jobs import load_group_directory
 
-        return load_group_directory(group)
+        return load_group_directory(group, share=share)
     if format == "personalize":
         if interactions is None:
             return demo_dataset_group(**(demo or {}))

@@ -86,6 +86,11 @@ class Recipe(pl.LightningModule):
         """Statistics counted from the data, once, before fitting (training calls it; every process of a
         distributed run counts the same). Default: none."""
 
+    def combine_statistics(self, add_up: Callable[[Tensor, str], Tensor]) -> None:
+        """When each training process counted its statistics on its own share of the users (torchrun on a
+        dataset group, see process_share): combine them with the other processes' through `add_up(tensor,
+        op)` (op: sum, min or max), so that every process holds the whole data's. Default: none."""
+
     def set_item_metadata(self, data: DataDescription) -> None:
         """Take the Items metadata (encoded features, text tokens) from `data` into buffers kept in the
         checkpoint. A recipe that reads item metadata overrides it and calls it from its `from_data`; UPDATE

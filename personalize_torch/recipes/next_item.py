@@ -225,6 +225,17 @@ class NextItemRecipe(Recipe):
         self.item_counts[0] = 0
         self.popularity_counted = True
 
+    def combine_statistics(self, add_up) -> None:
+        """Item counts added up over the processes' shares; the time range is the union of theirs."""
+        super().combine_statistics(add_up)
+        self.item_counts.copy_(add_up(self.item_counts, "sum"))
+        self.item_counts[0] = 0
+        counted = bool(self.time_range[1] > self.time_range[0])   # a share without events counted none
+        low = add_up(self.time_range[:1] if counted else torch.full((1,), float("inf"), dtype=torch.float64), "min")
+        high = add_up(self.time_range[1:] if counted else torch.full((1,), -float("inf"), dtype=torch.float64), "max")
+        if bool(torch.isfinite(low).all() and torch.isfinite(high).all()):
+            self.time_range.copy_(torch.cat([low, high]))
+
     def count_popularity(self, batch: SequenceBatch) -> None:
         """Count item occurrences during the first epoch (each training event once), unless
         `count_statistics` counted them before fitting."""

@@ -100,6 +100,7 @@ class UserPersonalization(NextItemRecipe):
             self.register_buffer("item_log_exposure", torch.zeros(n_items))
             # solution versions trained before `exposure_prior` existed load with a prior of 0 (no change)
             self.register_load_state_dict_pre_hook(fill_missing("item_log_exposure", "item_bias", torch.zeros_like))
+        self.times_shown = torch.zeros(n_items)   # impressions showing each item (count_statistics), not saved
 
     @classmethod
     def from_data(cls, data: DataDescription, **hyperparameters) -> UserPersonalization:
@@ -112,9 +113,18 @@ class UserPersonalization(NextItemRecipe):
     def count_statistics(self, split: Split) -> None:
         super().count_statistics(split)
         if self.hparams.exposure_prior:   # no impressions: all 0, the prior stays 0
-            shown = torch.from_numpy(split.train.times_shown(self.n_items)).float()   # impressions, not rows
-            log_shown = torch.log(shown + 1.0)          # centred below, the same as the log of the share
-            self.item_log_exposure.copy_(log_shown - log_shown[1:].mean())
+            self.times_shown = torch.from_numpy(split.train.times_shown(self.n_items)).float()   # impressions
+            self._set_exposure(self.times_shown)
+
+    def combine_statistics(self, add_up) -> None:
+        super().combine_statistics(add_up)
+        if self.hparams.exposure_prior:
+            self.times_shown = add_up(self.times_shown, "sum")
+            self._set_exposure(self.times_shown)
+
+    def _set_exposure(self, shown: Tensor) -> None:
+        log_shown = torch.log(shown + 1.0)          # centred, the same as the log of the share
+        self.item_log_exposure.copy_(log_shown - log_shown[1:].mean())
 
     def score_bias(self, ids: Tensor | None = None) -> Tensor:
         """Per-item term of the catalogue logits (n_items,): the learned bias, plus the exposure prior when on;

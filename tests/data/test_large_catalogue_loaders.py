@@ -49,6 +49,8 @@ def test_validation_ranks_a_seeded_sample_and_test_every_user():
     assert len(dm.val_dataloader().dataset) == 40
     assert len(dm.test_dataloader().dataset) == len(data.split.test)
     assert len(InteractionsDataModule(data).val_dataloader().dataset) == n_val
+    sampled_test = InteractionsDataModule(data, test_users=25, seed=3).test_dataloader().dataset
+    assert len(sampled_test) == 25 and set(sampled_test) <= set(range(len(data.split.test)))
 
 
 def test_evaluation_batches_shrink_with_the_catalogue(monkeypatch):
