@@ -1,12 +1,13 @@
 """Data at scale: generate, import and prepare 1M / 10M / 100M interactions; time and peak memory of each step.
 
-    python bench/scale_data.py --size 10M [--size 100M] [--work /tmp/scale]
+    python bench/scale_data.py --size 10M [--size 100M] [--work /tmp/scale] [--shares 4] [--no-whole]
 
 For each size: the scale generator writes the CSVs (`python -m personalize_torch.data.scale_synthetic`,
 skipped when the folder already holds them), the Interactions CSV is imported into a dataset group
 (`python -m personalize_torch.data.import_jobs`, FULL), an INCREMENTAL import of 1% more rows follows, and
 the group is loaded and prepared for training (PreparedData with a leave-one-out split, what train.py does
-before fitting), whole and as one share of two (a rank's part under two processes). Each step runs in its
+before fitting), whole (unless --no-whole) and as one share of --shares (a process's part when that many
+processes train under torchrun). Each step runs in its
 own process, so the peak resident memory reported is that step's alone. Prints one markdown row per step.
 """
 
@@ -64,7 +65,7 @@ def _row(size: str, step: str, seconds: float, peak_kb: int, note: str = "") -> 
     print(f"| {size} | {step} | {seconds:.1f} | {peak_kb / 2**20:.2f} | {note} |", flush=True)
 
 
-def bench(size: str, work: Path) -> None:
+def bench(size: str, work: Path, shares: int, whole: bool) -> None:
     data = work / f"data-{size}"
     if not (data / "interactions.csv").exists():
         seconds, peak, _ = _module("personalize_torch.data.scale_synthetic",
@@ -91,9 +92,9 @@ def bench(size: str, work: Path) -> None:
                                  ["--group", str(group), "--dataset", "Interactions", "--file", str(extra),
                                   "--mode", "INCREMENTAL"])
     _row(size, "import 1% more (INCREMENTAL)", seconds, peak, out.splitlines()[0])
-    for share in (None, [0, 2]):
+    for share in ([None] if whole else []) + [[0, shares]]:
         seconds, peak, out = _run(_PREPARE.format(group=str(group), share=share))
-        what = "load + prepare (leave-one-out)" if share is None else "load + prepare, share 0 of 2"
+        what = "load + prepare (leave-one-out)" if share is None else f"load + prepare, share 0 of {shares}"
         _row(size, what, seconds, peak, " ".join(out.splitlines()[0].split()))
 
 
@@ -101,12 +102,14 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size", action="append", required=True, help="1M, 10M or 100M (repeatable)")
     p.add_argument("--work", default="/tmp/personalize-scale", help="folder for the data and groups")
+    p.add_argument("--shares", type=int, default=2, help="prepare one share of this many (default 2)")
+    p.add_argument("--no-whole", action="store_true", help="do not prepare the whole group (memory)")
     args = p.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     print("| interactions | step | seconds | peak RSS (GB) | notes |\n|---|---|---|---|---|")
     for size in args.size:
-        bench(size, work)
+        bench(size, work, args.shares, not args.no_whole)
 
 
 if __name__ == "__main__":

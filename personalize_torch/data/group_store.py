@@ -21,6 +21,7 @@ names let Arrow and other tools open the table as a partitioned data set.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from tqdm import tqdm
 
 from personalize_torch.data import constants as C
 from personalize_torch.data.block_conversion import (
@@ -39,6 +41,7 @@ from personalize_torch.data.block_conversion import (
 from personalize_torch.data.schema import Schema
 
 INTERACTIONS_BUCKETS = 16
+PROGRESS_MIN_ROWS = 10_000_000   # a progress bar on stderr while writing at least this many rows
 _HASH_MULTIPLIER = np.uint64(0x100000001B3)   # FNV-1a's 64-bit prime
 _MAX_ID_BYTES = 1024
 
@@ -149,7 +152,8 @@ def write_interaction_parts(group_dir: Path, table: pa.Table, user_ids: pd.Index
     group.json ({"path": relative path, "bucket": b, "rows": n})."""
     buckets = user_buckets(table.column(C.USER_ID).to_numpy(), user_ids, n_buckets)
     records = []
-    for b in range(n_buckets):
+    for b in tqdm(range(n_buckets), desc="writing buckets", unit="bucket", file=sys.stderr,
+                  disable=table.num_rows < PROGRESS_MIN_ROWS):
         rows = np.flatnonzero(buckets == b)
         if not len(rows):
             continue
@@ -195,7 +199,10 @@ def decode(table: pa.Table | None, schema: Schema, ids: dict[str, pd.Index]) -> 
 
 
 def new_rows_only(stored: pa.Table | None, new: pa.Table) -> pa.Table:
-    """The rows of `new` (encoded) that are not already in `stored` (encoded) nor repeated within `new`."""
+    """The rows of `new` (encoded) that are not already in `stored` (encoded) nor repeated within `new`.
+    Only the stored rows of the users `new` has are compared (a row is its user's)."""
+    if stored is not None:
+        stored = stored.filter(pc.is_in(stored.column(C.USER_ID), value_set=pc.unique(new.column(C.USER_ID))))
     frames = [t.to_pandas() for t in (stored, new) if t is not None]
     both = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     repeated = both.duplicated(keep="first").to_numpy()[len(both) - len(new):]
