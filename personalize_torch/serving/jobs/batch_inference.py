@@ -33,9 +33,9 @@ from personalize_torch.errors import InputError
 from personalize_torch.filters import Filter
 from personalize_torch.serving.inference.personalized_ranking import MAX_INPUT_ITEMS
 from personalize_torch.serving.inference.predictor import MAX_RESULTS, Predictor, RequestOptions
-from personalize_torch.serving.jobs.jsonlines_job import run_jsonlines_job
+from personalize_torch.serving.jobs.jsonlines_job import Results, in_batches, run_jsonlines_job
 
-CHUNK_LINES = 512
+CHUNK_LINES = 512   # lines scored in one model batch
 
 
 def _parse(line: str) -> tuple[object, str | None]:
@@ -140,13 +140,23 @@ def _one_by_one(predictor, objs, num_results, exclude_seen, job_filter, job_filt
     return out
 
 
+def chunk_results(predictor: Predictor, num_results: int = 25, exclude_seen: bool = True,
+                  job_filter: Filter | None = None, job_filter_values: dict | None = None,
+                  backfill_popular: bool = False) -> Results:
+    """The job as a function from a chunk's lines to their results (see jsonlines_job.py), scoring
+    CHUNK_LINES lines at a time; with a filter (Personalize's batch job filterArn), its parameters come from
+    `job_filter_values` and each line's `filterValues`; `backfill_popular` fills short lists with popular
+    items (see the module docstring)."""
+    if not 1 <= num_results <= MAX_RESULTS:
+        raise ValueError(f"num_results must be between 1 and {MAX_RESULTS}")
+    return in_batches(lambda lines: _results(predictor, lines, num_results, exclude_seen, job_filter,
+                                             job_filter_values, backfill_popular), CHUNK_LINES)
+
+
 def run_batch_inference(predictor: Predictor, lines: Iterable[str], out: IO[str], num_results: int = 25,
                         exclude_seen: bool = True, progress: tqdm | None = None, job_filter: Filter | None = None,
                         job_filter_values: dict | None = None, backfill_popular: bool = False) -> dict[str, int]:
-    """Score every non-blank input line and write one output line each, in input order; with a filter
-    (Personalize's batch job filterArn), its parameters come from `job_filter_values` and each line's
-    `filterValues`; `backfill_popular` fills short lists with popular items (see the module docstring)."""
-    if not 1 <= num_results <= MAX_RESULTS:
-        raise ValueError(f"num_results must be between 1 and {MAX_RESULTS}")
-    return run_jsonlines_job(lines, out, CHUNK_LINES, lambda chunk: _results(
-        predictor, chunk, num_results, exclude_seen, job_filter, job_filter_values, backfill_popular), progress)
+    """Score every non-blank input line and write one output line each to `out`, in input order (the
+    arguments as in `chunk_results`); returns {"lines": n, "errors": n}."""
+    return run_jsonlines_job(lines, out, CHUNK_LINES, chunk_results(
+        predictor, num_results, exclude_seen, job_filter, job_filter_values, backfill_popular), progress)

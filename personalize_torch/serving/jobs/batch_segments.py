@@ -22,10 +22,10 @@ from tqdm import tqdm
 
 from personalize_torch.errors import InputError
 from personalize_torch.filters import Filter
-from personalize_torch.serving.jobs.jsonlines_job import run_jsonlines_job
+from personalize_torch.serving.jobs.jsonlines_job import Results, in_batches, run_jsonlines_job
 from personalize_torch.serving.jobs.user_segments import UserSegmenter
 
-CHUNK_QUERIES = 256
+CHUNK_QUERIES = 256   # queries scored in one pass over the users
 
 
 def _query(segmenter: UserSegmenter, line: str) -> tuple[object, torch.Tensor | None, str | None]:
@@ -47,14 +47,14 @@ def _query(segmenter: UserSegmenter, line: str) -> tuple[object, torch.Tensor | 
         return obj, None, err.describe()
 
 
-def run_batch_segments(segmenter: UserSegmenter, lines: Iterable[str], out: IO[str], num_results: int = 25,
-                       exclude_seen: bool = True, user_filter: Filter | None = None,
-                       filter_values: Mapping[str, str] | None = None, progress: tqdm | None = None
-                       ) -> dict[str, int]:
-    """Write one output line per non-blank input line, in input order."""
+def segment_results(segmenter: UserSegmenter, num_results: int = 25, exclude_seen: bool = True,
+                    user_filter: Filter | None = None, filter_values: Mapping[str, str] | None = None) -> Results:
+    """The job as a function from a chunk's lines to their results (see jsonlines_job.py), CHUNK_QUERIES
+    queries per pass over the users."""
     if user_filter is not None and user_filter.target != "UserID":
         raise InputError("a batch segment job takes a UserID filter, such as 'INCLUDE UserID WHERE Users.AGE >= 30'",
                          column="--filter")
+
     def results(chunk: list[str]):
         parsed = [_query(segmenter, line) for line in chunk]
         masks = [m for _, m, err in parsed if err is None]
@@ -69,4 +69,13 @@ def run_batch_segments(segmenter: UserSegmenter, lines: Iterable[str], out: IO[s
             yield {"input": obj, "output": {"recommendedUsers": [m.user_id for m in members],
                                             "scores": [round(m.score, 8) for m in members]}, "error": None}
 
-    return run_jsonlines_job(lines, out, CHUNK_QUERIES, results, progress)
+    return in_batches(results, CHUNK_QUERIES)
+
+
+def run_batch_segments(segmenter: UserSegmenter, lines: Iterable[str], out: IO[str], num_results: int = 25,
+                       exclude_seen: bool = True, user_filter: Filter | None = None,
+                       filter_values: Mapping[str, str] | None = None, progress: tqdm | None = None
+                       ) -> dict[str, int]:
+    """Write one output line per non-blank input line to `out`, in input order."""
+    return run_jsonlines_job(lines, out, CHUNK_QUERIES, segment_results(
+        segmenter, num_results, exclude_seen, user_filter, filter_values), progress)
