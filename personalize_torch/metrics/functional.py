@@ -68,8 +68,14 @@ def target_ranks(scores: Tensor, targets: Tensor) -> Tensor:
     ranks = torch.empty(targets.shape, dtype=torch.float32, device=scores.device)
     for m in range(targets.shape[1]):
         t = target_scores[:, m:m + 1]
-        higher = torch.count_nonzero(scores > t, dim=1)
-        tied_before = torch.count_nonzero((scores == t) & (index[None, :] < targets[:, m:m + 1]), dim=1)
+        # sum(dtype=int64) over the boolean masks, not count_nonzero (2-3x slower on a large catalogue); the
+        # index condition only for the rows where another item has the target's score
+        higher = (scores > t).sum(1, dtype=torch.int64)
+        tied_before = torch.zeros_like(higher)
+        tied = torch.nonzero((scores == t).sum(1, dtype=torch.int64) > 1).flatten()
+        if len(tied):
+            tied_before[tied] = ((scores[tied] == t[tied]) & (index[None, :] < targets[tied, m:m + 1])).sum(
+                1, dtype=torch.int64)
         ranks[:, m] = (higher + tied_before).float() + 1
     hit_possible = (targets > 0) & torch.isfinite(target_scores)
     return torch.where(hit_possible, ranks, torch.full_like(ranks, MISS))
