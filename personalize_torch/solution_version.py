@@ -12,9 +12,18 @@
                            case) trained on part of the interactions: the interactions filters read, every
                            event type (each user's 100 most recent per type), so a model of View events can
                            still leave out what a user purchased
+    user_states.npy        float32 (users, user_state_dimension): each user's `Recipe.user_state` of their
+                           stored history (row = row of user_histories.parquet), for recipes that split their
+                           scoring (User-Personalization). Computed once here, at the end of training and by
+                           UPDATE; a server memory-maps it instead of running the sequence model over every
+                           user at start. Solution versions written before it existed load without it.
 
 The directory is written under a temporary name and renamed into place, so a crash never leaves
 half a model where a model is expected.
+
+Loading is sized for tens of millions of users: user and item ids stay Arrow string arrays looked up through
+hashes (`StoredIds`), histories are read as numpy arrays without Python objects per event or per user, the
+checkpoint is memory-mapped (its optimizer state is never read) and the user states too.
 """
 
 from __future__ import annotations
@@ -34,9 +43,11 @@ import pyarrow.parquet as pq
 import torch
 
 from personalize_torch.data import constants as C
+from personalize_torch.data.batching import sequence_batch
 from personalize_torch.data.prepared import PreparedData
 from personalize_torch.data.ragged import Ragged
 from personalize_torch.data.sequences import UserSequences
+from personalize_torch.data.stored_ids import StoredIds, StoredSequences
 from personalize_torch.data.vocab import Vocab
 from personalize_torch.errors import InputError
 from personalize_torch.filters.catalogue import MAX_INTERACTIONS_PER_EVENT_TYPE
@@ -49,7 +60,20 @@ ITEMS_FILE = "items.parquet"
 HISTORIES_FILE = "user_histories.parquet"
 USERS_FILE = "users.parquet"
 FILTER_INTERACTIONS_FILE = "filter_interactions.parquet"
+USER_STATES_FILE = "user_states.npy"
 IMPRESSIONS_COLUMN = "IMPRESSION_IDX"
+# Users per `user_state` call when the states are computed at save time: at most this many padded events
+# (about 64 MB per activation at hidden_dimension 64) and this many users. Few, large calls: a recipe may
+# recompute catalogue-wide tables per call (User-Personalization's item table with metadata: ~1-2 s at 1M
+# items), so 200,000 users in batches of 256 spent ~25 minutes on that alone.
+STATE_BATCH_EVENTS = 1 << 18
+STATE_BATCH_USERS = 1 << 16
+
+def _ids_column(vocab: Vocab | StoredIds, idx: np.ndarray) -> pa.Array:
+    """The ids of indices `idx` as an Arrow string column."""
+    if isinstance(vocab, StoredIds):
+        return vocab.take(idx)
+    return pa.array(vocab.to_id(idx).astype(str))
 
 
 @dataclass
@@ -57,8 +81,8 @@ class SolutionVersion:
     path: Path
     info: dict
     recipe: Recipe
-    item_vocab: Vocab
-    user_vocab: Vocab
+    item_vocab: Vocab | StoredIds
+    user_vocab: Vocab | StoredIds
     histories: UserSequences  # rows sorted by user index
     items: pd.DataFrame  # ITEM_ID and metadata, row i = item index i + 1
     users: pd.DataFrame | None = None  # USER_ID and metadata
@@ -66,6 +90,9 @@ class SolutionVersion:
     event_type_vocab: Vocab | None = None
     # USER_ID, ITEM_ID, TIMESTAMP[, EVENT_TYPE] for filters, when training selected part of the events
     filter_interactions: pd.DataFrame | None = None
+    # (len(histories), recipe.user_state_dimension) float32, memory-mapped: each history row's user state;
+    # None when the recipe has none or the solution version was written before they were stored
+    user_states: np.ndarray | None = None
 
     @property
     def recipe_name(self) -> str:
@@ -80,10 +107,11 @@ class SolutionVersion:
         return np.where(known, rows, -1)
 
 
-def _write_histories(path: Path, user_vocab: Vocab, seqs: UserSequences, context_names: list[str]) -> None:
+def _write_histories(path: Path, user_vocab: Vocab | StoredIds, seqs: UserSequences, context_names: list[str]
+                     ) -> None:
     offsets = pa.array(seqs.offsets.astype(np.int32))
     columns = {
-        C.USER_ID: pa.array(user_vocab.to_id(seqs.user_idx).astype(str)),
+        C.USER_ID: _ids_column(user_vocab, seqs.user_idx),
         "ITEM_IDX": pa.ListArray.from_arrays(offsets, pa.array(seqs.item_idx)),
         C.TIMESTAMP: pa.ListArray.from_arrays(offsets, pa.array(seqs.timestamp)),
     }
@@ -98,13 +126,15 @@ def _write_histories(path: Path, user_vocab: Vocab, seqs: UserSequences, context
     pq.write_table(pa.table(columns), path)
 
 
-def _read_histories(path: Path, context_names: list[str]) -> tuple[Vocab, UserSequences]:
+def _read_histories(path: Path, context_names: list[str]) -> tuple[StoredIds, UserSequences]:
+    """The users' ids and histories; numpy arrays straight from Arrow's buffers (no Python object per user
+    or per event)."""
     table = pq.read_table(path)
 
     def values(name: str) -> np.ndarray:
-        return table.column(name).combine_chunks().values.to_numpy().astype(np.int64)
+        return table.column(name).combine_chunks().values.to_numpy().astype(np.int64, copy=False)
 
-    user_ids = table.column(C.USER_ID).to_pylist()
+    user_ids = StoredIds(table.column(C.USER_ID))
     items = table.column("ITEM_IDX").combine_chunks()
     context = np.stack([values(f"CONTEXT_{n}") for n in context_names], axis=1) if context_names else None
     event_type = values("EVENT_TYPE_IDX") if "EVENT_TYPE_IDX" in table.column_names else None
@@ -113,9 +143,67 @@ def _read_histories(path: Path, context_names: list[str]) -> tuple[Vocab, UserSe
         slates = table.column(IMPRESSIONS_COLUMN).combine_chunks().values   # one list per event
         impressions = Ragged(slates.offsets.to_numpy().astype(np.int64),
                              slates.values.to_numpy().astype(np.int64))
-    seqs = UserSequences(np.arange(1, len(user_ids) + 1, dtype=np.int64), items.offsets.to_numpy().astype(np.int64),
-                         values("ITEM_IDX"), values(C.TIMESTAMP), impressions, context, event_type)
-    return Vocab(user_ids), seqs
+    seqs = StoredSequences(np.arange(1, len(user_ids) + 1, dtype=np.int64), items.offsets.to_numpy().astype(np.int64),
+                           values("ITEM_IDX"), values(C.TIMESTAMP), impressions, context, event_type)
+    return user_ids, seqs
+
+
+def compute_user_states(recipe: Recipe, histories: UserSequences, out: np.ndarray,
+                        max_events: int = STATE_BATCH_EVENTS, max_users: int = STATE_BATCH_USERS) -> np.ndarray:
+    """Fill `out` (len(histories), recipe.user_state_dimension) with each history row's `recipe.user_state`
+    (eval mode, float32, on the recipe's device), in few large calls: users in order of history length, each
+    call at most `max_events` padded events and `max_users` users."""
+    lengths = histories.lengths
+    if recipe.input_length is not None:
+        lengths = np.minimum(lengths, recipe.input_length)
+    order = np.argsort(lengths, kind="stable")
+    was_training = recipe.training
+    recipe.eval()
+    try:
+        with torch.no_grad(), torch.autocast(recipe.device.type, enabled=False):
+            start = 0
+            while start < len(order):
+                # the longest of the next users sets the width: take as many as fit in max_events
+                width = np.maximum(lengths[order[start:start + max_users]], 1)
+                fits = np.flatnonzero(width * np.arange(1, len(width) + 1) <= max_events)
+                stop = start + max(int(fits[-1]) + 1 if len(fits) else 1, 1)
+                rows = order[start:stop]
+                inputs = sequence_batch(histories, rows, recipe.input_length).to(recipe.device)
+                out[rows] = recipe.user_state(inputs).float().cpu().numpy()
+                start = stop
+    finally:
+        recipe.train(was_training)
+    return out
+
+
+def _write_user_states(path: Path, recipe: Recipe, histories: UserSequences, states: np.ndarray | None) -> None:
+    """user_states.npy: `states` when given (e.g. a benchmark's), else computed (`compute_user_states`)
+    into the file, batch by batch, so memory stays bounded by one batch."""
+    dim = recipe.user_state_dimension
+    shape = (len(histories), int(dim))
+    if states is not None and tuple(states.shape) != shape:
+        raise ValueError(f"user_states has shape {tuple(states.shape)}, expected {shape}")
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=shape)
+    if states is not None:
+        for start in range(0, shape[0], 1 << 20):
+            out[start:start + (1 << 20)] = states[start:start + (1 << 20)]
+    else:
+        compute_user_states(recipe, histories, out)
+    out.flush()
+    del out
+
+
+def _read_user_states(path: Path, recipe: Recipe, n_rows: int) -> np.ndarray | None:
+    """The stored user states, memory-mapped (read-only); None when the file is absent (a solution version
+    written before they were stored) or the recipe has no user state."""
+    dim = recipe.user_state_dimension
+    if dim is None or not path.exists():
+        return None
+    states = np.load(path, mmap_mode="r")
+    if states.dtype != np.float32 or tuple(states.shape) != (n_rows, int(dim)):
+        raise InputError(f"user states of shape {tuple(states.shape)} ({states.dtype}); expected ({n_rows}, {dim}) "
+                         "float32", file=str(path))
+    return states
 
 
 def _item_table(data: PreparedData) -> pd.DataFrame:
@@ -154,11 +242,14 @@ def save_solution_version(out_dir: str | Path, trainer, recipe: Recipe, data: Pr
 
 
 def write_solution_version(out_dir: str | Path, write_checkpoint, recipe: Recipe, items: pd.DataFrame,
-                           users: pd.DataFrame | None, user_vocab: Vocab, histories: UserSequences,
+                           users: pd.DataFrame | None, user_vocab: Vocab | StoredIds, histories: UserSequences,
                            context_vocabs: dict[str, Vocab], event_type_vocab: Vocab | None, info: dict,
-                           filter_interactions: pd.DataFrame | None = None) -> Path:
+                           filter_interactions: pd.DataFrame | None = None,
+                           user_states: np.ndarray | None = None) -> Path:
     """Write the files of a solution version under a temporary name, then rename it into place.
-    `write_checkpoint(path)` writes the model checkpoint (e.g. `trainer.save_checkpoint`)."""
+    `write_checkpoint(path)` writes the model checkpoint (e.g. `trainer.save_checkpoint`). For a recipe with
+    a user state, every history row's state is stored too: `user_states` when given (rows as `histories`),
+    else computed from the recipe."""
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / SOLUTION_JSON).exists():
         raise InputError("output_dir exists and is not a solution version; choose a new or empty directory",
@@ -173,6 +264,8 @@ def write_solution_version(out_dir: str | Path, write_checkpoint, recipe: Recipe
         if filter_interactions is not None:
             filter_interactions.to_parquet(tmp / FILTER_INTERACTIONS_FILE, index=False)
         _write_histories(tmp / HISTORIES_FILE, user_vocab, histories, list(context_vocabs))
+        if recipe.user_state_dimension is not None:
+            _write_user_states(tmp / USER_STATES_FILE, recipe, histories, user_states)
         full_info = {
             "format_version": FORMAT_VERSION,
             "recipe": recipe.recipe_name,
@@ -212,17 +305,23 @@ def load_solution_version(path: str | Path, map_location: str = "cpu") -> Soluti
     recipe_cls = RECIPES.get(info["recipe"])
     if recipe_cls is None:
         raise InputError(f"unknown recipe {info['recipe']!r}; known: {', '.join(RECIPES)}", file=str(info_path))
-    checkpoint = torch.load(path / CHECKPOINT, map_location=map_location, weights_only=True)
+    # memory-mapped: only the weights are read (a Lightning checkpoint also holds the optimizer's state,
+    # twice the weights with AdamW), and nothing of it stays in memory once copied into the recipe
+    checkpoint = torch.load(path / CHECKPOINT, map_location=map_location, weights_only=True, mmap=True)
     recipe = recipe_cls.from_saved(checkpoint["hyper_parameters"], build_saved_recipe)
     recipe.load_state_dict(checkpoint["state_dict"])
+    del checkpoint
     recipe.eval()
-    items = pd.read_parquet(path / ITEMS_FILE)
+    item_table = pq.read_table(path / ITEMS_FILE)
+    items = item_table.to_pandas()
     users = pd.read_parquet(path / USERS_FILE) if (path / USERS_FILE).exists() else None
     vocabularies = info.get("vocabularies", {})
     context_vocabs = {name: Vocab(ids) for name, ids in (vocabularies.get("context") or {}).items()}
     event_types = vocabularies.get("event_type")
     user_vocab, histories = _read_histories(path / HISTORIES_FILE, list(context_vocabs))
     filter_path = path / FILTER_INTERACTIONS_FILE
-    return SolutionVersion(path, info, recipe, Vocab(items[C.ITEM_ID].astype(str)), user_vocab, histories, items,
-                           users, context_vocabs, Vocab(event_types) if event_types is not None else None,
-                           pd.read_parquet(filter_path) if filter_path.exists() else None)
+    return SolutionVersion(path, info, recipe, StoredIds(item_table.column(C.ITEM_ID).cast(pa.string())), user_vocab,
+                           histories, items, users, context_vocabs,
+                           Vocab(event_types) if event_types is not None else None,
+                           pd.read_parquet(filter_path) if filter_path.exists() else None,
+                           _read_user_states(path / USER_STATES_FILE, recipe, len(histories)))

@@ -39,38 +39,23 @@ from personalize_torch.data.block_conversion import (
     typed_frame,
 )
 from personalize_torch.data.schema import Schema
+from personalize_torch.data.stored_ids import hash_strings
 
 INTERACTIONS_BUCKETS = 16
 PROGRESS_MIN_ROWS = 10_000_000   # a progress bar on stderr while writing at least this many rows
-_HASH_MULTIPLIER = np.uint64(0x100000001B3)   # FNV-1a's 64-bit prime
-_MAX_ID_BYTES = 1024
 
 
 def string_buckets(ids: pa.Array, n_buckets: int) -> np.ndarray:
     """A bucket in [0, n_buckets) for each string of `ids`, the same on every machine and in every run:
-    a polynomial hash of the UTF-8 bytes (computed for all strings at once) through a 64-bit mixer."""
-    ids = ids.cast(pa.string())
-    offsets = np.frombuffer(ids.buffers()[1], dtype=np.int32, count=len(ids) + 1, offset=ids.offset * 4)
-    data = np.frombuffer(ids.buffers()[2], dtype=np.uint8) if ids.buffers()[2] is not None else np.zeros(0, np.uint8)
-    lengths = np.diff(offsets)
-    starts = offsets[:-1]
-    nonempty = lengths > 0
+    the FNV-1a hash of its UTF-8 bytes (`stored_ids.hash_strings`) through splitmix64's finalizer."""
+    h = hash_strings(ids.cast(pa.string()))
     with np.errstate(over="ignore"):
-        powers = np.cumprod(np.full(_MAX_ID_BYTES, _HASH_MULTIPLIER, dtype=np.uint64))
-        byte_values = data[offsets[0]:offsets[-1]].astype(np.uint64) + np.uint64(1)
-        position = np.arange(offsets[-1] - offsets[0]) - np.repeat(starts - offsets[0], lengths)
-        terms = byte_values * powers[np.minimum(position, _MAX_ID_BYTES - 1)]
-        sums = np.zeros(len(ids), dtype=np.uint64)
-        if nonempty.any():
-            sums[nonempty] = np.add.reduceat(terms, (starts - offsets[0])[nonempty])
-        sums += lengths.astype(np.uint64)
-        # splitmix64's finalizer spreads the low bits
-        sums ^= sums >> np.uint64(30)
-        sums *= np.uint64(0xBF58476D1CE4E5B9)
-        sums ^= sums >> np.uint64(27)
-        sums *= np.uint64(0x94D049BB133111EB)
-        sums ^= sums >> np.uint64(31)
-    return (sums % np.uint64(n_buckets)).astype(np.int64)
+        h ^= h >> np.uint64(30)
+        h *= np.uint64(0xBF58476D1CE4E5B9)
+        h ^= h >> np.uint64(27)
+        h *= np.uint64(0x94D049BB133111EB)
+        h ^= h >> np.uint64(31)
+    return (h % np.uint64(n_buckets)).astype(np.int64)
 
 
 def user_buckets(user_codes: np.ndarray, user_ids: pd.Index, n_buckets: int) -> np.ndarray:

@@ -52,6 +52,11 @@ class Recipe(pl.LightningModule):
     # True for a count-based recipe whose `count_statistics` is its whole fit (Popularity-Count): training
     # makes no pass over the training batches.
     fitted_by_counting: ClassVar[bool] = False
+    # True for a recipe whose user states score the catalogue as softmax(state . item_embeddings() +
+    # score_bias(ids=None)), with popularity in an `item_counts` buffer, and whose `user_state` /
+    # `score_state` take the item table as `table=`: a server then computes the table once, not per call
+    # (serving/inference/state_scoring.py).
+    scores_state_against_item_table: ClassVar[bool] = False
 
     def __init__(self, n_items: int):
         super().__init__()

@@ -57,6 +57,7 @@ from personalize_torch.recipes.next_item import HIDDEN_DIMENSION_RANGE, NextItem
 class UserPersonalization(NextItemRecipe):
     recipe_name = "user_personalization"
     reads_item_rows = True   # `loss` reads the item table, bias and metadata at `batch_rows` only
+    scores_state_against_item_table = True
 
     def __init__(self, n_items: int, hidden_dimension: int | str = "auto", bptt: int = 200, num_layers: int = 2,
                  num_heads: int = 2, dropout: float | str = "auto", learning_rate: float = 2e-3,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -28,10 +29,12 @@ from personalize_torch.serving.inference.item_metadata import ItemMetadata
 from personalize_torch.serving.inference.personalized_ranking import padded_lists, ranked_lists
 from personalize_torch.serving.inference.promotions import Promotion
 from personalize_torch.serving.inference.slate import compose_slates
-from personalize_torch.serving.inference.user_states import UserStateCache
+from personalize_torch.serving.inference.state_scoring import CANDIDATE_MIN_ITEMS, catalogue_scorer
+from personalize_torch.serving.inference.user_states import StoredUserStates, UserStateCache
 from personalize_torch.solution_version import SolutionVersion, load_solution_version
 
 MAX_RESULTS = 500
+FILTER_MASK_CACHE_SIZE = 256   # masks of filters that read only Items, per (filter, filterValues)
 
 
 @dataclass
@@ -116,16 +119,26 @@ def append_events(inputs: SequenceBatch, items: torch.Tensor, timestamps: torch.
 
 
 class Predictor:
-    """Recommendations from one solution version. `cache_user_states`: keep each known user's model state
-    between calls (inference/user_states.py; recipes that split their scoring, e.g. User-Personalization);
-    `load_warm` computes them all ahead."""
+    """Recommendations from one solution version.
+
+    Users' model states (recipes that split their scoring, e.g. User-Personalization; inference/user_states.py):
+    the solution version's stored states when it has them (memory-mapped, whatever `cache_user_states`);
+    with `cache_user_states`, also a table in memory, filled as users are asked for (from the stored states,
+    or computed), which `load_warm` fills ahead. User-Personalization is scored with its item table computed
+    once, and from CANDIDATE_MIN_ITEMS items ranked by `CatalogueScorer.top_k` (inference/state_scoring.py):
+    the same answers in fewer passes over the (B, n_items) scores."""
 
     def __init__(self, solution: SolutionVersion, device: str = "cpu", cache_user_states: bool = False):
         self.solution = solution
         self.device = torch.device(device)
         self.recipe = solution.recipe.to(self.device)
-        self.user_states = UserStateCache.for_recipe(self.recipe, solution.histories, self.device) \
-            if cache_user_states else None
+        self.scorer = catalogue_scorer(self.recipe)
+        compute = self.scorer.user_state if self.scorer is not None else self.recipe.user_state
+        self.user_states = UserStateCache.for_recipe(self.recipe, solution.histories, self.device, compute,
+                                                     solution.user_states) if cache_user_states else None
+        self.stored_states = StoredUserStates(solution.user_states, compute, self.device) \
+            if solution.user_states is not None else None
+        self._filter_masks: dict[tuple[str, str], torch.Tensor] = {}
 
     @classmethod
     def from_dir(cls, path: str | Path, device: str = "cpu", cache_user_states: bool = False) -> Predictor:
@@ -134,7 +147,8 @@ class Predictor:
     @classmethod
     def load_warm(cls, path: str | Path, device: str = "cpu", cache_user_states: bool = False) -> Predictor:
         """A predictor ready to swap into a running server: its filter catalogue built, its users' states
-        computed (with `cache_user_states`) and one scoring pass done, so no first request pays for them."""
+        in memory (with `cache_user_states`: copied from the stored states, or computed for a solution version
+        without them) and one scoring pass done, so no first request pays for them."""
         predictor = cls.from_dir(path, device, cache_user_states)
         predictor.catalogue
         if predictor.user_states is not None:
@@ -328,6 +342,8 @@ class Predictor:
         and return the top items of each row. `state_rows`: see `_scores`."""
         options = options or RequestOptions()
         B = inputs.items.shape[0]
+        if self._ranks_candidates(options):
+            return self._top_candidates(inputs, exclude, num_results, options, user_ids, current_items, state_rows)
         scores = mask_scores(self._scores(inputs, options, state_rows),
                              exclude.to(self.device) if exclude is not None else None)
         if options.exploration_weight > 0:
@@ -350,12 +366,38 @@ class Predictor:
             out.append([RecommendedItem(str(i), s.score, s.promotion_name, s.reason) for i, s in zip(ids, slate)])
         return out
 
-    def _scores(self, inputs: SequenceBatch, options: RequestOptions, state_rows: np.ndarray | None = None
-                ) -> torch.Tensor:
-        """The recipe's scores (B, n_items) of `inputs`, with the request's context (`options.context`)
-        as the context of the event being predicted. `state_rows`: each row's user row in the histories when
-        its input is that user's stored history alone, else -1; with a user-state cache, those rows' model
-        states are kept between calls."""
+    def _ranks_candidates(self, options: RequestOptions) -> bool:
+        """Whether a request is ranked by `CatalogueScorer.top_k` (large catalogues; not with exploration,
+        a promotion or popular back-fill, which `compose_slates` and `explore` handle on the dense scores)."""
+        return (self.scorer is not None and self.scorer.n_items >= CANDIDATE_MIN_ITEMS
+                and options.exploration_weight <= 0 and options.promotion is None and not options.backfill_popular)
+
+    def _top_candidates(self, inputs: SequenceBatch, exclude: torch.Tensor | None, num_results: int,
+                        options: RequestOptions, user_ids: Sequence[str | None] | None,
+                        current_items: Sequence | None, state_rows: np.ndarray | None) -> list[list[RecommendedItem]]:
+        """`_top` of a large catalogue (`CatalogueScorer.top_k`: what the dense path gives, the filter's mask
+        and the exclusions applied in place, the top k by `top_items`); item ids looked up for the k items only."""
+        B = inputs.items.shape[0]
+        k = min(max(int(num_results), 0), MAX_RESULTS, self.scorer.n_items)
+        allowed = self._allowed(options, user_ids, B, current_items)
+        with torch.no_grad():
+            inputs = self._with_request_context(inputs, options).to(self.device)
+            top, values = self.scorer.top_k(self._states(inputs, state_rows), inputs, k,
+                                            exclude.to(self.device) if exclude is not None else None,
+                                            allowed.to(self.device) if allowed is not None else None)
+        top, values = top.cpu().numpy(), values.cpu().numpy()
+        found = np.isfinite(values)
+        ids = self.solution.item_vocab.to_id(top[found]) if found.any() else np.zeros(0, dtype=object)
+        out, start = [], 0
+        for b in range(B):
+            n = int(found[b].sum())
+            out.append([RecommendedItem(str(i), float(v)) for i, v in zip(ids[start:start + n], values[b][found[b]])])
+            start += n
+        return out
+
+    def _with_request_context(self, inputs: SequenceBatch, options: RequestOptions) -> SequenceBatch:
+        """`inputs` with the request's context (`options.context`) as the context of the event being
+        predicted."""
         if options.context is not None:
             B = inputs.items.shape[0]
             contexts = [options.context] * B if isinstance(options.context, Mapping) else list(options.context)
@@ -367,11 +409,36 @@ class Predictor:
                     given = torch.tensor([c is not None for c in contexts]).view(-1, 1)
                     next_context = torch.where(given, next_context, inputs.context[:, -1].to(next_context))
                 inputs.next_context = next_context
+        return inputs
+
+    def _states(self, inputs: SequenceBatch, state_rows: np.ndarray | None) -> torch.Tensor | None:
+        """(B, C) the users' model states (kept ones where `state_rows` allows), None when the recipe does
+        not split its scoring. `inputs` on the device."""
+        if self.recipe.user_state_dimension is None:
+            return None
+        if state_rows is not None and self.user_states is not None:
+            return self.user_states.states(inputs, state_rows)
+        if state_rows is not None and self.stored_states is not None:
+            return self.stored_states.states(inputs, state_rows)
+        if self.scorer is not None:
+            return self.scorer.user_state(inputs)
+        return None
+
+    def _scores(self, inputs: SequenceBatch, options: RequestOptions, state_rows: np.ndarray | None = None
+                ) -> torch.Tensor:
+        """The recipe's scores (B, n_items) of `inputs`, with the request's context (`options.context`)
+        as the context of the event being predicted. `state_rows`: each row's user row in the histories when
+        its input is that user's stored history alone, else -1; those rows' model states are the kept ones
+        (stored, or cached between calls)."""
+        inputs = self._with_request_context(inputs, options)
         with torch.no_grad():
             inputs = inputs.to(self.device)
-            if self.user_states is None or state_rows is None:
+            states = self._states(inputs, state_rows)
+            if states is None:
                 return self.recipe.score(inputs)
-            return self.recipe.score_state(self.user_states.states(inputs, state_rows), inputs)
+            if self.scorer is not None:
+                return self.scorer.score_state(states, inputs)
+            return self.recipe.score_state(states, inputs)
 
     @cached_property
     def use_case_filter(self) -> Filter | None:
@@ -396,6 +463,27 @@ class Predictor:
                 catalogue, rows = self.catalogue.with_recent_events(ids, streamed), np.arange(B)
         allowed = None
         for f, values in filters:
-            mask = f.item_mask(catalogue, list(rows), values, current_items=current_items).view(B, -1)
+            mask = self._items_filter_mask(f, values, B)
+            if mask is None:
+                mask = f.item_mask(catalogue, list(rows), values, current_items=current_items).view(B, -1)
             allowed = mask if allowed is None else allowed & mask
         return allowed
+
+    def _items_filter_mask(self, f: Filter, values, B: int) -> torch.Tensor | None:
+        """(B, n_items) mask (one row, expanded) of a filter that reads only Items, with the same filterValues
+        for every row: the same for every user, so kept per (filter, values) instead of evaluated per
+        request; None for other filters."""
+        if f.datasets != {"Items"}:
+            return None
+        per_row = [values] * B if values is None or isinstance(values, Mapping) else list(values)
+        keys = {json.dumps(v, sort_keys=True, default=str) for v in per_row}
+        if len(keys) != 1:
+            return None
+        key = (str(f), keys.pop())
+        mask = self._filter_masks.get(key)
+        if mask is None:
+            if len(self._filter_masks) >= FILTER_MASK_CACHE_SIZE:
+                self._filter_masks.clear()
+            mask = f.item_mask(self.catalogue, -1, per_row[0] if per_row else None)
+            self._filter_masks[key] = mask
+        return mask.expand(B, -1)

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from personalize_torch.metrics.functional import ranked_items
 from personalize_torch.serving.inference.backfill import POPULAR_ITEM, popular_fill
 from personalize_torch.serving.inference.promotions import (
     PROMOTED_ITEM,
@@ -23,6 +22,7 @@ from personalize_torch.serving.inference.promotions import (
     promoted_positions,
     promoted_slots,
 )
+from personalize_torch.serving.inference.top_k import top_items
 
 NEG_INF = float("-inf")
 _BITS = {torch.float32: (torch.int32, -8388608), torch.float64: (torch.int64, -4503599627370496)}  # -inf's bits
@@ -74,14 +74,14 @@ def compose_slates(scores: torch.Tensor, k: int, allowed: torch.Tensor | None = 
         if promotion_allowed is None:
             raise ValueError("a promotion needs its filter's mask (promotion_allowed)")
         eligible = mask_out(scores, promotion_allowed.view(B, N))
-        promo_idx = ranked_items(eligible, promoted_slots(k, promotion.percent_promoted_items))
+        promo_idx = top_items(eligible, promoted_slots(k, promotion.percent_promoted_items))
         promo_val = eligible.gather(1, promo_idx)
         promo_ok = torch.isfinite(promo_val)
         chosen |= torch.zeros_like(chosen).scatter_(1, promo_idx, promo_ok)
         rest = mask_out(scores, ~chosen)
     if allowed is not None:
         rest = mask_out(rest, allowed.view(B, N))
-    top = ranked_items(rest, k)
+    top = top_items(rest, k)
     top_val = rest.gather(1, top)
     top_ok = torch.isfinite(top_val)
 
