@@ -127,15 +127,16 @@ class InteractionsDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         """Every training user's history cut into windows of `train_length` events, shuffled; with
-        `length_buckets`, windows of similar length share a batch (batching.LengthBuckets). When each process
-        holds its own share of the users, a process's batch is its share of the batch size (a step sees as
-        many windows as one process would) and every process takes as many batches as the one with fewest."""
+        `length_buckets`, windows of similar length share a batch (batching.LengthBuckets). With several
+        processes a process's batch is its share of the batch size, so a step sees as many windows, and an
+        epoch has as many steps, as with one process; when each process holds its own share of the users,
+        every process takes as many batches as the one with fewest."""
         train, window = self.data.split.train, self.needs.train_length
         rows, ends = training_windows(train, self.train_rows(), window)
         collate = WindowCollate(train, rows, ends, window)
         rank, world = self._process()
+        batch_size = -(-self.batch_size // world)
         if self.holds_a_share:
-            batch_size = -(-self.batch_size // world)
             if self.length_buckets:
                 batches = LengthBuckets(window_lengths(train, rows, ends, window), batch_size, seed=self.seed + rank)
             else:
@@ -145,11 +146,11 @@ class InteractionsDataModule(pl.LightningDataModule):
                               collate_fn=collate)
         if self.length_buckets:
             lengths = window_lengths(train, rows, ends, window)
-            return DataLoader(range(len(rows)), batch_sampler=LengthBuckets(lengths, self.batch_size, rank, world,
+            return DataLoader(range(len(rows)), batch_sampler=LengthBuckets(lengths, batch_size, rank, world,
                                                                            self.seed), collate_fn=collate)
         if world > 1:
             sampler = DistributedSampler(range(len(rows)), num_replicas=world, rank=rank, shuffle=True, seed=self.seed)
-            return DataLoader(range(len(rows)), batch_size=self.batch_size, sampler=sampler, collate_fn=collate)
+            return DataLoader(range(len(rows)), batch_size=batch_size, sampler=sampler, collate_fn=collate)
         return DataLoader(range(len(rows)), batch_size=self.batch_size, shuffle=True, collate_fn=collate)
 
     def _process(self) -> tuple[int, int]:

@@ -87,3 +87,22 @@ def test_each_process_evaluates_its_share_of_the_users():
     assert sorted(val) == sorted(InteractionsDataModule(data, validation_users=100, seed=1).validation_rows.tolist())
     assert sorted(test) == list(range(len(data.split.test)))                # every user once, in one process
     assert max(len(s) for s, _ in shares) - min(len(s) for s, _ in shares) <= 1
+
+
+def test_under_ddp_a_step_splits_the_batch_so_an_epoch_keeps_its_steps():
+    from types import SimpleNamespace
+
+    data = PreparedData(_group(), split="leave_one_out")
+    single = InteractionsDataModule(data, batch_size=32, seed=1)
+    steps = len(single.train_dataloader())
+    for length_buckets in (True, False):
+        sizes = []
+        for rank in range(2):
+            dm = InteractionsDataModule(data, batch_size=32, seed=1, length_buckets=length_buckets)
+            dm.trainer = SimpleNamespace(global_rank=rank, world_size=2)
+            loader = dm.train_dataloader()
+            assert abs(len(loader) - steps) <= 1
+            if not length_buckets:
+                sizes += [batch.items.shape[0] for batch in loader]
+        if not length_buckets:
+            assert max(sizes) == 16                                      # each process: half of the batch
