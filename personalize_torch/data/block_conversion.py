@@ -222,16 +222,28 @@ def typed_frame(table: pa.Table, schema: Schema) -> pd.DataFrame:
 
 def concat_typed(frames: list[pd.DataFrame]) -> pd.DataFrame:
     """Rows of several typed DataFrames of one dataset, one after another: a column that is a Categorical
-    in the first frame stays one, its categories the union of all frames' (pandas' concat would fall
-    back to a column of Python objects when the categories differ)."""
+    in the first frame stays one, its categories the first frame's followed by the ids the others add (its
+    codes kept; pandas' concat would fall back to a column of Python objects when the categories differ)."""
     first = frames[0]
     out = {}
     for name in first.columns:
         parts = [f[name] if name in f.columns else pd.Series([None] * len(f), dtype=object) for f in frames]
         if isinstance(first[name].dtype, pd.CategoricalDtype):
-            categoricals = [pd.Categorical(p.astype("string") if not isinstance(p.dtype, pd.CategoricalDtype) else p)
-                            for p in parts]
-            out[name] = pd.Series(pd.api.types.union_categoricals(categoricals, ignore_order=True))
+            out[name] = _concat_categorical(parts)
         else:
             out[name] = pd.concat([p.reset_index(drop=True) for p in parts], ignore_index=True)
     return pd.DataFrame(out)
+
+
+def _concat_categorical(parts: list[pd.Series]) -> pd.Series:
+    categories = pd.Index([], dtype=object)
+    codes = []
+    for part in parts:
+        values = pd.Categorical(part if isinstance(part.dtype, pd.CategoricalDtype) else part.astype(object))
+        own = pd.Index(np.asarray(values.categories, dtype=object), dtype=object)
+        categories = categories.append(own.difference(categories, sort=False))
+        position = categories.get_indexer(own)
+        part_codes = np.asarray(values.codes)
+        codes.append(np.where(part_codes >= 0, position[np.maximum(part_codes, 0)] if len(position) else -1, -1))
+    dtype = pd.CategoricalDtype(pd.Index(np.asarray(categories, dtype=object), dtype="str"))
+    return pd.Series(pd.Categorical.from_codes(np.concatenate(codes).astype(np.int32), dtype=dtype))

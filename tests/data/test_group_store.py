@@ -163,3 +163,16 @@ def test_an_import_that_stops_before_group_json_leaves_the_stored_group_as_it_wa
     monkeypatch.setattr(import_jobs, "_write_atomically", real)
     import_dataset(group, C.INTERACTIONS, _write(tmp_path, "b.csv", _events(n_users=5, start=70)), mode="INCREMENTAL")
     assert len(load_group_directory(group).interactions) == len(first) + 25
+
+
+def test_rows_appended_to_imported_ids_keep_new_ids():
+    """Stored events (strings) appended to imported Interactions (Categoricals): new ids stay ids, not NaN."""
+    from personalize_torch.data.block_conversion import concat_typed
+
+    imported = pd.DataFrame({C.USER_ID: pd.Categorical(["u1", "u2"]), C.ITEM_ID: pd.Categorical(["a", "b"]),
+                             C.TIMESTAMP: [1, 2]})
+    streamed = pd.DataFrame({C.USER_ID: ["u9", "u1"], C.ITEM_ID: ["z", "a"], C.TIMESTAMP: [3, 4]})
+    both = concat_typed([imported, streamed])
+    assert isinstance(both[C.USER_ID].dtype, pd.CategoricalDtype)
+    assert both[C.USER_ID].tolist() == ["u1", "u2", "u9", "u1"] and both[C.ITEM_ID].tolist() == ["a", "b", "z", "a"]
+    assert both[C.TIMESTAMP].tolist() == [1, 2, 3, 4]
