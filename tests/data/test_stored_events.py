@@ -69,3 +69,22 @@ def test_a_file_that_is_not_an_event_store_is_named(tmp_path):
         stored_interactions(bad, [C.USER_ID, C.ITEM_ID, C.TIMESTAMP])
     with pytest.raises(InputError, match="not found"):
         stored_interactions(tmp_path / "missing.sqlite", [C.USER_ID])
+
+
+def test_a_group_imported_from_csv_gains_events_items_and_users(tmp_path):
+    """Imported ids are Categoricals: the store's new users, items and rows join them as ids."""
+    from personalize_torch.data.dataset_group import DatasetGroup
+    from personalize_torch.data.prepared import PreparedData
+
+    fill_store(tmp_path / "events.sqlite")
+    demo = demo_dataset_group(n_users=60, n_items=40)
+    for name, frame in (("i.csv", demo.interactions), ("items.csv", demo.items), ("u.csv", demo.users)):
+        frame.to_csv(tmp_path / name, index=False)
+    group = DatasetGroup.from_csv(tmp_path / "i.csv", tmp_path / "items.csv", tmp_path / "u.csv")
+    merged = with_stored_events(group, tmp_path / "events.sqlite")
+    assert len(merged.interactions) == len(group.interactions) + 3
+    assert not merged.interactions[C.USER_ID].isna().any() and not merged.interactions[C.ITEM_ID].isna().any()
+    assert merged.items.set_index(C.ITEM_ID).loc["brand-new-item", "GENRES"] == "Comedy"
+    assert merged.users.set_index(C.USER_ID).loc["newcomer", "MEMBERSHIP"] == "gold"
+    data = PreparedData(merged)
+    assert {"newcomer", "s2"} <= set(data.user_vocab.ids) and "brand-new-item" in set(data.item_vocab.ids)
