@@ -1,6 +1,7 @@
 """Training throughput with a small vs a 1M-item catalogue: does a step touch every row of the item table?
 
     python bench/item_table_scale.py [--recipes user_personalization hrnn] [--steps 200] [--warmup 20]
+    python bench/item_table_scale.py --group /tmp/personalize-scale/group-10M [--share 0/4]
 
 The same synthetic interactions (numpy, in memory: 2M events of 200k users, items drawn Zipf from the first
 10k ids) are trained twice per recipe: with a catalogue of 10k items, and with an Items dataset that lists
@@ -11,6 +12,10 @@ train.py builds it), batch 64, for `--warmup` + `--steps` optimizer steps, and p
 Above `full_softmax_max_items` the recipes train with the sampled softmax, so a step should cost about
 the same at any catalogue size. Run both sizes in one invocation on an otherwise idle machine: only the
 ratio is comparable across machines.
+
+With `--group` the data is instead a dataset group directory (e.g. one `bench/scale_data.py` imported from the
+scale generator's CSVs), or one share of its users (`--share r/w`, what a process reads under torchrun), and
+each recipe is measured once on it: the training throughput and peak memory at that size.
 """
 
 from __future__ import annotations
@@ -63,8 +68,14 @@ def measure(recipe_name: str, catalogue: int, args) -> dict:
     pl.seed_everything(0)
     t = time.perf_counter()
     cfg = training.compose_config([f"recipe={recipe_name}"])
-    data = PreparedData(synthetic_group(catalogue, args.events, args.users, args.active_items),
-                        split=training.recipe_class(cfg.recipe).default_split)
+    if args.group:
+        from personalize_torch.data.import_jobs import load_group_directory
+
+        share = tuple(int(x) for x in args.share.split("/")) if args.share else None
+        group = load_group_directory(args.group, share=share)
+    else:
+        group = synthetic_group(catalogue, args.events, args.users, args.active_items)
+    data = PreparedData(group, split=training.recipe_class(cfg.recipe).default_split)
     recipe = training.build_recipe(cfg.recipe, data)
     recipe.count_statistics(data.split)
     dm = InteractionsDataModule(data, recipe.loader_needs(), batch_size=args.batch_size)
@@ -91,7 +102,8 @@ def measure(recipe_name: str, catalogue: int, args) -> dict:
     seconds = clock.end - clock.start
     return {"recipe": recipe_name, "catalogue": data.n_items - 1, "loss": "full" if recipe.uses_full_softmax
             else "sampled", "positions_per_s": clock.positions / seconds, "steps_per_s": args.steps / seconds,
-            "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, "prepare_s": prepare}
+            "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, "prepare_s": prepare,
+            "events": len(data.sequences.item_idx)}
 
 
 def main() -> None:
@@ -105,6 +117,8 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--warmup", type=int, default=20)
     p.add_argument("--threads", type=int, default=1, help="intra-op threads (1: steady on shared cores)")
+    p.add_argument("--group", default=None, help="a dataset group directory instead of the synthetic data")
+    p.add_argument("--share", default=None, help="with --group: r/w, one share of its users")
     p.add_argument("--one", nargs=2, metavar=("RECIPE", "CATALOGUE"), help=argparse.SUPPRESS)   # a child process
     args = p.parse_args()
     if args.one:
@@ -113,14 +127,15 @@ def main() -> None:
     passed = sys.argv[1:]
     for recipe in args.recipes:
         rows = []
-        for catalogue in args.catalogues:
+        for catalogue in ([0] if args.group else args.catalogues):
             out = subprocess.run([sys.executable, __file__, *passed, "--one", recipe, str(catalogue)], cwd=REPO,
                                  check=True, capture_output=True, text=True).stdout
             row = json.loads(out.strip().splitlines()[-1])
             rows.append(row)
             print(f"{recipe:22s} items {row['catalogue']:>9,d} ({row['loss']:7s}) "
                   f"{row['positions_per_s']:9.0f} positions/s  {row['steps_per_s']:6.2f} steps/s  "
-                  f"peak RSS {row['peak_rss_gb']:.2f} GB  (data {row['prepare_s']:.0f}s)", flush=True)
+                  f"peak RSS {row['peak_rss_gb']:.2f} GB  (data {row['prepare_s']:.0f}s, "
+                  f"{row['events']:,d} events)", flush=True)
         if len(rows) > 1:
             print(f"{recipe:22s} positions/s at {rows[-1]['catalogue']:,d} / at {rows[0]['catalogue']:,d} items: "
                   f"{rows[-1]['positions_per_s'] / rows[0]['positions_per_s']:.2f}", flush=True)
