@@ -20,7 +20,8 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 from personalize_torch.data.block_conversion import MAX_ID_LENGTH, TypedColumns, convert_block, typed_frame
-from personalize_torch.data.schema import Schema, _check_reserved, infer_schema, load_schema
+from personalize_torch.data.file_schema import file_schema
+from personalize_torch.data.schema import Schema
 from personalize_torch.errors import InputError
 
 __all__ = ["MAX_ID_LENGTH", "line_of_row", "read_csv_table", "read_dataset_csv", "read_header", "row_error"]
@@ -64,18 +65,7 @@ def read_csv_table(path: str | Path, dataset_type: str, schema: Schema | str | P
     """As `read_dataset_csv`, the typed columns as an Arrow table (see `TypedColumns.table`)."""
     path = Path(path)
     header = read_header(path)
-    if schema is None:
-        schema = infer_schema(dataset_type, header, _sample_strings(path, header), source=str(path))
-        try:
-            _check_reserved(schema)
-        except InputError as err:
-            raise InputError(f"{err.message} (no schema given; inferred from the header {header})",
-                             file=str(path), line=1) from None
-    elif not isinstance(schema, Schema):
-        schema = load_schema(schema, dataset_type)
-    if schema.dataset_type != dataset_type:
-        raise InputError(f"schema {schema.source} is for {schema.dataset_type}, not {dataset_type}", file=str(path))
-    _check_header_matches(path, header, schema)
+    schema = file_schema(path, dataset_type, schema, header, lambda: _sample_strings(path, header), "header")
     if progress is None:
         progress = path.stat().st_size >= PROGRESS_MIN_BYTES
     typed = TypedColumns(schema)
@@ -197,14 +187,3 @@ def line_of_row(path: Path, row: int) -> int:
 
 def row_error(path: Path, row: int, message: str, column: str | None = None) -> InputError:
     return InputError(message, file=str(path), line=line_of_row(path, row), column=column)
-
-
-def _check_header_matches(path: Path, header: list[str], schema: Schema) -> None:
-    extra = [h for h in header if schema.get(h) is None]
-    if extra:
-        raise InputError(f"column is not in the schema {schema.source} (schema fields: {', '.join(schema.names)})",
-                         file=str(path), line=1, column=extra[0])
-    missing = [f.name for f in schema.fields if f.name not in header and not f.nullable]
-    if missing:
-        raise InputError(f"the header lacks the schema's required field (header: {', '.join(header)})",
-                         file=str(path), line=1, column=missing[0])

@@ -14,7 +14,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from personalize_torch.data.block_conversion import TypedColumns, convert_block, typed_frame
-from personalize_torch.data.schema import Schema, _check_reserved, infer_schema, load_schema
+from personalize_torch.data.file_schema import file_schema
+from personalize_torch.data.schema import Schema
 from personalize_torch.errors import InputError
 
 BATCH_ROWS = 1 << 20
@@ -42,28 +43,7 @@ def read_parquet_table(path: str | Path, dataset_type: str, schema: Schema | str
     path = Path(path)
     parquet = _open(path)
     header = list(parquet.schema_arrow.names)
-    if schema is None:
-        sample = next(parquet.iter_batches(batch_size=1000), None)
-        strings = pd.DataFrame({name: (sample.column(name).cast(pa.string()).to_pandas() if sample is not None
-                                       else pd.Series([], dtype=str)) for name in header})
-        schema = infer_schema(dataset_type, header, strings, source=str(path))
-        try:
-            _check_reserved(schema)
-        except InputError as err:
-            raise InputError(f"{err.message} (no schema given; inferred from the columns {header})",
-                             file=str(path)) from None
-    elif not isinstance(schema, Schema):
-        schema = load_schema(schema, dataset_type)
-    if schema.dataset_type != dataset_type:
-        raise InputError(f"schema {schema.source} is for {schema.dataset_type}, not {dataset_type}", file=str(path))
-    extra = [h for h in header if schema.get(h) is None]
-    if extra:
-        raise InputError(f"column is not in the schema {schema.source} (schema fields: {', '.join(schema.names)})",
-                         file=str(path), column=extra[0])
-    missing = [f.name for f in schema.fields if f.name not in header and not f.nullable]
-    if missing:
-        raise InputError(f"the file lacks the schema's required field (columns: {', '.join(header)})",
-                         file=str(path), column=missing[0])
+    schema = file_schema(path, dataset_type, schema, header, lambda: _sample_strings(parquet, header), "columns")
     typed = TypedColumns(schema)
     first_row = 0
     for batch in parquet.iter_batches(batch_size=BATCH_ROWS):
@@ -76,6 +56,13 @@ def read_parquet_table(path: str | Path, dataset_type: str, schema: Schema | str
     if typed.n_rows == 0:
         raise InputError("no data rows", file=str(path))
     return typed.table(), schema
+
+
+def _sample_strings(parquet: pq.ParquetFile, header: list[str]) -> pd.DataFrame:
+    """The first 1000 rows as strings, to infer a schema from."""
+    sample = next(parquet.iter_batches(batch_size=1000), None)
+    return pd.DataFrame({name: (sample.column(name).cast(pa.string()).to_pandas() if sample is not None
+                                else pd.Series([], dtype=str)) for name in header})
 
 
 def _plain(column: pa.Array) -> pa.Array:
