@@ -59,10 +59,13 @@ def string_buckets(ids: pa.Array, n_buckets: int) -> np.ndarray:
 
 
 def user_buckets(user_codes: np.ndarray, user_ids: pd.Index, n_buckets: int) -> np.ndarray:
-    """The bucket of each row's user, from its code into `user_ids` (each distinct id hashed once); uint8
-    (a byte a row) while there are at most 256 buckets."""
-    by_id = string_buckets(pa.array(user_ids.to_numpy(dtype=object), pa.string()), n_buckets)
-    return by_id.astype(np.uint8 if n_buckets <= 256 else np.int64)[user_codes]
+    """The bucket of each row's user, from its code into `user_ids` (each id the rows use hashed once, not
+    every stored id: an increment of a few users to a group of millions hashes a few); uint8 (a byte a row)
+    while there are at most 256 buckets."""
+    present = np.flatnonzero(np.bincount(user_codes, minlength=len(user_ids)) > 0)
+    by_id = np.zeros(len(user_ids), dtype=np.uint8 if n_buckets <= 256 else np.int64)
+    by_id[present] = string_buckets(pa.array(user_ids.to_numpy(dtype=object)[present], pa.string()), n_buckets)
+    return by_id[user_codes]
 
 
 def _write_parquet_atomically(table: pa.Table, path: Path) -> None:
@@ -131,11 +134,10 @@ def write_ids(group_dir: Path, ids: dict[str, pd.Index], import_number: int) -> 
     return paths
 
 
-def write_interaction_parts(group_dir: Path, table: pa.Table, user_ids: pd.Index, import_number: int,
+def write_interaction_parts(group_dir: Path, table: pa.Table, buckets: np.ndarray, import_number: int,
                             n_buckets: int = INTERACTIONS_BUCKETS) -> list[dict]:
-    """Write the encoded rows `table` as one file per non-empty bucket; returns the file records for
-    group.json ({"path": relative path, "bucket": b, "rows": n})."""
-    buckets = user_buckets(table.column(C.USER_ID).to_numpy(), user_ids, n_buckets)
+    """Write the encoded rows `table` (row i in bucket `buckets[i]`, see `user_buckets`) as one file per
+    non-empty bucket; returns the file records for group.json ({"path": relative path, "bucket": b, "rows": n})."""
     records = []
     for b in tqdm(range(n_buckets), desc="writing buckets", unit="bucket", file=sys.stderr,
                   disable=table.num_rows < PROGRESS_MIN_ROWS):

@@ -135,20 +135,26 @@ def _import_interactions(group_dir: Path, entry: dict, new: pa.Table, schema: Sc
     ids files and the number of rows stored."""
     if mode == "FULL" or not entry.get("imports"):
         table, ids = encode(new, schema, {})
-        files = write_interaction_parts(group_dir, table, ids[C.USER_ID], import_number)
+        files = write_interaction_parts(group_dir, table, _buckets(table, ids), import_number)
         return files, write_ids(group_dir, ids, import_number), sum(f["rows"] for f in files)
     stored_files, stored_ids = _stored_interactions(group_dir, entry, schema, import_number)
     table, ids = encode(new, schema, stored_ids)
     n_buckets = max([INTERACTIONS_BUCKETS] + [f["bucket"] + 1 for f in stored_files])
-    buckets = user_buckets(table.column(C.USER_ID).to_numpy(), ids[C.USER_ID], n_buckets)
-    added = []
+    buckets = _buckets(table, ids, n_buckets)
+    added, added_buckets = [], []
     for b in np.unique(buckets):
         rows = table.take(np.flatnonzero(buckets == b))
         added.append(new_rows_only(read_encoded_parts(group_dir, [f for f in stored_files if f["bucket"] == b]),
                                    rows))
-    files = stored_files + write_interaction_parts(group_dir, pa.concat_tables(added), ids[C.USER_ID],
+        added_buckets.append(np.full(added[-1].num_rows, b, dtype=buckets.dtype))
+    files = stored_files + write_interaction_parts(group_dir, pa.concat_tables(added), np.concatenate(added_buckets),
                                                    import_number, n_buckets)
     return files, write_ids(group_dir, ids, import_number), sum(f["rows"] for f in files)
+
+
+def _buckets(table: pa.Table, ids: dict[str, pd.Index], n_buckets: int = INTERACTIONS_BUCKETS) -> np.ndarray:
+    """The bucket of each encoded row's user."""
+    return user_buckets(table.column(C.USER_ID).to_numpy(), ids[C.USER_ID], n_buckets)
 
 
 def _stored_interactions(group_dir: Path, entry: dict, schema: Schema, import_number: int
@@ -158,7 +164,7 @@ def _stored_interactions(group_dir: Path, entry: dict, schema: Schema, import_nu
     if "files" in entry:
         return list(entry["files"]), read_ids(group_dir, entry.get("ids", {}))
     table, ids = encode(pq.read_table(group_dir / f"{C.INTERACTIONS}.parquet"), schema, {})
-    files = write_interaction_parts(group_dir, table, ids[C.USER_ID], import_number - 1)
+    files = write_interaction_parts(group_dir, table, _buckets(table, ids), import_number - 1)
     return files, ids
 
 
