@@ -30,6 +30,7 @@ def main(cfg: DictConfig) -> None:
     from personalize_torch.serving.http.app import create_app
     from personalize_torch.serving.http.worker_processes import serve_in_processes
     from personalize_torch.serving.inference.predictor import Predictor
+    from personalize_torch.serving.inference.state_scoring import FIRST_PASSES
 
     import torch
 
@@ -43,6 +44,9 @@ def main(cfg: DictConfig) -> None:
         if workers > 1 and str(cfg.events_db) == ":memory:":
             raise InputError("several workers share their events through a database file; give events_db=<file>",
                              column="events_db")
+        first_pass = str(cfg.first_pass)
+        if first_pass not in FIRST_PASSES:
+            raise InputError(f"must be one of {', '.join(FIRST_PASSES)}, got {first_pass!r}", column="first_pass")
         entries = OmegaConf.to_container(cfg.campaigns) if cfg.campaigns else {}
         if cfg.solution:
             entries.setdefault("default", {"solution": cfg.solution, "exploration_weight": cfg.exploration_weight,
@@ -55,7 +59,8 @@ def main(cfg: DictConfig) -> None:
         for name, entry in entries.items():
             entry = {"solution": entry} if isinstance(entry, str) else dict(entry)
             campaigns[name] = Predictor.load_warm(entry.pop("solution"), cfg.device,
-                                                  cache_user_states=bool(cfg.user_state_cache))
+                                                  cache_user_states=bool(cfg.user_state_cache),
+                                                  first_pass=first_pass)
             settings[name] = CampaignSettings(**entry)
         filters = {}
         for name, expression in (cfg.filters or {}).items():

@@ -84,6 +84,7 @@ class Campaigns:
         self._deploy_root = Path(deploy_root).resolve() if deploy_root is not None else None
         self._update_root = update_root
         self._device = next(iter(predictors.values())).device.type if predictors else "cpu"
+        self._first_pass = next(iter(predictors.values())).first_pass if predictors else "auto"
         self._cache_user_states = cache_user_states
         self.deployed_version = deployed_version
         self._lock = threading.Lock()   # one change at a time; requests never take it
@@ -174,7 +175,7 @@ class Campaigns:
 
     # --- inside -----------------------------------------------------------------------------------------
     def _load(self, path: str | Path) -> Predictor:
-        return Predictor.load_warm(path, self._device, self._cache_user_states)
+        return Predictor.load_warm(path, self._device, self._cache_user_states, self._first_pass)
 
     def _served_version(self, name: str) -> int:
         campaign = self._served.get(name)

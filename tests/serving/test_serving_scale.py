@@ -21,7 +21,8 @@ from personalize_torch.recipes.user_personalization import UserPersonalization
 from personalize_torch.serving.inference import predictor as predictor_module
 from personalize_torch.serving.inference.filter_catalogue import build_catalogue, history_table
 from personalize_torch.serving.inference.predictor import Predictor, RecentEvents, RequestOptions
-from personalize_torch.serving.inference.top_k import top_items
+from personalize_torch.serving.inference.rounded_table import RoundedItemTable, packed_bfloat16_available
+from personalize_torch.serving.inference.top_k import items_near_top, top_items
 from personalize_torch.data.stored_ids import StoredIds
 from personalize_torch.solution_version import USER_STATES_FILE, load_solution_version, write_solution_version
 
@@ -240,13 +241,26 @@ def test_top_items_ranks_as_ranked_items():
             assert torch.equal(top_items(scores, k), ranked_items(scores, k))
 
 
-def test_candidate_ranking_gives_the_dense_rankings_answers(synthetic, monkeypatch):
+def same_answers(got, expected, first_pass):
+    """The same items in the same order; the same scores (to 6 places), or with the bfloat16 first pass, whose
+    softmax normaliser is partly approximate (within a factor exp(+-bound), ~0.1 here), within 5%."""
+    if first_pass == "float32":
+        assert ranked(got) == ranked(expected)
+        return
+    assert [[r.item_id for r in row] for row in got] == [[r.item_id for r in row] for row in expected]
+    assert [r.score for row in got for r in row] == pytest.approx([r.score for row in expected for r in row],
+                                                                  rel=5e-2)
+
+
+@pytest.mark.parametrize("first_pass", ["float32", "bfloat16"])
+def test_candidate_ranking_gives_the_dense_rankings_answers(synthetic, monkeypatch, first_pass):
     sol = load_solution_version(synthetic)
     dense = Predictor(sol, cache_user_states=True)
     assert not dense._ranks_candidates(RequestOptions())                 # 3,000 items: the dense path
     monkeypatch.setattr(predictor_module, "CANDIDATE_MIN_ITEMS", 1)
-    fast = Predictor(sol, cache_user_states=True)
+    fast = Predictor(sol, cache_user_states=True, first_pass=first_pass)
     assert fast._ranks_candidates(RequestOptions())
+    assert (fast.scorer.rounded is not None) == (first_pass == "bfloat16")
     users = list(sol.user_vocab.ids[:40]) + ["nobody", None]
     events = [None] * len(users)
     events[1] = events[-2] = RecentEvents(["i1", "i2", "unknown item"], [2e9, 2e9 + 1, 2e9 + 2], ["purchase"] * 3)
@@ -257,12 +271,12 @@ def test_candidate_ranking_gives_the_dense_rankings_answers(synthetic, monkeypat
             monkeypatch.setattr(predictor_module, "CANDIDATE_MIN_ITEMS", 1 << 30)
             expected = dense.recommend(users, k, options=options)
             monkeypatch.setattr(predictor_module, "CANDIDATE_MIN_ITEMS", 1)
-            assert ranked(fast.recommend(users, k, options=options)) == ranked(expected)
+            same_answers(fast.recommend(users, k, options=options), expected, first_pass)
     items = ["i1", "i7", "nothing"]
     monkeypatch.setattr(predictor_module, "CANDIDATE_MIN_ITEMS", 1 << 30)
     expected = dense.recommend_related(items, 10, users[:3])
     monkeypatch.setattr(predictor_module, "CANDIDATE_MIN_ITEMS", 1)
-    assert ranked(fast.recommend_related(items, 10, users[:3])) == ranked(expected)
+    same_answers(fast.recommend_related(items, 10, users[:3]), expected, first_pass)
 
 
 def test_a_large_synthetic_solution_serves_over_http(synthetic, monkeypatch):
@@ -280,3 +294,34 @@ def test_a_large_synthetic_solution_serves_over_http(synthetic, monkeypatch):
     assert [x["itemId"] for x in got] == [r.item_id for r in predictor.recommend(
         [user], 7, options=RequestOptions(filter=Filter.parse(HORROR)))[0]]
     assert len(got) == 7 and all(x["metadata"]["GENRES"] != "Horror" for x in got)
+
+
+def test_the_rounded_tables_first_pass_keeps_every_item_of_the_exact_top_k():
+    """Rounded logits stay within the computed bound, and the items within twice the bound of the k-th
+    approximate logit, ranked by their exact logits, are the exact top k, near-ties (closer than bfloat16
+    can tell apart) and masked items included."""
+    g = torch.Generator().manual_seed(3)
+    n, dim = 70_000, 32
+    table = torch.randn(n, dim, generator=g) * 0.3
+    table[1000:1100] = table[999] + torch.randn(100, dim, generator=g) * 1e-4        # near-ties
+    bias = torch.randn(n, generator=g)
+    for packed in {False, packed_bfloat16_available(torch.device("cpu"))}:
+        rounded = RoundedItemTable(table, bias, packed)
+        query = torch.randn(5, dim, generator=g) * torch.tensor([[1.0], [3.0], [0.1], [10.0], [1.0]])
+        query[0] = table[999] * 8                                   # its top k among the near-ties
+        exact = query @ table.T + bias
+        approximate = rounded.logits(query)
+        bound = rounded.error_bound(query)
+        assert (approximate[:, 0] == -torch.inf).all()                       # the padding item
+        assert ((approximate[:, 1:].float() - exact[:, 1:]).abs().amax(1) <= bound).all()
+        exact[:, 0] = -torch.inf
+        peak, total = rounded.scan(query, torch.empty_like(approximate))        # the softmax's normaliser
+        assert ((total.log() + peak - torch.logsumexp(exact.double(), 1)).abs() <= bound).all()
+        approximate[4, ::2] = -torch.inf                             # masked items are never candidates
+        exact[4, ::2] = -torch.inf
+        for k in (1, 25):
+            for r, items in enumerate(items_near_top(approximate, k, 2 * bound)):
+                assert torch.isfinite(approximate[r, items].float()).all()
+                best = items[ranked_items(exact[r, items].unsqueeze(0), k)[0]]
+                assert torch.equal(best, ranked_items(exact[r:r + 1], k)[0])
+                assert len(items) < n // 20                              # a first pass, not the catalogue

@@ -60,6 +60,7 @@ def update_campaign(predictor: Predictor, store: EventStore, update_root: str | 
         path = update_solution_version(predictor.solution.path, csv, out / "solution")
     finally:
         csv.unlink(missing_ok=True)
-    updated = Predictor.load_warm(path, predictor.device.type, cache_user_states=predictor.user_states is not None)
+    updated = Predictor.load_warm(path, predictor.device.type, cache_user_states=predictor.user_states is not None,
+                                  first_pass=predictor.first_pass)
     log.info("auto-update: %d new or changed items -> %s", len(items), path)
     return updated

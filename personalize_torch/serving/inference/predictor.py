@@ -126,13 +126,17 @@ class Predictor:
     with `cache_user_states`, also a table in memory, filled as users are asked for (from the stored states,
     or computed), which `load_warm` fills ahead. User-Personalization is scored with its item table computed
     once, and from CANDIDATE_MIN_ITEMS items ranked by `CatalogueScorer.top_k` (inference/state_scoring.py):
-    the same answers in fewer passes over the (B, n_items) scores."""
+    the same answers in fewer passes over the (B, n_items) scores; `first_pass` says whether its first pass over
+    the catalogue may use the item table rounded to bfloat16 ("auto": where the CPU multiplies bfloat16
+    natively; "bfloat16"; "float32"): the same items in the same order either way."""
 
-    def __init__(self, solution: SolutionVersion, device: str = "cpu", cache_user_states: bool = False):
+    def __init__(self, solution: SolutionVersion, device: str = "cpu", cache_user_states: bool = False,
+                 first_pass: str = "auto"):
         self.solution = solution
         self.device = torch.device(device)
         self.recipe = solution.recipe.to(self.device)
-        self.scorer = catalogue_scorer(self.recipe)
+        self.first_pass = first_pass
+        self.scorer = catalogue_scorer(self.recipe, first_pass)
         compute = self.scorer.user_state if self.scorer is not None else self.recipe.user_state
         self.user_states = UserStateCache.for_recipe(self.recipe, solution.histories, self.device, compute,
                                                      solution.user_states) if cache_user_states else None
@@ -141,15 +145,17 @@ class Predictor:
         self._filter_masks: dict[tuple[str, str], torch.Tensor] = {}
 
     @classmethod
-    def from_dir(cls, path: str | Path, device: str = "cpu", cache_user_states: bool = False) -> Predictor:
-        return cls(load_solution_version(path, map_location=device), device, cache_user_states)
+    def from_dir(cls, path: str | Path, device: str = "cpu", cache_user_states: bool = False,
+                 first_pass: str = "auto") -> Predictor:
+        return cls(load_solution_version(path, map_location=device), device, cache_user_states, first_pass)
 
     @classmethod
-    def load_warm(cls, path: str | Path, device: str = "cpu", cache_user_states: bool = False) -> Predictor:
+    def load_warm(cls, path: str | Path, device: str = "cpu", cache_user_states: bool = False,
+                  first_pass: str = "auto") -> Predictor:
         """A predictor ready to swap into a running server: its filter catalogue built, its users' states
         in memory (with `cache_user_states`: copied from the stored states, or computed for a solution version
         without them) and one scoring pass done, so no first request pays for them."""
-        predictor = cls.from_dir(path, device, cache_user_states)
+        predictor = cls.from_dir(path, device, cache_user_states, first_pass)
         predictor.catalogue
         if predictor.user_states is not None:
             predictor.user_states.warm()

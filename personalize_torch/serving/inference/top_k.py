@@ -8,6 +8,10 @@ k-th largest block maximum m, a lower bound of the row's k-th largest score (the
 distinct items). Every item scoring at least the k-th score, ties included, is therefore in a block whose
 maximum is at least m: only those blocks (k of them, more only with ties) are ranked exactly, with
 `ranked_items` over their items in index order, so ties still go to the lower index.
+
+`items_near_top(scores, k, margin)` gives, by the same blocks, every item whose score is within `margin` of
+its row's k-th largest: with approximate scores off by at most margin / 2, the items that can be in the
+exact top k (inference/rounded_table.py).
 """
 
 from __future__ import annotations
@@ -55,4 +59,31 @@ def top_items(scores: Tensor, k: int) -> Tensor:
     out = torch.empty(B, k, dtype=torch.long, device=scores.device)
     for b, items in enumerate(_candidate_items(scores, k)):
         out[b] = items[ranked_items(scores[b, items].unsqueeze(0), k)[0]]
+    return out
+
+
+def items_near_top(scores: Tensor, k: int, margin: Tensor) -> list[Tensor]:
+    """Per row, the items (ascending indices) whose score is finite and at least the row's k-th largest
+    score minus `margin` (B,); every finite item when a row has fewer than k."""
+    B, N = scores.shape
+    k = max(1, min(int(k), N))
+    maxima = _block_maxima(scores)
+    if maxima.shape[1] >= k:   # the k-th largest block maximum is at most the k-th largest score
+        kth_block = maxima.topk(k, dim=1).values[:, -1].float()
+    else:
+        kth_block = torch.full((B,), -torch.inf, device=scores.device)
+    offsets = torch.arange(BLOCK, device=scores.device)
+    out = []
+    for b in range(B):
+        low = kth_block[b] - margin[b]
+        blocks = torch.nonzero(maxima[b] >= low).view(-1)
+        items = (blocks.unsqueeze(1) * BLOCK + offsets).view(-1)
+        items = items[items < N]
+        values = scores[b, items].float()
+        keep = torch.isfinite(values) & (values >= low)
+        items, values = items[keep], values[keep]
+        if len(values) >= k:        # the k-th score itself is among them: the tighter threshold
+            kth = values.topk(k).values[-1]
+            items = items[values >= kth - margin[b]]
+        out.append(items)
     return out
