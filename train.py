@@ -1,43 +1,15 @@
-"""Train a recipe and save a solution version.
+"""Train a recipe and save a solution version (the same command as `personalize-train`).
 
     python train.py                                   # demo data, Popularity-Count
     python train.py recipe=popularity_count data.interactions=interactions.csv output_dir=model/
     python train.py data=ml100k                       # a benchmark from ../shared/data
     python train.py -m hparams_search=hrnn            # Optuna search; best solution in <sweep dir>/best/
     python train.py -m automl=default                 # Personalize's performAutoML across recipes
+
+The command itself: personalize_torch/cli/train.py; its configs: personalize_torch/configs/ (also `configs/`).
 """
 
-import sys
-
-import hydra
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
-from omegaconf import DictConfig
-
-from personalize_torch.errors import InputError
-from personalize_torch.report import format_training_report
-from personalize_torch.solution_config import sweep_command
-
-
-@hydra.main(version_base="1.3", config_path="configs", config_name="train")
-def main(cfg: DictConfig) -> dict:
-    from personalize_torch.training import train
-
-    try:
-        if HydraConfig.get().mode != RunMode.MULTIRUN and cfg.get("solution_config"):
-            sweep = sweep_command(cfg.solution_config)
-            if sweep is not None:
-                raise InputError(f"{sweep[0]} asks for a search, which one training cannot do: run {sweep[1]}",
-                                 file=str(cfg.solution_config), column=sweep[0])
-        result = train(cfg)
-    except InputError as err:
-        if HydraConfig.get().mode == RunMode.MULTIRUN:
-            raise  # the sweeper records the trial as failed (or the AutoML candidate as skipped) and goes on
-        print(f"error: {err.describe()}", file=sys.stderr)
-        sys.exit(2)
-    print(format_training_report(result))
-    return result  # the sweepers read the objective from it
-
+from personalize_torch.cli.train import main
 
 if __name__ == "__main__":
     main()

@@ -33,7 +33,7 @@ from personalize_torch.solution_config import read_solution_config
 from personalize_torch.solution_version import load_solution_version, save_solution_version
 
 log = logging.getLogger(__name__)
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 
 def _stage_metrics(metrics: dict, stage: str) -> dict[str, float]:

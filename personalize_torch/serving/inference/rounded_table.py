@@ -34,8 +34,11 @@ def packed_bfloat16_available(device: torch.device) -> bool:
     """Whether oneDNN's packed bfloat16 matmul runs natively here (a CPU with AVX512-BF16 or AMX)."""
     if device.type != "cpu" or not torch.backends.mkldnn.is_available():
         return False
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    try:   # private oneDNN ops (those torch.compile's CPU backend uses): packing a tiny table tells they exist
+        if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+            return False
+        torch.ops.mkldnn._reorder_linear_weight(torch.zeros(2, 2, dtype=torch.bfloat16), 1)
+        return True
     except (AttributeError, RuntimeError):
         return False
 
