@@ -8,6 +8,7 @@ import logging
 import math
 
 import pytorch_lightning as pl
+from pytorch_lightning.trainer.states import TrainerFn
 
 log = logging.getLogger(__name__)
 
@@ -62,13 +63,15 @@ class RestoreBestWeights(pl.Callback):
 
 
 class EpochSummary(pl.Callback):
-    """One log line per validation: epoch, training loss, and the monitored validation metrics."""
+    """One log line per validation while fitting: epoch, training loss, and the monitored validation metrics
+    (from the first process when there are several). The validation after fitting is the training report's
+    (train.py prints it), not a line here."""
 
     def __init__(self, metrics: tuple[str, ...] = ("val/ndcg_at_10", "val/hit_rate_at_10")):
         self.metrics = metrics
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.sanity_checking:
+        if trainer.sanity_checking or trainer.state.fn != TrainerFn.FITTING or not trainer.is_global_zero:
             return
         values = trainer.callback_metrics
         parts = [f"epoch {trainer.current_epoch}"]
@@ -90,4 +93,5 @@ class LogLearningRate(pl.Callback):
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         rates = [group["lr"] for optimizer in trainer.optimizers for group in optimizer.param_groups]
         for i, lr in enumerate(rates):
-            pl_module.log("train/lr" if i == 0 else f"train/lr_{i}", float(lr), on_step=False, on_epoch=True)
+            pl_module.log("train/lr" if i == 0 else f"train/lr_{i}", float(lr), on_step=False, on_epoch=True,
+                          sync_dist=True)

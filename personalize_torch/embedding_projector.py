@@ -15,6 +15,8 @@ and write nothing, as does a run without the TensorBoard logger. Off: `callbacks
 from __future__ import annotations
 
 import logging
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -87,6 +89,9 @@ class EmbeddingProjector(pl.Callback):
         rows = most_popular(counts, self.max_items)
         header, labels = item_labels(data.group.items, data.item_vocab.to_id(rows), counts[rows], self.max_label_chars)
         mat = table.detach()[torch.from_numpy(rows).to(table.device)].float().cpu()
+        earlier = Path(writer.log_dir) / f"{trainer.global_step:05d}" / self.tag   # a run before in this log dir
+        if earlier.is_dir():   # replaced, as add_embedding would, without its "Embedding dir exists" line
+            shutil.rmtree(earlier)
         writer.add_embedding(mat, metadata=labels, metadata_header=header, tag=self.tag,
                              global_step=trainer.global_step)
         log.info("embedding projector: %d item vectors (%d dimensions) in %s", len(rows), mat.shape[1],

@@ -28,6 +28,7 @@ checkpoint is memory-mapped (its optimizer state is never read) and the user sta
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -232,10 +233,12 @@ def save_solution_version(out_dir: str | Path, trainer, recipe: Recipe, data: Pr
                           ) -> Path:
     """Write a solution version to `out_dir` (replacing a solution version already there): the recipe's
     weights, the data's vocabularies and description, every user's history and the item / user metadata.
-    `trainer.save_checkpoint` writes the checkpoint (with several processes, on rank 0 after a barrier)."""
+    `trainer.save_checkpoint` writes the checkpoint (with several processes, on rank 0 after a barrier): the
+    weights and hyperparameters, which is all loading reads (no optimizer state: a solution version is served
+    or updated, not resumed)."""
     return write_solution_version(
-        out_dir, trainer.save_checkpoint, recipe, _item_table(data), data.group.users, data.user_vocab,
-        data.sequences, data.context_vocabs, data.event_type_vocab,
+        out_dir, functools.partial(trainer.save_checkpoint, weights_only=True), recipe, _item_table(data),
+        data.group.users, data.user_vocab, data.sequences, data.context_vocabs, data.event_type_vocab,
         {"schemas": {name: schema.to_avro() for name, schema in data.group.schemas.items()},
          "item_features": data.item_features.describe(), "data_description": data.describe().sizes(), **info},
         filter_interactions=_filter_interactions(data))
@@ -305,7 +308,7 @@ def load_solution_version(path: str | Path, map_location: str = "cpu") -> Soluti
     recipe_cls = RECIPES.get(info["recipe"])
     if recipe_cls is None:
         raise InputError(f"unknown recipe {info['recipe']!r}; known: {', '.join(RECIPES)}", file=str(info_path))
-    # memory-mapped: only the weights are read (a Lightning checkpoint also holds the optimizer's state,
+    # memory-mapped: only the weights are read (a Lightning checkpoint may also hold the optimizer's state,
     # twice the weights with AdamW), and nothing of it stays in memory once copied into the recipe
     checkpoint = torch.load(path / CHECKPOINT, map_location=map_location, weights_only=True, mmap=True)
     recipe = recipe_cls.from_saved(checkpoint["hyper_parameters"], build_saved_recipe)

@@ -168,6 +168,14 @@ def resolve_precision(trainer_cfg: DictConfig) -> None:
         trainer_cfg.precision = "bf16-mixed" if on_cuda and torch.cuda.is_bf16_supported() else "32-true"
 
 
+def describe_devices(trainer: pl.Trainer) -> str:
+    """Where a trainer runs, e.g. "cpu (precision 32-true)", "2 x NVIDIA H200 (precision bf16-mixed)"."""
+    device = trainer.strategy.root_device
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
+    count = f"{trainer.num_devices} x " if trainer.num_devices > 1 else ""
+    return f"{count}{name} (precision {trainer.precision})"
+
+
 def load_data(data: DictConfig, share: tuple[int, int] | None = None):
     """The dataset group a `data` config names (also read by AutoML's data rules); `share`: see prepare_data."""
     group = load_dataset_group(format=data.format, interactions=data.interactions, items=data["items"],
@@ -212,6 +220,8 @@ def train(cfg: DictConfig) -> dict:
     resolve_precision(cfg.trainer)
     trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, logger=logger, callbacks=callbacks,
                                                   **trainer_overrides)
+    if trainer.is_global_zero:
+        log.info("training %s on %s", recipe.recipe_name, describe_devices(trainer))
     fit_start = time.perf_counter()
     trainer.fit(recipe, datamodule=dm)
     for callback in trainer.callbacks:   # weights trained after the last validation: kept if better
@@ -248,8 +258,7 @@ def train(cfg: DictConfig) -> dict:
     if not trainer.is_global_zero:   # DDP: the other processes trained and evaluated; one writes.
         # Trainer.save_checkpoint (inside save_solution_version) waits for every process at a barrier and
         # writes on rank 0 only: join it here; nothing is written by this process.
-        trainer.save_checkpoint(Path(cfg.output_dir) / "model.ckpt")
+        trainer.save_checkpoint(Path(cfg.output_dir) / "model.ckpt", weights_only=True)
         return {"solution": None, **info}
     out = save_solution_version(Path(cfg.output_dir), trainer, recipe, data, info)
-    log.info("solution version saved to %s", out)
     return {"solution": str(out), **info}

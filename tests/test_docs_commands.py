@@ -115,8 +115,8 @@ def test_no_issue_numbers_or_build_history():
 
 def test_readme_gives_the_install_and_test_commands_ci_runs():
     readme, ci = README.read_text(encoding="utf-8"), (REPO / ".ci" / "run").read_text(encoding="utf-8")
-    for command in ("python3 -m venv .venv", ". .venv/bin/activate", "pip install torch==2.13.0",
-                    'pip install -e ".[serving,dev]"', "pytest -q"):
+    for command in ("python3 -m venv .venv", ". .venv/bin/activate", "pip install -c constraints.txt torch==2.13.0",
+                    'pip install -c constraints.txt -e ".[serving,dev]"', "pytest -q"):
         assert command in readme, f"README.md lacks the CI command {command!r}"
         assert command in ci.replace("pip install -q ", "pip install "), f".ci/run no longer runs {command!r}"
     for command in ("python train.py", "python -m personalize_torch.batch", "python serve.py"):

@@ -167,6 +167,17 @@ def _exit_on_input_error(sweep):
     return wrapper
 
 
+def _import_optuna():
+    """Optuna, which the `hpo` extra installs; without it, one line saying so on stderr and exit status 2."""
+    try:
+        import optuna
+    except ImportError:
+        print('error: hyperparameter search needs Optuna: pip install "personalize-torch[hpo]" '
+              '(in a clone of the repository: pip install -e ".[hpo]")', file=sys.stderr)
+        sys.exit(2)
+    return optuna
+
+
 class _Base(Sweeper):
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.config = config
@@ -248,7 +259,7 @@ class PersonalizeOptunaSweeper(_Base):
 
     @_exit_on_input_error
     def sweep(self, arguments: List[str]) -> dict:
-        import optuna
+        optuna = _import_optuna()
         from optuna.trial import TrialState
 
         from personalize_torch.errors import InputError

@@ -5,8 +5,14 @@
     python serve.py 'campaigns={shop: outputs/a/solution, news: outputs/b/solution}'
     python serve.py solution=<dir> 'filters={no_horror: "EXCLUDE ItemID WHERE Items.GENRES IN (\"Horror\")"}'
     python serve.py solution=<dir> workers=2      # one process per core (POSIX), sharing events_db
+    python serve.py solution=<dir> log_format=json   # every log line one JSON object
+
+`GET /metrics` answers Prometheus' scrapes; with workers=2 or more, the metrics of all workers are summed
+through a temporary directory made here before the workers start (serving/http/metrics_directory.py).
 """
 
+import contextlib
+import functools
 import logging
 import os
 import sqlite3
@@ -16,11 +22,33 @@ import hydra
 from omegaconf import DictConfig
 
 from personalize_torch.errors import InputError
+from personalize_torch.log_format import check_log_format, structured_handler
 
 
 @hydra.main(version_base="1.3", config_path="pkg://personalize_torch.configs", config_name="serve")
 def main(cfg: DictConfig) -> None:
+    try:
+        workers = int(cfg.workers)
+        if workers < 1:
+            raise InputError(f"must be at least 1, got {workers}", column="workers")
+        check_log_format(cfg.log_format)
+    except InputError as err:
+        print(f"error: {err.describe()}", file=sys.stderr)
+        sys.exit(2)
+    # Before anything imports prometheus-client: it reads the directory's variable once, when imported.
+    from personalize_torch.serving.http.metrics_directory import shared_metrics_directory
+
+    with shared_metrics_directory() if workers > 1 else contextlib.nullcontext() as metrics_path:
+        code = serve(cfg, workers, metrics_path)
+    if code:
+        sys.exit(code)
+
+
+def serve(cfg: DictConfig, workers: int, metrics_path: str | None) -> int:
+    """Load the campaigns and serve them until stopped; the exit code. `metrics_path`: the workers' shared
+    metrics directory (workers > 1)."""
     import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
 
     from omegaconf import OmegaConf
 
@@ -28,7 +56,9 @@ def main(cfg: DictConfig) -> None:
     from personalize_torch.serving.campaigns import CampaignSettings
     from personalize_torch.serving.events.deployment_log import DeploymentLog
     from personalize_torch.serving.events.event_store import SYNCHRONOUS_MODES, EventStore
+    from personalize_torch.serving.events.store_url import in_memory, redacted
     from personalize_torch.serving.http.app import create_app
+    from personalize_torch.serving.http.metrics_directory import worker_exited
     from personalize_torch.serving.http.worker_processes import serve_in_processes
     from personalize_torch.serving.inference.predictor import Predictor
     from personalize_torch.serving.inference.state_scoring import FIRST_PASSES
@@ -39,12 +69,9 @@ def main(cfg: DictConfig) -> None:
     # matmul spend their time waiting on each other (measured: 325 ms -> 17 ms per request at load 4.5).
     torch.set_num_threads(max(1, int(cfg.torch_threads)))
     try:
-        workers = int(cfg.workers)
-        if workers < 1:
-            raise InputError(f"must be at least 1, got {workers}", column="workers")
-        if workers > 1 and str(cfg.events_db) == ":memory:":
-            raise InputError("several workers share their events through a database file; give events_db=<file>",
-                             column="events_db")
+        if workers > 1 and in_memory(cfg.events_db):
+            raise InputError("several workers share their events through a database file (or PostgreSQL); "
+                             "give events_db=<file> or a postgresql:// URL", column="events_db")
         first_pass = str(cfg.first_pass)
         if first_pass not in FIRST_PASSES:
             raise InputError(f"must be one of {', '.join(FIRST_PASSES)}, got {first_pass!r}", column="first_pass")
@@ -73,18 +100,19 @@ def main(cfg: DictConfig) -> None:
             raise InputError(f"must be one of {', '.join(SYNCHRONOUS_MODES)}", column="events_synchronous")
         try:
             events = EventStore(cfg.events_db, synchronous=cfg.events_synchronous)
-        except (sqlite3.Error, OSError, RuntimeError) as err:
-            raise InputError(f"cannot open the events database: {err}", file=str(cfg.events_db),
+        except (sqlite3.Error, OSError, RuntimeError, ValueError) as err:
+            raise InputError(f"cannot open the events database: {err}", file=redacted(cfg.events_db),
                              column="events_db") from None
     except InputError as err:
         print(f"error: {err.describe()}", file=sys.stderr)
-        sys.exit(2)
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(message)s"))
+        return 2
     access_log = logging.getLogger("personalize_torch.access")
-    access_log.addHandler(handler)
+    access_log.addHandler(structured_handler(cfg.log_format))
     access_log.setLevel(logging.INFO if cfg.access_log else logging.WARNING)
     access_log.propagate = False   # one line per request on stderr, not again through Hydra's root logger
+    # text: uvicorn's own format; json: no config of uvicorn's, so its lines reach the root logger's JSON handler
+    # (hydra/job_logging/text_or_json.yaml)
+    uvicorn_logging = LOGGING_CONFIG if cfg.log_format == "text" else None
     api_key = cfg.api_key or os.environ.get("PERSONALIZE_TORCH_API_KEY") or None
     # The startup campaigns go into the deployment log (in the events database) that worker processes
     # share: deploys made later by any of them reach the others (serving/events/deployment_log.py).
@@ -104,12 +132,12 @@ def main(cfg: DictConfig) -> None:
     if workers == 1:
         try:
             uvicorn.run(make_app(0, events, deployments), host=cfg.host, port=cfg.port, log_level=cfg.log_level,
-                        access_log=False)
+                        access_log=False, log_config=uvicorn_logging)
         finally:
             events.close()
             if deployments is not None:
                 deployments.close()
-        return
+        return 0
 
     # SQLite connections must not cross fork(): each worker opens its own.
     events.close()
@@ -120,18 +148,18 @@ def main(cfg: DictConfig) -> None:
         log = DeploymentLog(cfg.events_db)
         try:
             server = uvicorn.Server(uvicorn.Config(make_app(index, store, log), log_level=cfg.log_level,
-                                                   access_log=False))
+                                                   access_log=False, log_config=uvicorn_logging))
             server.run(sockets=[sock])
         finally:
             store.close()
             log.close()
 
     try:
-        code = serve_in_processes(run_worker, workers, cfg.host, cfg.port, pin_cores=bool(cfg.pin_workers))
+        return serve_in_processes(run_worker, workers, cfg.host, cfg.port, pin_cores=bool(cfg.pin_workers),
+                                  on_worker_exit=functools.partial(worker_exited, metrics_path))
     except OSError as err:
         print(f"error: cannot listen on {cfg.host}:{cfg.port}: {err}", file=sys.stderr)
-        code = 2
-    sys.exit(code)
+        return 2
 
 
 if __name__ == "__main__":

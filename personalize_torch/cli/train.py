@@ -12,18 +12,26 @@ import sys
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
+from personalize_torch.cli.quiet import quiet_lightning
 from personalize_torch.errors import InputError
+from personalize_torch.log_format import check_log_format
 from personalize_torch.report import format_training_report
 from personalize_torch.solution_config import sweep_command
 
 
 @hydra.main(version_base="1.3", config_path="pkg://personalize_torch.configs", config_name="train")
 def main(cfg: DictConfig) -> dict:
+    quiet_lightning()
     from personalize_torch.training import train
 
     try:
+        # Hydra has set up the log lines in this format (hydra/job_logging/text_or_json.yaml); JSON lines are not
+        # interleaved with the progress bar's.
+        if check_log_format(cfg.log_format) == "json":
+            with open_dict(cfg):
+                cfg.trainer.enable_progress_bar = False
         if HydraConfig.get().mode != RunMode.MULTIRUN and cfg.get("solution_config"):
             sweep = sweep_command(cfg.solution_config)
             if sweep is not None:

@@ -175,14 +175,18 @@ class Recipe(pl.LightningModule):
             self.accumulate(batch)
             return None
         loss = self.loss(batch)
-        self.log("train/loss", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=batch.items.shape[0])
+        # sync_dist: with several processes, the epoch's loss is the mean over all of them
+        self.log("train/loss", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=batch.items.shape[0],
+                 sync_dist=True)
         return loss
 
     def configure_optimizers(self):
         """AdamW; a parameter whose gradient comes as rows (a sampled softmax reading a large catalogue's
-        batch rows, models/item_rows.py) is updated at those rows only (recipes/optimizer.py)."""
+        batch rows, models/item_rows.py) is updated at those rows only (recipes/optimizer.py). A count-based
+        recipe returns no optimizers (an empty list): it fits under manual optimization
+        (`automatic_optimization = False`, set in `__init__`), its training step only counting."""
         if self.count_based:
-            return None
+            return []
         return RowSparseAdamW(self.parameters(), lr=self.hparams.learning_rate, weight_decay=self.hparams.weight_decay)
 
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
@@ -211,8 +215,8 @@ class Recipe(pl.LightningModule):
         self._evaluate(batch, self.test_metrics)
 
     def _log_metrics(self, stage: str, metrics: RankingMetrics) -> None:
-        values = metrics.compute()
-        self.log_dict({f"{stage}/{k}": v for k, v in values.items()}, prog_bar=False)
+        values = metrics.compute()   # over every process's users already (a torchmetrics Metric syncs itself)
+        self.log_dict({f"{stage}/{k}": v for k, v in values.items()}, prog_bar=False, sync_dist=True)
         metrics.reset()
 
     def on_validation_epoch_end(self) -> None:

@@ -79,6 +79,7 @@ class BlendMember:
 class Blend(Recipe):
     recipe_name = "blend"
     count_based = True   # no gradients: fitting is the weight search on validation data
+    fitted_by_counting = True   # the search is `count_statistics`: no pass over training batches
     combines_solution_versions = True   # training loads the `solutions` directories as `members`
 
     def __init__(self, n_items: int, members: list[Recipe], weights: list[float] | None = None,

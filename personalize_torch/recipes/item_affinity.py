@@ -71,7 +71,8 @@ class ItemAffinity(UserPersonalization):
                                                                                 batch.inputs.user_idx, batch.targets)
 
     def _log_metrics(self, stage: str, metrics: RankingMetrics) -> None:
-        self.log_dict({f"{stage}/{k}": v for k, v in self._segments(stage).compute().items()}, prog_bar=False)
+        self.log_dict({f"{stage}/{k}": v for k, v in self._segments(stage).compute().items()}, prog_bar=False,
+                      sync_dist=True)
         super()._log_metrics(stage, metrics)
 
 

@@ -15,13 +15,12 @@ import asyncio
 import logging
 import re
 import threading
-import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from personalize_torch.errors import InputError
-from personalize_torch.serving.events.auto_update import update_campaign
+from personalize_torch.serving.events.auto_update import AutoUpdateSchedule, LocalAutoUpdateSchedule, update_campaign
 from personalize_torch.serving.events.deployment_log import DeploymentLog
 from personalize_torch.serving.events.event_store import EventStore
 from personalize_torch.serving.inference.exploration import check_exploration_settings
@@ -56,6 +55,9 @@ class Campaign:
     version: int   # the deployment-log version it came from (the startup campaigns: `deployed_version`)
 
 
+CampaignObserver = Callable[[Campaign | None, Campaign], None]   # (what a campaign served, what it serves now)
+
+
 class CampaignNotFound(LookupError):
     """No campaign by that name (and more than one campaign, so a name must choose)."""
 
@@ -70,17 +72,25 @@ class Campaigns:
     `events`: the event store whose PutItems rows auto-updates add. `deploy_root`: where `deploy` may load
     solution versions from (None: deploying is disabled). `update_root`: where auto-updates write their
     solution versions. `deployments`: the log that worker processes share (None: one process); deploys and
-    auto-updates are recorded there. `cache_user_states`: predictors loaded later keep users' model states."""
+    auto-updates are recorded there. `cache_user_states`: predictors loaded later keep users' model states.
+    `on_change(old, new)`: told of every campaign served, the startup ones (old None) and each swap (the
+    server's metrics)."""
 
     def __init__(self, predictors: dict[str, Predictor], settings: Mapping[str, CampaignSettings] | None = None, *,
                  events: EventStore, deploy_root: str | Path | None = None,
                  update_root: str | Path = "outputs/serve/updates", deployments: DeploymentLog | None = None,
-                 deployed_version: int = 0, cache_user_states: bool = False):
+                 deployed_version: int = 0, cache_user_states: bool = False,
+                 on_change: CampaignObserver | None = None):
         settings = dict(settings or {})
         self._served = {name: Campaign(name, p, settings.pop(name, None) or CampaignSettings(), deployed_version)
                         for name, p in predictors.items()}
+        self._on_change = on_change
+        for campaign in self._served.values():
+            self._changed(None, campaign)
         self._unserved_settings = settings
         self._events, self._deployments = events, deployments
+        # Who runs each period's auto-update: the shared log (once across workers and hosts), else this process.
+        self._schedule: AutoUpdateSchedule = deployments if deployments is not None else LocalAutoUpdateSchedule()
         self._deploy_root = Path(deploy_root).resolve() if deploy_root is not None else None
         self._update_root = update_root
         self._device = next(iter(predictors.values())).device.type if predictors else "cpu"
@@ -132,11 +142,24 @@ class Campaigns:
         return {c.name: c.settings.auto_update_minutes for c in list(self._served.values())
                 if c.settings.auto_update_minutes}
 
+    def auto_update_if_due(self, name: str, minutes: float) -> bool:
+        """`auto_update(name)` when its period (`minutes`) is due and this process claims it: once per
+        period across the processes that share the deployment log (see `deployment_log`). Blocking."""
+        if not self._schedule.claim_auto_update(name, 60 * minutes):
+            return False
+        try:
+            return self.auto_update(name)
+        finally:
+            self._schedule.finish_auto_update(name, 60 * minutes)
+
     def auto_update(self, name: str) -> bool:
         """UPDATE campaign `name` with the PutItems items its solution version lacks, and serve the result
-        (see `auto_update`); False when nothing was pending or the campaign was deployed again meanwhile.
-        Blocking: seconds to minutes."""
+        (see `auto_update`); False when nothing was pending or the campaign was deployed again meanwhile
+        (here, or by another process: not loaded here yet). Blocking: seconds to minutes."""
         current = self._served[name]
+        if self._deployments is not None and any(d.campaign == name for d in self._deployments.after(current.version)):
+            log.info("auto-update of campaign %s skipped: a newer deploy of it is being loaded", name)
+            return False
         updated = update_campaign(current.predictor, self._events, self._update_root)
         if updated is None:
             return False
@@ -189,24 +212,29 @@ class Campaigns:
 
     def _swap(self, name: str, predictor: Predictor, settings: CampaignSettings, version: int) -> Campaign:
         campaign = Campaign(name, predictor, settings, version)
+        old = self._served.get(name)
         self._served[name] = campaign
         self._unserved_settings.pop(name, None)
+        self._changed(old, campaign)
         return campaign
+
+    def _changed(self, old: Campaign | None, new: Campaign) -> None:
+        if self._on_change is not None:
+            try:
+                self._on_change(old, new)
+            except Exception:  # a report that fails leaves the campaign served
+                log.exception("reporting the change of campaign %s failed", new.name)
 
 
 async def auto_update_loop(campaigns: Campaigns) -> None:
-    """Every campaign with auto_update_minutes: UPDATE it with new PutItems items when it is due."""
-    due: dict[str, float] = {}
+    """Every campaign with auto_update_minutes: UPDATE it with new PutItems items when its period is due
+    and this process claims it."""
     while True:
         await asyncio.sleep(min([1.0] + [60 * m / 4 for m in campaigns.auto_updating().values()]))
         for name, minutes in campaigns.auto_updating().items():
-            now = time.monotonic()
-            if now < due.setdefault(name, now + 60 * minutes):
-                continue
-            due[name] = now + 60 * minutes
             try:
-                await asyncio.to_thread(campaigns.auto_update, name)
-            except Exception:  # a failed update leaves the campaign serving what it served
+                await asyncio.to_thread(campaigns.auto_update_if_due, name, minutes)
+            except Exception:  # a failed update (or claim) leaves the campaign serving what it served
                 log.exception("auto-update of campaign %s failed", name)
 
 

@@ -7,7 +7,6 @@ from fastapi.testclient import TestClient
 
 from personalize_torch.serving.campaigns import CampaignSettings
 from personalize_torch.serving.events.auto_update import pending_items, update_campaign
-from personalize_torch.serving.events.event_store import EventStore
 from personalize_torch.serving.http.app import create_app
 from personalize_torch.serving.inference.predictor import Predictor
 
@@ -21,8 +20,8 @@ def predictor(trained_solution):
     return Predictor.from_dir(trained_solution["solution"])
 
 
-def test_pending_items_are_new_or_changed_ones_in_the_solutions_columns(predictor):
-    store = EventStore(":memory:")
+def test_pending_items_are_new_or_changed_ones_in_the_solutions_columns(predictor, event_store):
+    store = event_store
     known = predictor.solution.item_vocab.ids[0]
     assert len(pending_items(predictor, store)) == 0
     store.put_items(ITEMS_ARN, [("n1", NEW), (known, '{"price": 1.0}')])
@@ -34,8 +33,8 @@ def test_pending_items_are_new_or_changed_ones_in_the_solutions_columns(predicto
     assert items.loc[known, "GENRES"] == predictor.solution.items.set_index("ITEM_ID").loc[known, "GENRES"]
 
 
-def test_update_campaign_adds_the_new_items(predictor, tmp_path):
-    store = EventStore(":memory:")
+def test_update_campaign_adds_the_new_items(predictor, tmp_path, event_store):
+    store = event_store
     assert update_campaign(predictor, store, tmp_path) is None          # nothing pending: nothing written
     store.put_items(ITEMS_ARN, [("n1", NEW), ("n2", NEW)])
     updated = update_campaign(predictor, store, tmp_path)

@@ -18,6 +18,7 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 from tests.conftest import REPO, SMALL_DEMO, compose_train_config, serving
+from tests.serving.event_databases import BACKENDS, new_events_db
 
 from personalize_torch.data.batching import SequenceBatch, sequence_batch
 from personalize_torch.metrics.functional import mask_scores, ranked_items
@@ -63,13 +64,12 @@ def clients(url: str):
     return boto3.client("personalize-runtime", **kw), boto3.client("personalize-events", **kw)
 
 
-@pytest.fixture(scope="module")
-def served(sims, tmp_path_factory):
-    """One server over SIMS with a file-backed event store; yields (runtime, events, store)."""
-    store = EventStore(tmp_path_factory.mktemp("events") / "events.sqlite")
-    with serving(create_app({"similar": sims}, events=store)) as url:
+@pytest.fixture(scope="module", params=BACKENDS)
+def served(sims, tmp_path_factory, request):
+    """One server over SIMS with a durable event store (SQLite file, PostgreSQL); yields (runtime, events, store)."""
+    with new_events_db(request.param, tmp_path_factory.mktemp("events")) as location, EventStore(location) as store, \
+            serving(create_app({"similar": sims}, events=store)) as url:
         yield (*clients(url), store)
-    store.close()
 
 
 def recommended(runtime, user: str, n: int = 5) -> list[str]:
@@ -180,10 +180,9 @@ def test_put_items_and_users_are_stored_and_replaced(served):
                                                                             '{"membership": "gold"}')]
 
 
-def test_every_field_survives_a_restart_of_the_store_and_the_app(sims, tmp_path):
-    path = tmp_path / "events.sqlite"
+def test_every_field_survives_a_restart_of_the_store_and_the_app(sims, events_db):
     x = items_with_neighbours(sims, 1)[0]
-    store = EventStore(path)
+    store = EventStore(events_db)
     client = TestClient(create_app({"similar": sims}, events=store))
     event = {"eventId": "e1", "eventType": "click", "eventValue": 2.5, "itemId": x, "sentAt": 1700000000.25,
              "properties": '{"device": "mobile"}', "recommendationId": "RID-1", "impression": [x, "other"],
@@ -192,7 +191,7 @@ def test_every_field_survives_a_restart_of_the_store_and_the_app(sims, tmp_path)
                                         "eventList": [event]}).status_code == 200
     store.close()  # the server stops
 
-    with EventStore(path) as reopened:
+    with EventStore(events_db) as reopened:
         (got,) = reopened.user_events("bob")
         assert (got.event_id, got.event_type, got.event_value, got.item_id, got.sent_at, got.properties,
                 got.recommendation_id, got.impression, got.metric_attribution, got.tracking_id, got.user_id,
@@ -214,19 +213,18 @@ for n in range(100000):
 """
 
 
-def test_acknowledged_events_survive_kill_9(tmp_path):
-    path = tmp_path / "events.sqlite"
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(REPO)], stdout=subprocess.PIPE, text=True)
+def test_acknowledged_events_survive_kill_9(events_db):
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, events_db, str(REPO)], stdout=subprocess.PIPE, text=True)
     acknowledged = [int(proc.stdout.readline()) for _ in range(50)]
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=10)
-    with EventStore(path) as store:
+    with EventStore(events_db) as store:
         stored = {e.seq for e in store.events()}
     assert set(acknowledged) <= stored
 
 
-def test_concurrent_writers_and_readers(tmp_path):
-    with EventStore(tmp_path / "events.sqlite") as store:
+def test_concurrent_writers_and_readers(events_db):
+    with EventStore(events_db) as store:
         errors = []
 
         def work(k: int) -> None:
@@ -243,9 +241,9 @@ def test_concurrent_writers_and_readers(tmp_path):
         assert not errors and store.count_events() == 4 * 15 * 2
 
 
-def test_sql_like_ids_are_stored_verbatim(tmp_path):
-    nasty = "x'); DROP TABLE events; --"
-    with EventStore(tmp_path / "events.sqlite") as store:
+def test_sql_like_ids_are_stored_verbatim(events_db):
+    nasty = "x'); DROP TABLE events; -- %s %(u)s ?"
+    with EventStore(events_db) as store:
         store.put_events("t' OR '1'='1", "s\"; DELETE FROM events; --", nasty,
                          [Event("click'--", 1.0, "i' OR 1=1 --", properties='{"k": "\'; --"}')])
         store.put_items(ITEMS_ARN + "'--", [("' OR ''='", None)])

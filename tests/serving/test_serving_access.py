@@ -1,4 +1,4 @@
-"""API key (header or boto3's access key id), request size limit and one JSON log line per request."""
+"""API key (header, bearer token or boto3's access key id), request size limit and one log line per request."""
 
 import json
 import logging
@@ -31,6 +31,8 @@ def test_api_key_is_required_when_configured(predictor):
     signed = {"Authorization": "AWS4-HMAC-SHA256 Credential=s3cret/20261129/us-east-1/personalize/aws4_request, "
                                "SignedHeaders=host, Signature=abc"}
     assert client.post("/recommendations", json=body, headers=signed).status_code == 200
+    assert client.post("/recommendations", json=body, headers={"Authorization": "Bearer s3cret"}).status_code == 200
+    assert client.post("/recommendations", json=body, headers={"Authorization": "Bearer nope"}).status_code == 403
     assert client.post("/events", json={}, headers={"x-api-key": "nope"}).status_code == 403
 
 
@@ -61,10 +63,12 @@ def test_one_json_log_line_per_request_without_ids_or_keys(predictor, caplog):
         client.post("/recommendations", json={"campaignArn": ARN.format("shop"), "userId": user},
                     headers={"x-api-key": "s3cret"})
         client.post("/recommendations", json={"campaignArn": ARN.format("shop")}, headers={"x-api-key": "s3cret"})
-    lines = [r.getMessage() for r in caplog.records if r.name == "personalize_torch.access"]
-    assert len(lines) == 2
-    first, second = map(json.loads, lines)
+    records = [r for r in caplog.records if r.name == "personalize_torch.access"]
+    assert len(records) == 2
+    first, second = (r.fields for r in records)
     assert first["campaign"] == "shop" and first["status"] == 200 and first["path"] == "/recommendations"
-    assert first["latency_ms"] > 0 and first["error"] is None
+    assert first["latency_ms"] > 0 and first["error"] is None and first["operation"] == "GetRecommendations"
+    assert first["recommendationId"].startswith("RID-") and first["requestId"] != second["requestId"]
     assert second["status"] == 400 and second["error"] == "InvalidInputException"
+    lines = [r.getMessage() + json.dumps(r.fields) for r in records]
     assert not any(user in line or "s3cret" in line for line in lines)

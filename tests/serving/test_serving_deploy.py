@@ -67,16 +67,17 @@ def test_deploy_is_refused_outside_the_root_or_when_disabled(solutions, tmp_path
     assert refused.status_code == 403 and refused.headers["x-amzn-ErrorType"] == "AccessDeniedException"
 
 
-def test_a_deploy_reaches_the_other_worker_processes(solutions, tmp_path):
-    """Two apps sharing one events database stand for two `workers`: a deploy made through one is
-    served by the other after its next poll of the deployment log, and a new campaign appears there too."""
+def test_a_deploy_reaches_the_other_worker_processes(solutions, events_db):
+    """Two apps sharing one events database (an SQLite file, or PostgreSQL) stand for two `workers` (or
+    hosts): a deploy made through one is served by the other after its next poll of the deployment log, and
+    a new campaign appears there too."""
     from fastapi.testclient import TestClient
 
     from personalize_torch.serving.events.deployment_log import DeploymentLog
     from personalize_torch.serving.events.event_store import EventStore
 
     root, popularity_dir, sims_dir = solutions
-    db = tmp_path / "events.sqlite"
+    db = events_db   # one database, several processes' connections
     log = DeploymentLog(db)
     start = log.record("shop", popularity_dir, {})
     old = Predictor.from_dir(popularity_dir)

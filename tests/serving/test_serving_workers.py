@@ -16,8 +16,8 @@ from tests.conftest import REPO, free_port
 ARN = "arn:aws:personalize:us-east-1:123456789012:campaign/default"
 
 
-def test_deployment_log_gives_each_campaigns_newest_deploy(tmp_path):
-    log = DeploymentLog(tmp_path / "events.sqlite")
+def test_deployment_log_gives_each_campaigns_newest_deploy(events_db):
+    log = DeploymentLog(events_db)
     v1 = log.record("shop", "/s/one", {"exploration_weight": 0.1})
     v2 = log.record("news", "/s/two", {})
     v3 = log.record("shop", "/s/three", {"exploration_weight": 0.3})

@@ -7,6 +7,10 @@ since it was written; if there are any, it writes them as an Items CSV in the so
 runs UPDATE (`personalize_torch.update`: existing items keep their weights, new ones are placed by their
 metadata) into a new solution version directory under `update_root`, loads and warms it, and swaps it
 into the campaign the same way a deploy does (no failed requests).
+
+Each period runs once: in one server process, or, when processes share a deployment log (workers, hosts
+on one PostgreSQL database), in the one that claims the period first (`DeploymentLog.claim_auto_update`);
+the next period starts when that update ends.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import Protocol
 
 import pandas as pd
 
@@ -24,6 +29,32 @@ from personalize_torch.serving.inference.predictor import Predictor
 from personalize_torch.update import update_solution_version
 
 log = logging.getLogger(__name__)
+
+
+class AutoUpdateSchedule(Protocol):
+    def claim_auto_update(self, campaign: str, every_seconds: float) -> bool:
+        """True when the caller should auto-update `campaign` now (no one else may until it finishes)."""
+
+    def finish_auto_update(self, campaign: str, every_seconds: float) -> None:
+        """The claimed auto-update ended: the next period starts now."""
+
+
+class LocalAutoUpdateSchedule:
+    """The periods of one server process's auto-updates (no deployment log shared with others): a
+    campaign's first period ends `every_seconds` after its first claim."""
+
+    def __init__(self) -> None:
+        self._next_due: dict[str, float] = {}
+
+    def claim_auto_update(self, campaign: str, every_seconds: float) -> bool:
+        now = time.monotonic()
+        if now < self._next_due.setdefault(campaign, now + every_seconds):
+            return False
+        self._next_due[campaign] = float("inf")   # until finish_auto_update
+        return True
+
+    def finish_auto_update(self, campaign: str, every_seconds: float) -> None:
+        self._next_due[campaign] = time.monotonic() + every_seconds
 
 
 def pending_items(predictor: Predictor, store: EventStore) -> pd.DataFrame:

@@ -1,18 +1,17 @@
-"""Streamed events (PutEvents) and item / user metadata (PutItems / PutUsers), in an embedded SQLite file.
+"""Streamed events (PutEvents) and item / user metadata (PutItems / PutUsers), in the events database:
+an embedded SQLite file (the default) or a PostgreSQL database that several serving hosts share
+(`events_db`, see `store_url`).
 
-Durability. The file is in WAL mode with `synchronous=FULL` (the default here): every committed
-transaction's WAL frames are fsync'ed before `COMMIT` returns, and the HTTP handlers commit before they
-answer, so an event that was acknowledged survives a `kill -9` of the server *and* a power loss or OS
-crash. `synchronous=NORMAL` in WAL mode syncs only at checkpoints: it survives a process crash but may
-lose the last transactions on power loss, which breaks "nothing acknowledged is lost"; it is allowed
-(`events_synchronous: NORMAL`) for those who accept that for fewer fsyncs. The cost of FULL is one fsync
-per PutEvents call (up to 10 events share one transaction).
+Durability. Every call is one transaction, committed before the call returns, and the HTTP handlers
+answer after it: an acknowledged event survives a `kill -9` of the server. With `synchronous=FULL` (the
+default) it survives a power loss too: SQLite fsyncs its WAL at every commit, PostgreSQL flushes the
+commit record before it answers. `NORMAL` (`events_synchronous: NORMAL`) trades that for fewer disk
+syncs: SQLite may lose the last transactions on power loss, PostgreSQL on a crash of its own machine.
+The cost of FULL is one disk sync per PutEvents call (up to 10 events share one transaction).
 
-Concurrency. One writer connection behind a lock (SQLite allows one writer at a time anyway; `BEGIN
-IMMEDIATE` takes the write lock up front, so a second process waits up to `timeout` instead of failing
-mid-transaction). Reads use one connection per thread (WAL readers do not block the writer nor each
-other), so uvicorn's worker threads read while an fsync is in flight. An in-memory store (`:memory:`,
-for tests) is a single connection: reads take the lock too.
+Concurrency. Writes are serialized (one at a time per database, across processes and hosts), so
+sequence numbers are committed in increasing order: `events(after_seq)` is a watermark that misses
+nothing. Readers never wait for the writer. See `sqlite_database` and `postgres_database`.
 
 Safety. Every statement is parameterized: ids, properties and ARNs are bound values, never SQL text.
 
@@ -25,21 +24,20 @@ recommendations: their sessionId is the userId of GetRecommendations).
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from personalize_torch.data.event_properties import field_name, property_fields  # noqa: F401 (re-exported)
+from personalize_torch.serving.events.database import Database
+from personalize_torch.serving.events.sqlite_database import SYNCHRONOUS_MODES  # noqa: F401 (re-exported)
+from personalize_torch.serving.events.store_url import open_database
 
 SCHEMA_VERSION = 1
-SYNCHRONOUS_MODES = ("NORMAL", "FULL", "EXTRA")
 MAX_EVENTS_PER_USER = 1000  # newest events read per GetRecommendations (exclusion and model input)
 
-_SCHEMA = """
+_SQLITE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,  -- arrival order; a watermark for training on the store
     tracking_id TEXT NOT NULL,
@@ -74,13 +72,65 @@ CREATE TABLE IF NOT EXISTS users (
 );
 """
 
-# A user's events: their own, the anonymous events of sessions they used, and those of a session asked for
-# by its id (bound parameter :u).
-_USER_EVENTS = ("FROM events WHERE user_id = :u OR session_id = :u "
-                "OR (user_id IS NULL AND session_id IN (SELECT session_id FROM events WHERE user_id = :u)) "
-                "ORDER BY sent_at DESC, seq DESC LIMIT :n")
+# The same tables in PostgreSQL (whose REAL has 4 bytes: epoch seconds need DOUBLE PRECISION).
+_POSTGRES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    tracking_id TEXT NOT NULL,
+    user_id TEXT,
+    session_id TEXT NOT NULL,
+    event_id TEXT,
+    event_type TEXT NOT NULL,
+    event_value DOUBLE PRECISION,
+    item_id TEXT,
+    sent_at DOUBLE PRECISION NOT NULL,
+    impression TEXT,
+    recommendation_id TEXT,
+    properties TEXT,
+    metric_attribution TEXT,
+    received_at DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_user ON events (user_id, sent_at);
+CREATE INDEX IF NOT EXISTS events_by_session ON events (session_id, sent_at);
+CREATE TABLE IF NOT EXISTS items (
+    dataset_arn TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    properties TEXT,
+    updated_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (dataset_arn, item_id)
+);
+CREATE TABLE IF NOT EXISTS users (
+    dataset_arn TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    properties TEXT,
+    updated_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (dataset_arn, user_id)
+);
+"""
+_SCHEMAS = {"sqlite": _SQLITE_SCHEMA, "postgresql": _POSTGRES_SCHEMA}
+
 _EVENT_COLUMNS = ("seq, tracking_id, user_id, session_id, event_id, event_type, event_value, item_id, sent_at, "
                   "impression, recommendation_id, properties, metric_attribution, received_at")
+_INSERT_EVENT = ("INSERT INTO events (tracking_id, user_id, session_id, event_id, event_type, event_value, item_id, "
+                 "sent_at, impression, recommendation_id, properties, metric_attribution, received_at) "
+                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq")
+
+
+def _user_events_sql(columns: str) -> str:
+    """A user's newest events: their own, those of a session asked for by its id, and the anonymous events
+    of sessions they used. Parameters: the user id three times, then the limit. Three indexed look-ups:
+    written as one `OR`, both SQLite and PostgreSQL read every anonymous event of the store (`user_id IS
+    NULL` through the user index), milliseconds per request once there are many."""
+    return (f"SELECT {columns} FROM events WHERE seq IN ("
+            "SELECT seq FROM events WHERE user_id = ? "
+            "UNION ALL SELECT seq FROM events WHERE session_id = ? "
+            "UNION ALL SELECT e.seq FROM (SELECT DISTINCT session_id FROM events WHERE user_id = ?) s "
+            "JOIN events e ON e.session_id = s.session_id WHERE e.user_id IS NULL) "
+            "ORDER BY sent_at DESC, seq DESC LIMIT ?")
+
+
+_USER_EVENTS = _user_events_sql(_EVENT_COLUMNS)
+_USER_EVENT_COLUMNS = _user_events_sql("item_id, sent_at, event_type, event_value, properties")
 
 
 @dataclass(frozen=True)
@@ -142,80 +192,21 @@ def _stored(row: tuple) -> StoredEvent:
 
 
 class EventStore:
-    """The events database: `EventStore("events.sqlite")`, or `EventStore(":memory:")` for tests."""
+    """The events database: `EventStore("events.sqlite")`, `EventStore("postgresql://user:pw@host/db")`,
+    or `EventStore(":memory:")` for tests (`location`: see `store_url`)."""
 
-    def __init__(self, path: str | Path = ":memory:", synchronous: str = "FULL", timeout: float = 30.0):
-        self.path = str(path)
-        self.synchronous = str(synchronous).upper()
-        if self.synchronous not in SYNCHRONOUS_MODES:
-            raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}, not {synchronous!r}")
-        self.timeout = timeout
-        self.in_memory = self.path == ":memory:"
-        if not self.in_memory:
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._local = threading.local()
-        self._readers: list[sqlite3.Connection] = []
-        self._closed = False
-        self._writer = self._connect()
-        mode = self._writer.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        if not self.in_memory and str(mode).lower() != "wal":
-            raise RuntimeError(f"{self.path}: could not switch to WAL mode (journal_mode={mode})")
-        self._writer.executescript(_SCHEMA)
-        version = self._writer.execute("PRAGMA user_version").fetchone()[0]
-        if version == 0:
-            self._writer.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        elif version != SCHEMA_VERSION:
-            raise RuntimeError(f"{self.path}: events database schema version {version}, expected {SCHEMA_VERSION}")
-
-    def _connect(self) -> sqlite3.Connection:
-        # isolation_level=None: no implicit transactions; writes use explicit BEGIN IMMEDIATE / COMMIT.
-        conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False)
-        conn.execute(f"PRAGMA synchronous={self.synchronous}")  # one of SYNCHRONOUS_MODES, checked above
-        return conn
-
-    # --- connections -----------------------------------------------------------------------------
-    def _check_open(self) -> None:
-        if self._closed:
-            raise RuntimeError("the event store is closed")
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, committed (and, with FULL, fsync'ed) when the block ends."""
-        with self._lock:
-            self._check_open()
-            self._writer.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._writer
-            except BaseException:
-                self._writer.execute("ROLLBACK")
-                raise
-            self._writer.execute("COMMIT")
-
-    def _query(self, sql: str, params: Sequence | dict = ()) -> list[tuple]:
-        if self.in_memory:
-            with self._lock:
-                self._check_open()
-                return self._writer.execute(sql, params).fetchall()
-        self._check_open()
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._connect()
-            conn.execute("PRAGMA query_only=ON")
-            with self._lock:
-                self._check_open()
-                self._readers.append(conn)
-            self._local.conn = conn
-        return conn.execute(sql, params).fetchall()
+    def __init__(self, location: str | Path = ":memory:", synchronous: str = "FULL", timeout: float = 30.0):
+        self.location = str(location)
+        self._db: Database = open_database(location, synchronous=synchronous, timeout=timeout)
+        self.in_memory = self._db.in_memory
+        try:
+            self._db.apply_schema(_SCHEMAS[self._db.dialect], version=SCHEMA_VERSION)
+        except BaseException:
+            self._db.close()
+            raise
 
     def close(self) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            for conn in self._readers:
-                conn.close()
-            self._writer.close()
+        self._db.close()
 
     def __enter__(self) -> EventStore:
         return self
@@ -231,18 +222,15 @@ class EventStore:
         rows = [(tracking_id, user_id, session_id, e.event_id, e.event_type, e.event_value, e.item_id,
                  float(e.sent_at), json.dumps(list(e.impression)) if e.impression is not None else None,
                  e.recommendation_id, e.properties, e.metric_attribution, now) for e in events]
-        with self._write() as conn:
-            seqs = [conn.execute(
-                "INSERT INTO events (tracking_id, user_id, session_id, event_id, event_type, event_value, item_id, "
-                "sent_at, impression, recommendation_id, properties, metric_attribution, received_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row).lastrowid for row in rows]
+        with self._db.write() as tx:
+            seqs = [int(tx.execute(_INSERT_EVENT, row)[0][0]) for row in rows]
         return seqs
 
     def _put_metadata(self, table: str, key: str, dataset_arn: str, rows: Sequence[tuple[str, str | None]]) -> None:
         assert (table, key) in (("items", "item_id"), ("users", "user_id"))  # fixed names, never user input
         now = time.time()
-        with self._write() as conn:
-            conn.executemany(
+        with self._db.write() as tx:
+            tx.executemany(
                 f"INSERT INTO {table} (dataset_arn, {key}, properties, updated_at) VALUES (?, ?, ?, ?) "
                 f"ON CONFLICT (dataset_arn, {key}) DO UPDATE SET properties = excluded.properties, "
                 "updated_at = excluded.updated_at",
@@ -260,31 +248,31 @@ class EventStore:
     def user_events(self, user_id: str, limit: int = MAX_EVENTS_PER_USER) -> list[StoredEvent]:
         """The newest `limit` events of a user (or of a session asked for as a userId), oldest first
         (by sentAt, then arrival)."""
-        rows = self._query(f"SELECT {_EVENT_COLUMNS} {_USER_EVENTS}", {"u": user_id, "n": int(limit)})
+        rows = self._db.query(_USER_EVENTS, (user_id, user_id, user_id, int(limit)))
         return [_stored(r) for r in reversed(rows)]
 
     def user_event_columns(self, user_id: str, limit: int = MAX_EVENTS_PER_USER) -> UserEventColumns:
         """`user_events`, only the columns scoring reads (item, sentAt, eventType, eventValue, properties)."""
-        rows = self._query(f"SELECT item_id, sent_at, event_type, event_value, properties {_USER_EVENTS}",
-                           {"u": user_id, "n": int(limit)})
+        rows = self._db.query(_USER_EVENT_COLUMNS, (user_id, user_id, user_id, int(limit)))
         rows.reverse()
         return UserEventColumns(*(list(column) for column in zip(*rows))) if rows else \
             UserEventColumns([], [], [], [], [])
 
     def events(self, after_seq: int = 0, limit: int | None = None) -> list[StoredEvent]:
         """Events in arrival order with seq > `after_seq` (for exports and training on the store)."""
-        rows = self._query(f"SELECT {_EVENT_COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
-                           (int(after_seq), -1 if limit is None else int(limit)))
-        return [_stored(r) for r in rows]
+        sql = f"SELECT {_EVENT_COLUMNS} FROM events WHERE seq > ? ORDER BY seq"
+        if limit is None:
+            return [_stored(r) for r in self._db.query(sql, (int(after_seq),))]
+        return [_stored(r) for r in self._db.query(sql + " LIMIT ?", (int(after_seq), int(limit)))]
 
     def count_events(self) -> int:
-        return self._query("SELECT COUNT(*) FROM events")[0][0]
+        return int(self._db.query("SELECT COUNT(*) FROM events")[0][0])
 
     def _metadata(self, table: str, key: str, dataset_arn: str | None) -> list[MetadataRow]:
         assert (table, key) in (("items", "item_id"), ("users", "user_id"))
         where, params = ("WHERE dataset_arn = ?", (dataset_arn,)) if dataset_arn is not None else ("", ())
-        rows = self._query(f"SELECT dataset_arn, {key}, properties, updated_at FROM {table} {where} "
-                           f"ORDER BY dataset_arn, {key}", params)
+        rows = self._db.query(f"SELECT dataset_arn, {key}, properties, updated_at FROM {table} {where} "
+                              f"ORDER BY dataset_arn, {key}", params)
         return [MetadataRow(*r) for r in rows]
 
     def items(self, dataset_arn: str | None = None) -> list[MetadataRow]:

@@ -1,34 +1,45 @@
-"""Who may call the server, how big a request may be, and one structured log line per request.
+"""Who may call the server, how big a request may be, and what is reported about each request.
 
 - API key (`api_key` in serve.yaml, or the PERSONALIZE_TORCH_API_KEY environment variable): when set,
-  every call but `GET /ping` must carry it, either as an `x-api-key` header or as the access key id of
-  the AWS SigV4 `Authorization` header, so an unmodified boto3 client works by being configured with
-  `aws_access_key_id=<the key>` (the signature itself is not checked: TLS and the key are the
+  every call but `GET /ping` (`GET /metrics` included) must carry it, as an `x-api-key` header, as a bearer
+  token (`Authorization: Bearer <key>`, what Prometheus' `authorization` scrape setting sends) or as the
+  access key id of the AWS SigV4 `Authorization` header, so an unmodified boto3 client works by being
+  configured with `aws_access_key_id=<the key>` (the signature itself is not checked: TLS and the key are the
   protection). A missing or wrong key is a 403 `UnrecognizedClientException` in the AWS error shape.
   Keys are compared in constant time and never logged.
 - Request size: a body over `max_request_bytes` is refused with a 413 `InvalidInputException` before
   it is read or parsed.
-- Logs: one JSON line per request on the `personalize_torch.access` logger: method, path, campaign (the
-  last segment of campaignArn when the body names one), HTTP status, error type and latency in ms.
-  No ids, filter values, keys or bodies.
+- Reports: every request gets a request id (the `x-amzn-RequestId` response header, which boto3 shows as
+  ResponseMetadata's RequestId) and a `RequestRecord`; when it is answered, one log line on the
+  `personalize_torch.access` logger (its fields: requestId, method, path, operation, campaign, HTTP status,
+  error type, latency in ms, recommendationId; no ids, filter values, keys or bodies) and the server's
+  metrics (`ServerMetrics.request_done`).
 """
 
 from __future__ import annotations
 
 import hmac
-import json
+import itertools
 import logging
 import re
-import time
+import uuid
 
 from fastapi import FastAPI
 from starlette.responses import Response
 
 from personalize_torch.serving.http.errors import ServiceError
+from personalize_torch.serving.http.request_record import (
+    RequestRecord,
+    end_request,
+    operation_name,
+    start_request,
+)
+from personalize_torch.serving.http.server_metrics import ServerMetrics
 
 log = logging.getLogger("personalize_torch.access")
 
 _SIGV4_KEY = re.compile(rb"Credential=([^/,\s]+)/")
+_BEARER = b"bearer "
 _CAMPAIGN = re.compile(rb'"(?:campaignArn|recommenderArn)"\s*:\s*"([^"]{1,512})"')
 OPEN_PATHS = frozenset({"/ping"})
 
@@ -38,11 +49,15 @@ def _error(error_type: str, message: str, status: int) -> Response:
 
 
 def presented_key(headers: dict[bytes, bytes]) -> bytes | None:
-    """The key a request carries: the x-api-key header, else the SigV4 Authorization's access key id."""
+    """The key a request carries: the x-api-key header, else a bearer token, else the SigV4 Authorization's
+    access key id."""
     header = headers.get(b"x-api-key")
     if header:
         return header
-    match = _SIGV4_KEY.search(headers.get(b"authorization", b""))
+    authorization = headers.get(b"authorization", b"")
+    if authorization[:len(_BEARER)].lower() == _BEARER:
+        return authorization[len(_BEARER):].strip() or None
+    match = _SIGV4_KEY.search(authorization)
     return match.group(1) if match else None
 
 
@@ -50,41 +65,57 @@ class AccessControls:
     """A plain ASGI middleware: Starlette's BaseHTTPMiddleware (`@app.middleware("http")`) costs far more
     CPU per request in task groups and body streams (bench/RESULTS.md, "Serving with micro-batching")."""
 
-    def __init__(self, app, api_key: str | None = None, max_request_bytes: int = 1_000_000):
-        self.app, self.api_key, self.max_request_bytes = app, api_key, max_request_bytes
+    def __init__(self, app, api_key: str | None = None, max_request_bytes: int = 1_000_000,
+                 metrics: ServerMetrics | None = None):
+        self.app, self.api_key, self.max_request_bytes, self.metrics = app, api_key, max_request_bytes, metrics
+        # Request ids in a UUID's shape: a random prefix per server process, then a counter (uuid4 per request
+        # reads the OS's randomness each time, several microseconds).
+        random = uuid.uuid4().hex
+        self._id_prefix = f"{random[:8]}-{random[8:12]}-{random[12:16]}-{random[16:20]}-"
+        self._ids = itertools.count()
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        start = time.perf_counter()
-        state = {"status": 500, "error": "InternalError", "campaign": None}
+        method, path = scope["method"], scope["path"]
+        record = RequestRecord(f"{self._id_prefix}{next(self._ids):012x}", method, path, operation_name(method, path))
+        request_id = (b"x-amzn-requestid", record.request_id.encode())
 
-        async def logged_send(message) -> None:
+        async def reported_send(message) -> None:
             if message["type"] == "http.response.start":
-                state["status"], state["error"] = message["status"], None
+                declared = None
                 for name, value in message.get("headers", ()):
                     if name.lower() == b"x-amzn-errortype":
-                        state["error"] = value.decode(errors="replace")
+                        declared = value.decode(errors="replace")
+                record.respond(message["status"], declared)
+                message = {**message, "headers": [*message.get("headers", ()), request_id]}
             await send(message)
 
+        token = start_request(record)
         try:
-            await self._handle(scope, receive, logged_send, state)
+            await self._handle(scope, receive, reported_send, record)
         finally:
-            if log.isEnabledFor(logging.INFO):
-                log.info(json.dumps({
-                    "method": scope["method"], "path": scope["path"], "campaign": state["campaign"],
-                    "status": state["status"], "error": state["error"],
-                    "latency_ms": round((time.perf_counter() - start) * 1000, 3)}))
+            end_request(token)
+            self._report(record)
 
-    async def _handle(self, scope, receive, send, state: dict) -> None:
+    def _report(self, record: RequestRecord) -> None:
+        seconds = record.seconds()
+        if self.metrics is not None:
+            self.metrics.request_done(record, seconds)
+        if log.isEnabledFor(logging.INFO):
+            log.info("%s %s %d", record.method, record.path, record.status,
+                     extra={"fields": record.log_fields(seconds)})
+
+    async def _handle(self, scope, receive, send, record: RequestRecord) -> None:
         headers = dict(scope["headers"])
         if self.api_key and scope["path"] not in OPEN_PATHS:
             key = presented_key(headers)
             if key is None or not hmac.compare_digest(key, self.api_key.encode()):
                 await _error("UnrecognizedClientException",
                              "The security token included in the request is invalid: send the server's "
-                             "API key as x-api-key or as the client's aws_access_key_id", 403)(scope, receive, send)
+                             "API key as x-api-key, as a bearer token or as the client's aws_access_key_id",
+                             403)(scope, receive, send)
                 return
         length = headers.get(b"content-length", b"").decode(errors="replace")
         if length.isdigit() and int(length) > self.max_request_bytes:
@@ -108,7 +139,7 @@ class AccessControls:
         body = b"".join(chunks)
         match = _CAMPAIGN.search(body)
         if match:
-            state["campaign"] = match.group(1).decode(errors="replace").rstrip("/").rsplit("/", 1)[-1]
+            record.asked_campaign = match.group(1).decode(errors="replace").rstrip("/").rsplit("/", 1)[-1]
         replayed = False
 
         async def replay() -> dict:
@@ -125,6 +156,7 @@ class AccessControls:
                      f"{self.max_request_bytes}", 413)(scope, receive, send)
 
 
-def install_access_controls(app: FastAPI, api_key: str | None = None, max_request_bytes: int = 1_000_000) -> None:
-    """Add the API-key check, the request size limit and the access log to `app`."""
-    app.add_middleware(AccessControls, api_key=api_key, max_request_bytes=max_request_bytes)
+def install_access_controls(app: FastAPI, api_key: str | None = None, max_request_bytes: int = 1_000_000,
+                            metrics: ServerMetrics | None = None) -> None:
+    """Add the API-key check, the request size limit, the access log and the request metrics to `app`."""
+    app.add_middleware(AccessControls, api_key=api_key, max_request_bytes=max_request_bytes, metrics=metrics)

@@ -1,4 +1,6 @@
-"""Request and response bodies of Personalize Runtime and Personalize Events, with botocore's field names."""
+"""Request and response bodies of Personalize Runtime and Personalize Events, with botocore's field names, and of
+the server's own routes (`GET /ping`, `PUT /campaigns/{name}`). Each field's description is the OpenAPI
+document's (`GET /docs`)."""
 
 from __future__ import annotations
 
@@ -18,38 +20,61 @@ class Promotion(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=63, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9\-_]*$")
-    percentPromotedItems: int = Field(ge=1, le=100)
-    filterArn: str | None = Field(None, max_length=256)
-    filterValues: dict[str, str] | None = Field(None, max_length=25)
+    name: str = Field(min_length=1, max_length=63, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9\-_]*$",
+                      description="The promotion's name, returned as promotionName on the items it promoted.")
+    percentPromotedItems: int = Field(ge=1, le=100, description="The share of numResults given to promoted items.")
+    filterArn: str | None = Field(None, max_length=256, description=(
+        "The filter that selects the promoted items: its last segment names one of the server's filters."))
+    filterValues: dict[str, str] | None = Field(None, max_length=25, description=(
+        "Values of the filter's placeholders ($NAME): a quoted value, or several separated by commas."))
+
+
+FILTER_ARN = "A filter: the last segment of the ARN names one of the server's filters (serve.py filters=...)."
+FILTER_VALUES = "Values of the filter's placeholders ($NAME): a quoted value, or several separated by commas."
+CONTEXT = "The request's context (e.g. {\"DEVICE\": \"mobile\"}): the values of the solution's context fields."
+METADATA_COLUMNS = ("Item metadata to return with each item: {\"ITEMS\": [column, ...]} with columns of the "
+                    "Items dataset.")
 
 
 class GetRecommendationsRequest(BaseModel):
+    """botocore's GetRecommendationsRequest: userId, itemId or both, and the campaign that answers."""
+
     model_config = ConfigDict(extra="forbid")
 
-    campaignArn: str | None = None
-    recommenderArn: str | None = None
-    itemId: str | None = Field(None, max_length=256)
-    userId: str | None = Field(None, max_length=256)
-    numResults: int = Field(25, ge=0, le=MAX_RESULTS)
-    context: dict[str, str] | None = None
-    filterArn: str | None = None
-    filterValues: dict[str, str] | None = None
-    promotions: list[Promotion] | None = Field(None, max_length=1)  # Personalize takes one promotion per request
-    metadataColumns: dict[str, list[str]] | None = None
+    campaignArn: str | None = Field(None, description=(
+        "The campaign: the last segment of the ARN names it (with one campaign, any name reaches it)."))
+    recommenderArn: str | None = Field(None, description="Taken as campaignArn when that is not given.")
+    itemId: str | None = Field(None, max_length=256, description=(
+        "Items related to this item; with userId too, leaving out that user's items."))
+    userId: str | None = Field(None, max_length=256, description=(
+        "The user (or a session id) whose recommendations are asked for."))
+    numResults: int = Field(25, ge=0, le=MAX_RESULTS, description="How many items to return.")
+    context: dict[str, str] | None = Field(None, description=CONTEXT)
+    filterArn: str | None = Field(None, description=FILTER_ARN)
+    filterValues: dict[str, str] | None = Field(None, description=FILTER_VALUES)
+    promotions: list[Promotion] | None = Field(None, max_length=1, description=(   # one per request, as Personalize
+        "At most one promotion: a share of the list given to items a filter selects."))
+    metadataColumns: dict[str, list[str]] | None = Field(None, description=METADATA_COLUMNS)
 
 
 class PredictedItem(BaseModel):
-    itemId: str
-    score: float | None = None
-    promotionName: str | None = None
-    metadata: dict[str, str] | None = None
-    reason: list[str] | None = None
+    """One recommended or ranked item; fields without a value are left out."""
+
+    itemId: str = Field(description="The item's id.")
+    score: float | None = Field(None, description=(
+        "The model's score (for most recipes a softmax probability over the catalogue); none for popular items "
+        "that fill a short list and for ranked items the solution does not know."))
+    promotionName: str | None = Field(None, description="The promotion that placed the item, if one did.")
+    metadata: dict[str, str] | None = Field(None, description="The metadataColumns asked for, by column.")
+    reason: list[str] | None = Field(None, description=(
+        "Why the item is here when it is not the model's own choice: \"Popular item\" (filling a short list) or "
+        "\"Promoted item\"."))
 
 
 class GetRecommendationsResponse(BaseModel):
-    itemList: list[PredictedItem]
-    recommendationId: str
+    itemList: list[PredictedItem] = Field(description="The items, best first.")
+    recommendationId: str = Field(description=(
+        "This answer's id (RID-...), to send back with PutEvents' recommendationId."))
 
 
 class GetPersonalizedRankingRequest(BaseModel):
@@ -58,18 +83,23 @@ class GetPersonalizedRankingRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    campaignArn: str = Field(max_length=256)
-    inputList: list[Annotated[str, Field(max_length=256)]] = Field(max_length=MAX_INPUT_ITEMS)
-    userId: str = Field(max_length=256)
-    context: dict[str, str] | None = Field(None, max_length=150)
-    filterArn: str | None = Field(None, max_length=256)
-    filterValues: dict[str, str] | None = Field(None, max_length=25)
-    metadataColumns: dict[str, list[str]] | None = None
+    campaignArn: str = Field(max_length=256, description=(
+        "The campaign: the last segment of the ARN names it (with one campaign, any name reaches it)."))
+    inputList: list[Annotated[str, Field(max_length=256)]] = Field(max_length=MAX_INPUT_ITEMS, description=(
+        "The item ids to rank."))
+    userId: str = Field(max_length=256, description="The user (or a session id) to rank them for.")
+    context: dict[str, str] | None = Field(None, max_length=150, description=CONTEXT)
+    filterArn: str | None = Field(None, max_length=256, description=FILTER_ARN)
+    filterValues: dict[str, str] | None = Field(None, max_length=25, description=FILTER_VALUES)
+    metadataColumns: dict[str, list[str]] | None = Field(None, description=METADATA_COLUMNS)
 
 
 class GetPersonalizedRankingResponse(BaseModel):
-    personalizedRanking: list[PredictedItem]
-    recommendationId: str
+    personalizedRanking: list[PredictedItem] = Field(description=(
+        "inputList re-ordered: the items the solution knows, best first, with scores that sum to 1, then the "
+        "others, without a score."))
+    recommendationId: str = Field(description=(
+        "This answer's id (RID-...), to send back with PutEvents' recommendationId."))
 
 
 # --- Personalize Events (botocore's `personalize-events` model) --------------------------------------
@@ -114,7 +144,8 @@ Id256 = Annotated[str, Field(min_length=1, max_length=256)]
 class MetricAttribution(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    eventAttributionSource: str = Field(max_length=1024, pattern=r"^[\x20-\x7E]*[\x21-\x7E]+[\x20-\x7E]*$")
+    eventAttributionSource: str = Field(max_length=1024, pattern=r"^[\x20-\x7E]*[\x21-\x7E]+[\x20-\x7E]*$",
+                                        description="Where the event came from, for metric attributions.")
 
 
 class EventInput(BaseModel):
@@ -122,15 +153,18 @@ class EventInput(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    eventId: Id256 | None = None
-    eventType: Id256
-    eventValue: float | None = None
-    itemId: Id256 | None = None
-    properties: str | None = Field(None, min_length=1, max_length=1024)
-    sentAt: float
-    recommendationId: str | None = Field(None, min_length=1, max_length=40)
-    impression: list[Id256] | None = Field(None, min_length=1, max_length=25)
-    metricAttribution: MetricAttribution | None = None
+    eventId: Id256 | None = Field(None, description="The event's own id.")
+    eventType: Id256 = Field(description="The kind of event (click, purchase, watch, ...).")
+    eventValue: float | None = Field(None, description="A value such as a rating or a price.")
+    itemId: Id256 | None = Field(None, description="The item the event is about.")
+    properties: str | None = Field(None, min_length=1, max_length=1024, description=(
+        "A JSON object in a string: the event's other fields (e.g. '{\"DEVICE\": \"mobile\"}')."))
+    sentAt: float = Field(description="When it happened: epoch seconds (or an ISO 8601 timestamp).")
+    recommendationId: str | None = Field(None, min_length=1, max_length=40, description=(
+        "The recommendationId of the answer the item was shown in."))
+    impression: list[Id256] | None = Field(None, min_length=1, max_length=25, description=(
+        "The items shown to the user with it."))
+    metricAttribution: MetricAttribution | None = Field(None, description="The event's source, for attribution.")
 
     @field_validator("properties")
     @classmethod
@@ -162,10 +196,12 @@ class EventInput(BaseModel):
 class PutEventsRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    trackingId: Id256
-    userId: Id256 | None = None
-    sessionId: Id256
-    eventList: list[EventInput] = Field(min_length=1, max_length=MAX_EVENTS_PER_CALL)
+    trackingId: Id256 = Field(description="The event tracker's id (stored with the events; any value is accepted).")
+    userId: Id256 | None = Field(None, description="The user; left out for an anonymous session.")
+    sessionId: Id256 = Field(description=(
+        "The session; an anonymous session's events become the user's once a call gives both."))
+    eventList: list[EventInput] = Field(min_length=1, max_length=MAX_EVENTS_PER_CALL, description=(
+        f"1 to {MAX_EVENTS_PER_CALL} events."))
 
 
 DatasetArn = Annotated[str, Field(max_length=256, pattern=r"arn:([a-z\d-]+):personalize:.*:.*:.+")]
@@ -174,8 +210,9 @@ DatasetArn = Annotated[str, Field(max_length=256, pattern=r"arn:([a-z\d-]+):pers
 class ItemInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    itemId: Id256
-    properties: str | None = Field(None, min_length=1, max_length=32000)
+    itemId: Id256 = Field(description="The item's id.")
+    properties: str | None = Field(None, min_length=1, max_length=32000, description=(
+        "A JSON object in a string: the item's fields of the Items schema (e.g. '{\"genres\": \"Comedy\"}')."))
 
     @field_validator("properties")
     @classmethod
@@ -186,15 +223,16 @@ class ItemInput(BaseModel):
 class PutItemsRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    datasetArn: DatasetArn
-    items: list[ItemInput] = Field(min_length=1, max_length=10)
+    datasetArn: DatasetArn = Field(description="The Items dataset's ARN (stored with the rows).")
+    items: list[ItemInput] = Field(min_length=1, max_length=10, description="1 to 10 items.")
 
 
 class UserInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    userId: Id256
-    properties: str | None = Field(None, min_length=1, max_length=24000)
+    userId: Id256 = Field(description="The user's id.")
+    properties: str | None = Field(None, min_length=1, max_length=24000, description=(
+        "A JSON object in a string: the user's fields of the Users schema."))
 
     @field_validator("properties")
     @classmethod
@@ -205,8 +243,8 @@ class UserInput(BaseModel):
 class PutUsersRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    datasetArn: DatasetArn
-    users: list[UserInput] = Field(min_length=1, max_length=10)
+    datasetArn: DatasetArn = Field(description="The Users dataset's ARN (stored with the rows).")
+    users: list[UserInput] = Field(min_length=1, max_length=10, description="1 to 10 users.")
 
 
 class DeployRequest(BaseModel):
@@ -215,14 +253,30 @@ class DeployRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    solution: str = Field(min_length=1, max_length=1024)
-    explorationWeight: float | None = Field(None, ge=0.0, le=1.0)
-    explorationItemAgeCutOff: float | None = Field(None, gt=0.0)
-    backfillPopular: bool | None = None
-    autoUpdateMinutes: float | None = Field(None, gt=0.0)
+    solution: str = Field(min_length=1, max_length=1024, description=(
+        "The solution version's directory, relative to the server's deploy_root."))
+    explorationWeight: float | None = Field(None, ge=0.0, le=1.0, description=(
+        "How much to explore items with little data (itemExplorationConfig); unchanged when left out."))
+    explorationItemAgeCutOff: float | None = Field(None, gt=0.0, description=(
+        "Items newer than this many days are explored (itemExplorationConfig); unchanged when left out."))
+    backfillPopular: bool | None = Field(None, description=(
+        "Fill lists a filter leaves short with popular items; unchanged when left out."))
+    autoUpdateMinutes: float | None = Field(None, gt=0.0, description=(
+        "UPDATE the campaign with new PutItems items this often; unchanged when left out."))
 
     def settings(self) -> dict:
         given = {"exploration_weight": self.explorationWeight,
                  "exploration_item_age_cut_off": self.explorationItemAgeCutOff,
                  "backfill_popular": self.backfillPopular, "auto_update_minutes": self.autoUpdateMinutes}
         return {k: v for k, v in given.items() if v is not None}
+
+
+class DeployResponse(BaseModel):
+    campaign: str = Field(description="The campaign deployed to.")
+    recipe: str = Field(description="The recipe of the solution version it now serves.")
+
+
+class PingResponse(BaseModel):
+    status: str = Field(description="\"ok\" when the server answers.")
+    campaigns: list[str] = Field(description="The campaigns this worker process serves.")
+    worker: int = Field(description="The index of the worker process that answered (0 with one).")

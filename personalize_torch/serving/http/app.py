@@ -1,5 +1,6 @@
 """The HTTP app: Personalize Runtime's GetRecommendations and GetPersonalizedRanking and Personalize Events'
-PutEvents / PutItems / PutUsers, wire-compatible with boto3, plus `GET /ping` and `PUT /campaigns/{name}`.
+PutEvents / PutItems / PutUsers, wire-compatible with boto3, plus `GET /ping`, `GET /metrics` (Prometheus)
+and `PUT /campaigns/{name}`.
 
 `boto3.client("personalize-runtime", endpoint_url="http://host:port")` works unchanged: it POSTs JSON
 to /recommendations (with SigV4 headers, which are accepted and not checked) and reads errors in the
@@ -7,8 +8,9 @@ AWS JSON shape (`x-amzn-ErrorType` header + {"message": ...}), raising ResourceN
 InvalidInputException; `boto3.client("personalize-events", endpoint_url=...)` works the same way.
 
 `create_app` wires the parts: the campaigns (`serving.campaigns`), the event store, the micro-batcher,
-the handlers and their routes (`routes`), the middleware (access controls outside, fast routes inside)
-and the background loops that change the campaigns (auto-update, other workers' deploys).
+the metrics (`server_metrics`), the handlers and their routes (`routes`), the middleware (access controls
+outside, fast routes inside) and the background loops that change the campaigns (auto-update, other
+workers' deploys).
 """
 
 from __future__ import annotations
@@ -30,8 +32,11 @@ from personalize_torch.serving.http.campaign_handlers import CampaignHandlers
 from personalize_torch.serving.http.errors import ServiceError, invalid_input, validation_message
 from personalize_torch.serving.http.events_handlers import EventsHandlers
 from personalize_torch.serving.http.fast_routes import FastRoute, FastRoutes
+from personalize_torch.serving.http.metrics_directory import metrics_dir
+from personalize_torch.serving.http.openapi_errors import without_422
 from personalize_torch.serving.http.routes import register_routes
 from personalize_torch.serving.http.runtime_handlers import RuntimeHandlers
+from personalize_torch.serving.http.server_metrics import ServerMetrics
 from personalize_torch.serving.inference.micro_batching import MicroBatcher
 from personalize_torch.serving.inference.predictor import Predictor
 
@@ -41,7 +46,8 @@ def create_app(campaigns: dict[str, Predictor], filters: dict[str, Filter] | Non
                api_key: str | None = None, max_request_bytes: int = 1_000_000,
                deploy_root: str | Path | None = None, update_root: str | Path = "outputs/serve/updates",
                max_batch: int = 32, deployments: DeploymentLog | None = None, deployed_version: int = 0,
-               worker: int = 0, deploy_poll_seconds: float = 1.0, cache_user_states: bool = False) -> FastAPI:
+               worker: int = 0, deploy_poll_seconds: float = 1.0, cache_user_states: bool = False,
+               metrics: ServerMetrics | None = None) -> FastAPI:
     """`campaigns` maps campaign names to predictors (with exactly one, every campaignArn reaches it; what
     each serves after deploys and auto-updates: `app.state.campaigns.get(name).predictor`, see `Campaigns`); `filters` maps filter names (the
     last segment of a filterArn) to parsed filters; `settings` holds each campaign's settings; `events` is
@@ -58,13 +64,16 @@ def create_app(campaigns: dict[str, Predictor], filters: dict[str, Filter] | Non
     applies the ones after `deployed_version` (the version of the startup campaigns) that it has not
     applied yet, polling every `deploy_poll_seconds`. Only `worker` 0 runs the auto-update loop.
     `cache_user_states`: solution versions deployed later keep their users' model states between requests
-    (see `Predictor`); the startup `campaigns` come as they were built."""
+    (see `Predictor`); the startup `campaigns` come as they were built. `metrics`: what `GET /metrics`
+    reports (None: a new `ServerMetrics`, in prometheus-client's multiprocess mode when this process has a
+    metrics directory, see `metrics_directory`)."""
     own_store = events is None
     store = EventStore(":memory:") if own_store else events
+    metrics = metrics if metrics is not None else ServerMetrics(metrics_dir())
     served = Campaigns(campaigns, settings, events=store, deploy_root=deploy_root, update_root=update_root,
                        deployments=deployments, deployed_version=deployed_version,
-                       cache_user_states=cache_user_states)
-    batcher = MicroBatcher(max_batch)
+                       cache_user_states=cache_user_states, on_change=metrics.campaign_changed)
+    batcher = MicroBatcher(max_batch, on_batch=metrics.batch_ran)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
@@ -89,12 +98,14 @@ def create_app(campaigns: dict[str, Predictor], filters: dict[str, Filter] | Non
     app.state.campaigns = served
     app.state.batcher = batcher
     app.state.events = store
+    app.state.metrics = metrics
     fast_routes: dict[str, FastRoute] = {}
     register_routes(app, fast_routes, CampaignHandlers(served, worker),
-                    RuntimeHandlers(served, filters or {}, store, batcher), EventsHandlers(store))
-    # Middleware added last runs first: the access controls (key, size, log), then the fast routes.
+                    RuntimeHandlers(served, filters or {}, store, batcher), EventsHandlers(store, metrics), metrics)
+    without_422(app)   # bodies that do not validate are answered 400 InvalidInputException
+    # Middleware added last runs first: the access controls (key, size, log, metrics), then the fast routes.
     app.add_middleware(FastRoutes, routes=fast_routes)
-    install_access_controls(app, api_key, max_request_bytes)
+    install_access_controls(app, api_key, max_request_bytes, metrics)
     app.add_exception_handler(ServiceError, service_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     return app

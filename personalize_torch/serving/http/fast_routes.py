@@ -31,10 +31,12 @@ class FastRoute:
 
 
 def add_fast_route(app: FastAPI, fast_routes: dict[str, FastRoute], path: str, handler: Handler,
-                   request_model: type[BaseModel], response_model: type[BaseModel]) -> None:
+                   request_model: type[BaseModel], response_model: type[BaseModel], operation_id: str | None = None,
+                   responses: dict[int, dict] | None = None, description: str | None = None) -> None:
     """Register `POST path` once: in `fast_routes` (the table `FastRoutes` answers from) and in `app`'s
     router under the handler's name, with `request_model` as its body and `response_model` as its
-    documented response (fields without a value left out, as the handler writes them)."""
+    documented response (fields without a value left out, as the handler writes them); `operation_id`,
+    `responses` (the error answers) and `description` as FastAPI takes them."""
     fast_routes[path] = FastRoute(request_model, handler)
 
     async def endpoint(req: BaseModel) -> Response:
@@ -45,7 +47,8 @@ def add_fast_route(app: FastAPI, fast_routes: dict[str, FastRoute], path: str, h
         [inspect.Parameter("req", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=request_model)],
         return_annotation=Response)
     app.add_api_route(path, endpoint, methods=["POST"], name=handler.__name__, response_model=response_model,
-                      response_model_exclude_none=True)
+                      response_model_exclude_none=True, operation_id=operation_id, responses=responses,
+                      description=description)
 
 
 class FastRoutes:

@@ -26,6 +26,7 @@ from personalize_torch.serving.http.api_models import (
     GetRecommendationsRequest,
 )
 from personalize_torch.serving.http.errors import invalid_input, not_found
+from personalize_torch.serving.http.request_record import note_campaign, note_recommendation_id
 from personalize_torch.serving.inference.batched_recommendations import submit_recommendations
 from personalize_torch.serving.inference.micro_batching import MicroBatcher
 from personalize_torch.serving.inference.predictor import Predictor, RecommendedItem, RequestOptions
@@ -59,6 +60,13 @@ def predicted_items(predictor: Predictor, items: list[RecommendedItem], columns:
     return out
 
 
+def new_recommendation_id() -> str:
+    """A response's recommendationId (Personalize's `RID-<uuid>`), noted in the request's access log line."""
+    recommendation_id = f"RID-{uuid.uuid4()}"
+    note_recommendation_id(recommendation_id)
+    return recommendation_id
+
+
 class RuntimeHandlers:
     """The two operations over `campaigns`, with the server's named `filters` (the last segment of a
     filterArn), its event store and its micro-batcher."""
@@ -86,7 +94,7 @@ class RuntimeHandlers:
         # Serialized here: FastAPI would validate the response against GetRecommendationsResponse again
         # (the model still documents it in the OpenAPI schema; tests check the shape through boto3).
         return json.dumps({"itemList": predicted_items(predictor, items, columns),
-                           "recommendationId": f"RID-{uuid.uuid4()}"}, separators=(",", ":")).encode()
+                           "recommendationId": new_recommendation_id()}, separators=(",", ":")).encode()
 
     def get_personalized_ranking(self, req: GetPersonalizedRankingRequest) -> GetPersonalizedRankingResponse:
         """GetPersonalizedRanking: `inputList` re-ordered for `userId`: the items the solution knows first,
@@ -106,16 +114,18 @@ class RuntimeHandlers:
         for item in ranked:
             if "score" not in item:  # not in the solution: nothing to report about it
                 item.pop("metadata", None)
-        return GetPersonalizedRankingResponse(personalizedRanking=ranked, recommendationId=f"RID-{uuid.uuid4()}")
+        return GetPersonalizedRankingResponse(personalizedRanking=ranked, recommendationId=new_recommendation_id())
 
     # --- what the requests name ---------------------------------------------------------------------------
     def _campaign(self, arn: str | None) -> Campaign:
         if arn is None:
             raise invalid_input("campaignArn is required")
         try:
-            return self.campaigns.get(arn_name(arn))
+            campaign = self.campaigns.get(arn_name(arn))
         except CampaignNotFound as err:
             raise not_found(str(err)) from None
+        note_campaign(campaign.name)   # the request's metrics count for the campaign that answers
+        return campaign
 
     def _filter(self, arn: str, field: str = "filterArn") -> Filter:
         name = arn_name(arn)

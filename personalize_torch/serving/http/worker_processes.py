@@ -41,12 +41,13 @@ def bind_socket(host: str, port: int, backlog: int = 2048) -> socket.socket:
 
 
 def serve_in_processes(run_worker: Callable[[int, socket.socket], None], workers: int, host: str, port: int,
-                       pin_cores: bool = True) -> int:
+                       pin_cores: bool = True, on_worker_exit: Callable[[int], None] | None = None) -> int:
     """Fork `workers` processes that each call `run_worker(index, listening_socket)` (which serves until
     it is told to stop); restart any that dies; return the exit code once all have stopped. An OSError
     if the port is taken. `pin_cores`: worker i runs on the i-th CPU this process may use (modulo their
     number; Linux): a lower p99 and more requests/s than letting the kernel move them (bench/RESULTS.md,
-    "Workers pinned to cores")."""
+    "Workers pinned to cores"). `on_worker_exit(pid)`: called in this process for each worker that has
+    exited, before it is started again (the metrics' bookkeeping, see `metrics_directory`)."""
     cpus = sorted(os.sched_getaffinity(0)) if pin_cores and hasattr(os, "sched_getaffinity") else []
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
@@ -96,6 +97,11 @@ def serve_in_processes(run_worker: Callable[[int, socket.socket], None], workers
                 continue
             index, started = children.pop(pid)
             code = os.waitstatus_to_exitcode(status)
+            if on_worker_exit is not None:
+                try:
+                    on_worker_exit(pid)
+                except Exception:  # bookkeeping must not stop the server
+                    log.exception("after worker %d (pid %d) exited", index, pid)
             if stopping:
                 continue
             if code > 0 and time.monotonic() - started < QUICK_EXIT_SECONDS:   # not killed by a signal

@@ -8,20 +8,26 @@ a request thread hands its row over and waits; the worker takes every row waitin
 each group once and hands each row its own result. Nothing waits on purpose: under no load a request
 is computed as soon as it arrives; under load, the rows that arrived while the previous batch was being
 computed form the next batch. A group whose call fails is re-run row by row, so one bad request's error
-reaches only that request.
+reaches only that request. `on_batch(size, waits)`, when given, is told of every model call that succeeded:
+its number of rows and how long each row waited in the queue for it (the server's metrics).
 """
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+log = logging.getLogger(__name__)
+
 RunGroup = Callable[[Sequence[Any]], Sequence[Any]]  # rows -> one result per row, in order
+BatchObserver = Callable[[int, Sequence[float]], None]  # (rows in the call, each row's seconds in the queue)
 
 
 @dataclass
@@ -30,13 +36,15 @@ class _Job:
     row: Any
     run: RunGroup
     future: Future = field(default_factory=Future)
+    submitted: float = field(default_factory=time.perf_counter)
 
 
 class MicroBatcher:
-    def __init__(self, max_batch: int = 32):
+    def __init__(self, max_batch: int = 32, on_batch: BatchObserver | None = None):
         if int(max_batch) < 1:
             raise ValueError(f"max_batch must be at least 1, got {max_batch}")
         self.max_batch = max_batch
+        self.on_batch = on_batch
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -94,6 +102,7 @@ class MicroBatcher:
                 return
 
     def _run(self, group: list[_Job]) -> None:
+        started = time.perf_counter()
         try:
             results = group[0].run([j.row for j in group])
             if len(results) != len(group):
@@ -106,5 +115,10 @@ class MicroBatcher:
                 self._run([j])
             return
         self.batch_sizes.append(len(group))
+        if self.on_batch is not None:   # before the results: a request answered has been counted
+            try:
+                self.on_batch(len(group), [started - j.submitted for j in group])
+            except Exception:  # a failed report must not keep the rows from their results
+                log.exception("reporting a micro-batch failed")
         for j, result in zip(group, results):
             j.future.set_result(result)

@@ -16,6 +16,9 @@ Where the states come from:
   version written before states were stored: one pass of the sequence model over every user).
 
 A new solution version (deploy, UPDATE) comes with its own states.
+
+Both count their lookups for the server's metrics when given an `on_lookup(hits, misses)`: per request row, a
+hit is a state taken from the kept ones (the table or the stored file), a miss one computed for the request.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from personalize_torch.data.sequences import UserSequences
 MAX_CACHED_FLOATS = 64 * 2**20   # 256 MB of float32 per predictor; more users than that: no in-memory table
 
 ComputeStates = Callable[[SequenceBatch], Tensor]   # (B, C) states of a batch's histories
+LookupCounter = Callable[[int, int], None]          # (rows whose kept state was used, rows computed)
 
 
 def _rows_tensor(rows: np.ndarray) -> tuple[Tensor, Tensor]:
@@ -47,12 +51,16 @@ class StoredUserStates:
         self.stored = stored
         self.compute = compute
         self.device = device
+        self.on_lookup: LookupCounter | None = None
 
     def states(self, inputs: SequenceBatch, rows: np.ndarray) -> Tensor:
         """(B, C) state of each row of `inputs`; `rows`: each row's user row in the histories when its input
         is that user's stored history alone, -1 when it is not (computed)."""
         rows = np.asarray(rows, dtype=np.int64)
         cacheable = rows >= 0
+        if self.on_lookup is not None:
+            kept = int(cacheable.sum())
+            self.on_lookup(kept, len(rows) - kept)
         stored = torch.from_numpy(np.ascontiguousarray(self.stored[np.maximum(rows, 0)])).to(self.device)
         if bool(cacheable.all()):
             return stored
@@ -77,6 +85,7 @@ class UserStateCache:
         self.stored = stored
         self.table = torch.zeros(len(histories), dim, device=device)
         self.filled = torch.zeros(len(histories), dtype=torch.bool)
+        self.on_lookup: LookupCounter | None = None
 
     @classmethod
     def for_recipe(cls, recipe, histories: UserSequences, device: torch.device, compute: ComputeStates | None = None,
@@ -93,12 +102,17 @@ class UserStateCache:
         is that user's stored history alone (cached), -1 when it is not (computed, not kept)."""
         cacheable, safe = _rows_tensor(rows)
         if len(self.filled) and bool((cacheable & self.filled[safe]).all()):
+            self._count(len(safe), len(safe))
             return self.table[safe]
         if self.stored is not None:
             missing = safe[cacheable & ~self.filled[safe]]
             self._fill_from_stored(missing)
             if bool(cacheable.all()):
+                self._count(len(safe), len(safe))
                 return self.table[safe]
+        if self.on_lookup is not None:   # the stored states win for their rows; without them all are computed
+            kept = int(cacheable.sum()) if self.stored is not None else 0
+            self.on_lookup(kept, len(safe) - kept)
         computed = self.compute(inputs)
         if bool(cacheable.any()):
             keep = safe[cacheable]
@@ -108,6 +122,11 @@ class UserStateCache:
                 self.table[keep] = computed[cacheable.to(computed.device)]
                 self.filled[keep] = True
         return computed
+
+    def _count(self, kept: int, rows: int) -> None:
+        """`kept` of `rows` rows took their state from the table."""
+        if self.on_lookup is not None:
+            self.on_lookup(kept, rows - kept)
 
     def _fill_from_stored(self, rows: Tensor) -> None:
         if len(rows):
