@@ -15,7 +15,8 @@ in place, a filter on Items only (one mask for all rows) is added as 0 / -inf, a
 (memory-bound: the table is read once per batch of rows, 256 MB at 1M items x 64) and one softmax.
 
 On a CPU that multiplies bfloat16 natively (`first_pass="auto"`, or always with `first_pass="bfloat16"`),
-`top_k` first scores every item with the table rounded to bfloat16 (inference/rounded_table.py: several
+`top_k` scoring two rows or more (concurrent requests batched together; one row alone costs the same either
+way) first scores every item with the table rounded to bfloat16 (inference/rounded_table.py: several
 times faster than float32, within a computed bound of the exact logits), keeps the items within twice that
 bound of each row's k-th approximate logit (`top_k.items_near_top`: every item that can be in the exact top
 k), and ranks those by their exact float32 logits: the same items in the same order as the float32 path.
@@ -41,6 +42,7 @@ from personalize_torch.serving.inference.top_k import items_near_top, top_items
 
 CANDIDATE_MIN_ITEMS = 1 << 16   # from this catalogue size the predictor ranks with `top_k`
 FIRST_PASSES = ("auto", "bfloat16", "float32")
+ROUNDED_MIN_ROWS = 2            # one row alone: the float32 pass costs as much as the first pass (bench/RESULTS.md)
 ROUNDED_ROWS = 64               # rows per first pass: 128 MB of bfloat16 scores at 1M items
 
 
@@ -93,7 +95,7 @@ class CatalogueScorer:
         with torch.no_grad():
             has_history = (inputs.items > 0).any(1).to(state.device)
             rows = torch.nonzero(has_history).view(-1)
-            if len(rows) and self.rounded is not None:
+            if len(rows) >= ROUNDED_MIN_ROWS and self.rounded is not None:
                 query = self.query(state, inputs)[rows].float()
                 for start in range(0, len(rows), ROUNDED_ROWS):   # bounded buffers for batch jobs' many rows
                     part = slice(start, start + ROUNDED_ROWS)
