@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
 import threading
 import time
 from contextlib import contextmanager
@@ -85,6 +88,25 @@ def shared_data(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is not available")
     return path
+
+
+def worker_pids(parent: int) -> list[int]:
+    """The pids of `parent`'s child processes (a multi-worker server's workers)."""
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(parent)], capture_output=True, text=True,
+                         check=False).stdout
+    return [int(p) for p in out.split()]
+
+
+def kill_worker_and_await_replacement(parent: int, worker: int, n_workers: int = 2) -> list[int]:
+    """SIGKILL `worker` of the server `parent`, wait up to 30 s for the server to start a new one, and return
+    the worker pids then (the caller asserts what it expects of them)."""
+    os.kill(worker, signal.SIGKILL)
+    for _ in range(300):
+        pids = worker_pids(parent)
+        if len(pids) == n_workers and worker not in pids:
+            break
+        time.sleep(0.1)
+    return pids
 
 
 def free_port() -> int:

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import httpx
@@ -20,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from personalize_torch.serving.http.app import create_app
 from personalize_torch.serving.http.worker_processes import wait_until_serving
 from personalize_torch.serving.inference.predictor import Predictor
-from tests.conftest import REPO, free_port, serving
+from tests.conftest import REPO, free_port, kill_worker_and_await_replacement, serving, worker_pids
 
 ARN = "arn:aws:personalize:us-east-1:123456789012:campaign/{}"
 DATASET = "arn:aws:personalize:us-east-1:123456789012:dataset/shop/{}"
@@ -170,11 +169,6 @@ def test_user_state_cache_hits_and_misses(tmp_path):
     assert value(samples, "personalize_torch_user_state_cache_misses_total", campaign="up") == 2
 
 
-def worker_pids(parent: int) -> list[int]:
-    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(parent)], capture_output=True, text=True, check=False).stdout
-    return [int(p) for p in out.split()]
-
-
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="workers need fork()")
 def test_one_scrape_sums_two_worker_processes(trained_solution, tmp_path):
     port = free_port()
@@ -213,12 +207,7 @@ def test_one_scrape_sums_two_worker_processes(trained_solution, tmp_path):
         # A killed worker's counts stay in the totals; its gauges leave the scrape; a new worker takes its place.
         first = worker_pids(server.pid)[0]
         assert glob.glob(f"{metrics_dir}/gauge_livemax_{first}.db")
-        os.kill(first, signal.SIGKILL)
-        for _ in range(300):
-            pids = worker_pids(server.pid)
-            if len(pids) == 2 and first not in pids:
-                break
-            time.sleep(0.1)
+        pids = kill_worker_and_await_replacement(server.pid, first)
         assert len(pids) == 2 and first not in pids
         assert not glob.glob(f"{metrics_dir}/gauge_livemax_{first}.db")
         with httpx.Client(timeout=10) as c:

@@ -11,7 +11,7 @@ import pytest
 
 from personalize_torch.serving.events.deployment_log import DeploymentLog
 from personalize_torch.serving.http.worker_processes import wait_until_serving
-from tests.conftest import REPO, free_port
+from tests.conftest import REPO, free_port, kill_worker_and_await_replacement, worker_pids
 
 ARN = "arn:aws:personalize:us-east-1:123456789012:campaign/default"
 
@@ -37,11 +37,6 @@ def ping_workers(url: str, connections: int = 24) -> set[int]:
         with httpx.Client(timeout=10) as c:   # a new connection each time
             seen.add(c.get(f"{url}/ping").json()["worker"])
     return seen
-
-
-def worker_pids(parent: int) -> list[int]:
-    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(parent)], capture_output=True, text=True).stdout
-    return [int(p) for p in out.split()]
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="workers need fork()")
@@ -76,12 +71,7 @@ def test_two_workers_share_events_and_a_killed_worker_comes_back(trained_solutio
         if len(cpus) > 1:   # pin_workers (default): each worker on its own CPU
             pinned = [os.sched_getaffinity(pid) for pid in (first, second)]
             assert all(len(p) == 1 for p in pinned) and pinned[0] != pinned[1] and set().union(*pinned) <= cpus
-        os.kill(first, signal.SIGKILL)
-        for _ in range(300):
-            pids = worker_pids(server.pid)
-            if len(pids) == 2 and first not in pids:
-                break
-            time.sleep(0.1)
+        pids = kill_worker_and_await_replacement(server.pid, first)
         assert second in pids and first not in pids and len(pids) == 2
         for _ in range(300):
             try:
