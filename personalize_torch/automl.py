@@ -15,6 +15,9 @@ candidates (each one a normal `training.train` run) and calls these functions.
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import personalize_torch.configs
 from personalize_torch.data import constants as C
 from personalize_torch.data.dataset_group import DatasetGroup
 from personalize_torch.errors import InputError
@@ -26,6 +29,18 @@ from personalize_torch.solution_config import recipe_arn
 DEFAULT_RECIPES = ("hrnn", "hrnn_meta", "hrnn_coldstart", "user_personalization")
 # Recipes that are pointless without metadata (they would train as their metadata-free parent).
 METADATA_RECIPES = ("hrnn_meta", "hrnn_coldstart")
+# performAutoML + performHPO: the winner is tuned with this many trials when hpoConfig does not say.
+DEFAULT_HPO_TRIALS = 10
+# The ranges that tune each recipe after AutoML picked it: configs/hparams_search/<name>.yaml (HRNN-Metadata
+# and HRNN-Coldstart have HRNN's hyperparameters). A recipe not listed has nothing to tune.
+TUNING_RANGES = {"user_personalization": "user_personalization", "hrnn": "hrnn", "hrnn_meta": "hrnn",
+                 "hrnn_coldstart": "hrnn", "sims": "sims"}
+
+
+def tuning_ranges_file(recipe: str) -> Path | None:
+    """The hparams_search config whose `hydra.sweeper.params` tune `recipe`, or None."""
+    name = TUNING_RANGES.get(recipe)
+    return None if name is None else Path(personalize_torch.configs.__file__).parent / "hparams_search" / f"{name}.yaml"
 
 
 def check_recipes(recipes) -> list[str]:

@@ -13,6 +13,7 @@ by the sweeps:
 
     python train.py -m hparams_search=personalize solution_config=hpo.json   # hpoConfig's ranges
     python train.py -m automl=default solution_config=automl.json           # autoMLConfig.recipeList
+                                                 # (with performHPO too: then the winner is tuned)
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
     python train.py -m hparams_search=hrnn [data=ml100k] [hydra.sweeper.n_trials=20]
     python train.py -m hparams_search=personalize solution_config=hpo.json   # a Personalize hpoConfig
     python train.py -m automl=default [hydra.sweeper.recipes=[sims,popularity_count]]
+    python train.py -m automl=default hydra.sweeper.hpo_trials=10   # AutoML, then tune the winner
 
 Why not hydra-optuna-sweeper (checked 2026-11 with its latest release, 1.3.0): it pins `optuna<3`, so it
 installs Optuna 2.10 (2021) with cliff/cmd2/scipy beside our stack, and would downgrade any Optuna >= 3 a
@@ -71,7 +72,12 @@ class AutoMLSweeperConf:
     recipes: Optional[List[str]] = None  # null: personalize_torch.automl.DEFAULT_RECIPES
     objective: str = "val/ndcg_at_10"
     direction: str = "maximize"
-    time_budget_s: Optional[float] = None  # start no new candidate after this many seconds
+    time_budget_s: Optional[float] = None  # start no new candidate (or tuning trial) after this many seconds
+    # performHPO after performAutoML: this many trials tune the winning recipe (0 = none; a solution_config
+    # with performHPO sets it from hpoConfig's maxNumberOfTrainingJobs, else DEFAULT_HPO_TRIALS)
+    hpo_trials: int = 0
+    hpo_sampler: str = "tpe"
+    seed: Optional[int] = 42
 
 
 ConfigStore.instance().store(group="hydra/sweeper", name="personalize_optuna", node=OptunaSweeperConf,
@@ -199,6 +205,58 @@ class _Base(Sweeper):
         path = self.config.get("solution_config")
         return read_solution_config(path) if path else None
 
+    def _run_study(self, plan: dict, sampler: str, seed: Optional[int], timeout_s: Optional[float],
+                   report: dict) -> list[dict]:
+        """Run `plan` (space, fixed overrides, objective, direction, n_trials, n_jobs) as an Optuna study, each
+        trial a training launched through Hydra; `report["trials"]` (the list returned) gets one record per
+        trial and `report` is rewritten to <sweep dir>/best/hpo.json after each batch."""
+        optuna = _import_optuna()
+        from optuna.trial import TrialState
+
+        from personalize_torch.errors import InputError
+        from personalize_torch.hpo import HPO_JSON, distribution, objective_value, override_value, write_json
+
+        dists = {key: distribution(key, spec) for key, spec in plan["space"].items()}
+        samplers = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler}
+        if sampler not in samplers:
+            raise InputError(f"expected one of {', '.join(samplers)}, got {sampler!r}", column="hydra.sweeper.sampler")
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        study = optuna.create_study(direction=plan["direction"], sampler=samplers[sampler](seed=seed))
+        log.info("Optuna study: %d trials (%d at a time), %s %s over %s", plan["n_trials"], plan["n_jobs"],
+                 plan["direction"], plan["objective"], ", ".join(dists))
+        trials: list[dict] = report["trials"]
+        start = time.monotonic()
+        while len(trials) < plan["n_trials"]:
+            if timeout_s is not None and time.monotonic() - start > timeout_s:
+                log.info("time limit of %s s reached after %d trials", timeout_s, len(trials))
+                break
+            asked = [study.ask(dists) for _ in range(min(plan["n_jobs"], plan["n_trials"] - len(trials)))]
+            batch = [tuple(plan["fixed"]) + tuple(f"{k}={override_value(t.params[k])}" for k in dists)
+                     for t in asked]
+            for trial, ret in zip(asked, self._launch(batch)):
+                record = {"number": trial.number, "params": dict(trial.params), "job_dir": _job_dir(ret)}
+                result, error = _job_outcome(ret)
+                if error is None:
+                    try:
+                        value = objective_value(result, plan["objective"])
+                    except InputError as err:
+                        error = err
+                if error is None:
+                    study.tell(trial, value)
+                    record.update(state="COMPLETE", value=value, solution=result["solution"],
+                                  metrics=result["metrics"])
+                    log.info("trial %d: %s = %.5f", trial.number, plan["objective"], value)
+                else:
+                    study.tell(trial, state=TrialState.FAIL)
+                    record.update(state="FAIL", value=None, error=_describe(error))
+                    log.warning("trial %d failed: %s", trial.number, record["error"])
+                trials.append(record)
+            write_json(self.sweep_dir / "best" / HPO_JSON, report)
+            if len(trials) >= MAX_FAILURES_IN_A_ROW and all(t["state"] == "FAIL" for t in trials):
+                raise InputError(f"the first {len(trials)} trials failed; the last one: {trials[-1]['error']}",
+                                 column="hydra.sweeper")
+        return trials
+
 
 class PersonalizeOptunaSweeper(_Base):
     def __init__(self, objective: str, direction: str, n_trials: int, n_jobs: int, timeout_s: Optional[float],
@@ -259,57 +317,14 @@ class PersonalizeOptunaSweeper(_Base):
 
     @_exit_on_input_error
     def sweep(self, arguments: List[str]) -> dict:
-        optuna = _import_optuna()
-        from optuna.trial import TrialState
-
+        _import_optuna()
         from personalize_torch.errors import InputError
-        from personalize_torch.hpo import (HPO_JSON, best_trial, copy_solution, distribution, objective_value,
-                                           override_value, tuned_hpo_params, write_json)
+        from personalize_torch.hpo import HPO_JSON, best_trial, copy_solution, tuned_hpo_params, write_json
 
         plan = self.search(arguments)
-        dists = {key: distribution(key, spec) for key, spec in plan["space"].items()}
-        samplers = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler}
-        if self.sampler not in samplers:
-            raise InputError(f"expected one of {', '.join(samplers)}, got {self.sampler!r}",
-                             column="hydra.sweeper.sampler")
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        study = optuna.create_study(direction=plan["direction"], sampler=samplers[self.sampler](seed=self.seed))
-        log.info("Optuna study: %d trials (%d at a time), %s %s over %s", plan["n_trials"], plan["n_jobs"],
-                 plan["direction"], plan["objective"], ", ".join(dists))
-        trials: list[dict] = []
-        start = time.monotonic()
         report = {"objective": plan["objective"], "direction": plan["direction"], "sampler": self.sampler,
-                  "seed": self.seed, "search_space": plan["space"], "fixed_overrides": plan["fixed"],
-                  "trials": trials}
-        while len(trials) < plan["n_trials"]:
-            if self.timeout_s is not None and time.monotonic() - start > self.timeout_s:
-                log.info("timeout_s=%s reached after %d trials", self.timeout_s, len(trials))
-                break
-            asked = [study.ask(dists) for _ in range(min(plan["n_jobs"], plan["n_trials"] - len(trials)))]
-            batch = [tuple(plan["fixed"]) + tuple(f"{k}={override_value(t.params[k])}" for k in dists)
-                     for t in asked]
-            for trial, ret in zip(asked, self._launch(batch)):
-                record = {"number": trial.number, "params": dict(trial.params), "job_dir": _job_dir(ret)}
-                result, error = _job_outcome(ret)
-                if error is None:
-                    try:
-                        value = objective_value(result, plan["objective"])
-                    except InputError as err:
-                        error = err
-                if error is None:
-                    study.tell(trial, value)
-                    record.update(state="COMPLETE", value=value, solution=result["solution"],
-                                  metrics=result["metrics"])
-                    log.info("trial %d: %s = %.5f", trial.number, plan["objective"], value)
-                else:
-                    study.tell(trial, state=TrialState.FAIL)
-                    record.update(state="FAIL", value=None, error=_describe(error))
-                    log.warning("trial %d failed: %s", trial.number, record["error"])
-                trials.append(record)
-            write_json(self.sweep_dir / "best" / HPO_JSON, report)
-            if len(trials) >= MAX_FAILURES_IN_A_ROW and all(t["state"] == "FAIL" for t in trials):
-                raise InputError(f"the first {len(trials)} trials failed; the last one: {trials[-1]['error']}",
-                                 column="hydra.sweeper")
+                  "seed": self.seed, "search_space": plan["space"], "fixed_overrides": plan["fixed"], "trials": []}
+        trials = self._run_study(plan, self.sampler, self.seed, self.timeout_s, report)
         best = best_trial(trials, plan["direction"])
         if best is None:
             raise InputError("no trial completed: " + "; ".join(t["error"] for t in trials), column="hydra.sweeper")
@@ -327,12 +342,14 @@ class PersonalizeOptunaSweeper(_Base):
 
 class PersonalizeAutoMLSweeper(_Base):
     def __init__(self, recipes: Optional[List[str]], objective: str, direction: str,
-                 time_budget_s: Optional[float]) -> None:
+                 time_budget_s: Optional[float], hpo_trials: int = 0, hpo_sampler: str = "tpe",
+                 seed: Optional[int] = 42) -> None:
         self.recipes = list(recipes) if recipes is not None else None
         self.objective, self.direction, self.time_budget_s = objective, direction, time_budget_s
+        self.hpo_trials, self.hpo_sampler, self.seed = int(hpo_trials), hpo_sampler, seed
 
     def plan(self, arguments: Sequence[str]) -> dict:
-        from personalize_torch.automl import DEFAULT_RECIPES, check_recipes
+        from personalize_torch.automl import DEFAULT_HPO_TRIALS, DEFAULT_RECIPES, check_recipes
         from personalize_torch.errors import InputError
         from personalize_torch.hpo import check_direction, metric_key
 
@@ -344,6 +361,7 @@ class PersonalizeAutoMLSweeper(_Base):
             raise InputError("AutoML picks the recipe: give candidates as hydra.sweeper.recipes=[...], not recipe=",
                              column="recipe")
         recipes, objective = self.recipes or list(DEFAULT_RECIPES), self.objective
+        hpo_trials, hpo_ranges = self.hpo_trials, None
         sc = self._solution_config()
         if sc is not None:
             if sc["recipe"] is not None:
@@ -351,15 +369,45 @@ class PersonalizeAutoMLSweeper(_Base):
             if sc["automl"] is not None:
                 recipes = sc["automl"]["recipes"] or recipes
                 objective = sc["automl"]["objective"] or objective
+            if sc["perform_hpo"]:
+                hpo = sc["hpo"] or {}
+                hpo_trials = hpo.get("n_trials") or hpo_trials or DEFAULT_HPO_TRIALS
+                hpo_ranges = hpo.get("params") or None
+        if hpo_trials < 0:
+            raise InputError(f"must be 0 or more, got {hpo_trials}", column="hydra.sweeper.hpo_trials")
         metric_key(objective)
         return {"recipes": check_recipes(recipes), "fixed": fixed, "objective": objective,
-                "direction": check_direction(self.direction)}
+                "direction": check_direction(self.direction), "hpo_trials": hpo_trials, "hpo_ranges": hpo_ranges}
+
+    def _tuning_plan(self, recipe: str, plan: dict) -> tuple[dict | None, str | None]:
+        """The search that tunes the winning `recipe` (its ranges: the solution config's hpoConfig, else
+        configs/hparams_search/<recipe>.yaml), or (None, why there is none)."""
+        from personalize_torch.automl import tuning_ranges_file
+        from personalize_torch.recipes import RECIPES
+
+        if plan["hpo_ranges"]:
+            accepted = RECIPES[recipe].hyperparameter_defaults()
+            space = {f"++recipe.{name}": spec for name, spec in plan["hpo_ranges"].items() if name in accepted}
+            ignored = sorted(set(plan["hpo_ranges"]) - {k.removeprefix("++recipe.") for k in space})
+            if ignored:
+                log.info("AutoML + HPO: %s has no hyperparameter %s; those ranges are left out", recipe,
+                         ", ".join(ignored))
+        else:
+            ranges = tuning_ranges_file(recipe)
+            if ranges is None:
+                return None, f"{recipe} has no hyperparameters to tune"
+            params = OmegaConf.load(ranges).hydra.sweeper.params
+            space = {f"++{key}": spec for key, spec in params_to_specs(params).items()}
+        if not space:
+            return None, f"none of the hpoConfig ranges are hyperparameters of {recipe}"
+        return {"space": space, "fixed": [*plan["fixed"], f"recipe={recipe}"], "objective": plan["objective"],
+                "direction": plan["direction"], "n_trials": plan["hpo_trials"], "n_jobs": 1}, None
 
     @_exit_on_input_error
     def sweep(self, arguments: List[str]) -> dict:
         from personalize_torch.automl import automl_result, data_rule_failures
         from personalize_torch.errors import InputError
-        from personalize_torch.hpo import AUTOML_JSON, copy_solution, objective_value, write_json
+        from personalize_torch.hpo import AUTOML_JSON, copy_solution, objective_value, tuned_hpo_params, write_json
         from personalize_torch.training import load_data
 
         plan = self.plan(arguments)
@@ -393,9 +441,43 @@ class PersonalizeAutoMLSweeper(_Base):
             log.warning("AutoML: %s %s: %s", recipe, state.lower(), record["reason"])
         result = automl_result(candidates, plan["objective"], plan["direction"])
         best = next(c for c in candidates if c["recipe"] == result["bestRecipe"])
-        solution = copy_solution(best["solution"], self.sweep_dir / "best" / "solution", {"autoMLResult": result})
+        log.info("AutoML: best recipe %s (%s = %.5f)", best["recipe"], plan["objective"], best["value"])
+        extra, tuning = {"autoMLResult": result}, None
+        if plan["hpo_trials"]:
+            tuning = self._tune(best, plan, start)
+            extra["hpoResult"] = {**{key: tuning[key] for key in ("objective", "direction", "bestTrial", "value",
+                                                                   "defaultsValue")},
+                                  "trials": len(tuning["trials"])}
+            if tuning["bestTrial"] is not None:
+                winner = next(t for t in tuning["trials"] if t["number"] == tuning["bestTrial"])
+                best = {**best, "solution": winner["solution"], "value": winner["value"]}
+                extra["tunedHPOParams"] = tuned_hpo_params(winner["params"])
+        solution = copy_solution(best["solution"], self.sweep_dir / "best" / "solution", extra)
         write_json(self.sweep_dir / "best" / AUTOML_JSON, {**result, "best_solution": str(solution),
-                                                           "details": candidates})
-        log.info("AutoML: best recipe %s (%s = %.5f); solution version: %s", best["recipe"], plan["objective"],
-                 best["value"], solution)
+                                                           "details": candidates, "hpo": tuning})
+        log.info("AutoML: %s = %.5f; solution version: %s", plan["objective"], best["value"], solution)
         return result
+
+    def _tune(self, best: dict, plan: dict, start: float) -> dict:
+        """performHPO after performAutoML: an Optuna search over the winning recipe's ranges. The winner's
+        training with its default hyperparameters competes too: `bestTrial` is None when no tuned trial beat it."""
+        from personalize_torch.hpo import best_trial
+
+        tuning = {"recipe": best["recipe"], "objective": plan["objective"], "direction": plan["direction"],
+                  "defaultsValue": best["value"], "trials": [], "bestTrial": None, "value": best["value"]}
+        search, why_not = self._tuning_plan(best["recipe"], plan)
+        remaining = None if self.time_budget_s is None else self.time_budget_s - (time.monotonic() - start)
+        if search is None or (remaining is not None and remaining <= 0):
+            tuning["skipped"] = why_not or f"time_budget_s={self.time_budget_s} spent"
+            log.info("AutoML + HPO: no tuning: %s", tuning["skipped"])
+            return tuning
+        tuning.update(search_space=search["space"], sampler=self.hpo_sampler, seed=self.seed)
+        self._run_study(search, self.hpo_sampler, self.seed, remaining, tuning)
+        tuned = best_trial(tuning["trials"], plan["direction"])
+        sign = 1.0 if plan["direction"] == "maximize" else -1.0
+        if tuned is not None and sign * tuned["value"] > sign * best["value"]:
+            tuning.update(bestTrial=tuned["number"], value=tuned["value"])
+        log.info("AutoML + HPO: %d trials of %s; %s", len(tuning["trials"]), best["recipe"],
+                 f"trial {tuning['bestTrial']} is best" if tuning["bestTrial"] is not None
+                 else "no trial beat the default hyperparameters")
+        return tuning

@@ -134,3 +134,44 @@ def test_without_users_metadata_the_data_rule_leaves_hrnn_meta_out(tmp_path):
     cfg = compose_train_config(planted_user_metadata_data(tmp_path / "data", with_metadata=False), tmp_path)
     failures = data_rule_failures(load_data(cfg.data), ["hrnn", "hrnn_meta", "user_personalization"])
     assert list(failures) == ["hrnn_meta"] and "needs Items or Users metadata" in failures["hrnn_meta"]
+
+
+def test_automl_then_hpo_tunes_the_winning_recipe_in_one_command(tmp_path):
+    """performAutoML + performHPO in one CreateSolution request: AutoML picks SIMS over Popularity-Count on the
+    demo data, then hpoConfig's range tunes SIMS; the saved solution version is the better of SIMS with its
+    defaults and the best tuned trial, and the report holds both stages."""
+    group = demo_dataset_group(n_users=150, n_items=60)
+    group.interactions[["USER_ID", "ITEM_ID", "TIMESTAMP"]].to_csv(tmp_path / "interactions.csv", index=False)
+    request = tmp_path / "create_solution.json"
+    request.write_text(json.dumps({"performAutoML": True, "performHPO": True, "solutionConfig": {
+        "autoMLConfig": {"recipeList": [recipe_arn("popularity_count"), recipe_arn("sims")]},
+        "hpoConfig": {"hpoResourceConfig": {"maxNumberOfTrainingJobs": "3"}, "algorithmHyperParameterRanges": {
+            "continuousHyperParameterRanges": [{"name": "popularity_discount_factor", "minValue": 0.0,
+                                                "maxValue": 1.0}],
+            "integerHyperParameterRanges": [{"name": "hidden_dimension", "minValue": 32, "maxValue": 64}]}}}}))
+    sweep = tmp_path / "sweep"
+    run = subprocess.run([sys.executable, "train.py", "-m", "automl=default", f"solution_config={request}",
+                          f"data.interactions={tmp_path / 'interactions.csv'}", "data.split=leave_one_out",
+                          "logger=none", "trainer.enable_progress_bar=false", f"hydra.sweep.dir={sweep}"],
+                         cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    report = json.loads((sweep / "best" / "automl.json").read_text())
+    assert report["bestRecipe"] == "sims"
+    tuning = report["hpo"]
+    assert tuning["recipe"] == "sims" and list(tuning["search_space"]) == ["++recipe.popularity_discount_factor"]
+    assert len(tuning["trials"]) == 3 and all(t["state"] == "COMPLETE" for t in tuning["trials"])
+    assert all(0.0 <= t["params"]["++recipe.popularity_discount_factor"] <= 1.0 for t in tuning["trials"])
+    defaults = next(c["score"] for c in report["candidates"] if c["recipe"] == "sims")
+    assert tuning["defaultsValue"] == pytest.approx(defaults)
+    best_value = max([defaults, *(t["value"] for t in tuning["trials"])])
+    info = json.loads((sweep / "best" / "solution" / "solution.json").read_text())
+    assert info["recipe"] == "sims" and info["autoMLResult"]["bestRecipe"] == "sims"
+    assert info["metrics"]["val"]["ndcg_at_10"] == pytest.approx(best_value)
+    assert info["hpoResult"]["value"] == pytest.approx(best_value) and info["hpoResult"]["trials"] == 3
+    if tuning["bestTrial"] is None:
+        assert best_value == pytest.approx(defaults) and "tunedHPOParams" not in info
+    else:
+        winner = next(t for t in tuning["trials"] if t["number"] == tuning["bestTrial"])
+        tuned = float(info["tunedHPOParams"]["algorithmHyperParameters"]["popularity_discount_factor"])
+        assert tuned == pytest.approx(winner["params"]["++recipe.popularity_discount_factor"])
+        assert info["hyperparameters"]["popularity_discount_factor"] == pytest.approx(tuned)
