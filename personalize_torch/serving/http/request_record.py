@@ -26,6 +26,13 @@ OPERATIONS = {
     ("POST", "/users"): "PutUsers",
     ("GET", "/ping"): "Ping",
     ("GET", "/metrics"): "Metrics",
+    # the web console's read-only JSON (serving/console/api_routes.py)
+    ("GET", "/console/api/overview"): "ConsoleOverview",
+    ("GET", "/console/api/solution-versions"): "ConsoleSolutionVersions",
+    ("GET", "/console/api/item"): "ConsoleItem",
+    ("GET", "/console/api/user"): "ConsoleUser",
+    ("GET", "/console/api/events"): "ConsoleEvents",
+    ("GET", "/console/api/ids"): "ConsoleIds",
 }
 DEPLOY_PREFIX = "/campaigns/"   # PUT /campaigns/{name}
 OTHER = "Other"                 # any other method and path (the OpenAPI pages, unknown paths)
