@@ -23,6 +23,14 @@ class SequenceBatch:
     context: Tensor | None = None      # (B, T, F) contextual field values of each event (0 = none)
     next_context: Tensor | None = None  # (B, F) the context of the event to predict (a request's `context`)
     event_types: Tensor | None = None  # (B, T) EVENT_TYPE index of each event (0 = none), training batches only
+    # (B,) bool: the window begins at the user's first event (training batches; recipes that read Users
+    # metadata also predict that first event from the metadata alone, as for a user with no history)
+    starts_history: Tensor | None = None
+    # The Users metadata of rows whose user the solution does not know (user_idx 0), encoded as the recipe's
+    # table (data/metadata_features.py encode_metadata_rows): (B, S) value indices, (B, K) numbers; rows of
+    # known users read the recipe's own table. None: no such metadata (scoring only).
+    user_values: Tensor | None = None
+    user_numeric: Tensor | None = None
 
     @property
     def mask(self) -> Tensor:
@@ -31,7 +39,8 @@ class SequenceBatch:
     def to(self, device) -> SequenceBatch:
         return SequenceBatch(*(t.to(device) if t is not None else None for t in
                                (self.user_idx, self.items, self.timestamps, self.impressions, self.context,
-                                self.next_context, self.event_types)))
+                                self.next_context, self.event_types, self.starts_history, self.user_values,
+                                self.user_numeric)))
 
 
 @dataclass
@@ -120,7 +129,7 @@ def window_batch(seqs: UserSequences, rows: np.ndarray, ends: np.ndarray, max_le
     times = _gather_padded(seqs.timestamp, starts, lengths, width, left=True)
     impressions, context, event_types = _event_extras(seqs, starts, lengths, width)
     return SequenceBatch(torch.from_numpy(seqs.user_idx[rows]), torch.from_numpy(items), torch.from_numpy(times),
-                         impressions, context, None, event_types)
+                         impressions, context, None, event_types, torch.from_numpy(starts == seqs.offsets[rows]))
 
 
 def _event_extras(seqs: UserSequences, starts: np.ndarray, lengths: np.ndarray, width: int,
@@ -144,6 +153,18 @@ def _event_extras(seqs: UserSequences, starts: np.ndarray, lengths: np.ndarray, 
     return impressions, context, event_types
 
 
+class EpochSetter:
+    """A batch sampler's `sampler` attribute that passes `set_epoch` on to the batch sampler: at the start of
+    every epoch Lightning calls `set_epoch` on a DataLoader's `sampler` and on its `batch_sampler.sampler`,
+    never on the batch sampler itself (lightning_fabric.utilities.data._set_sampler_epoch)."""
+
+    def __init__(self, batch_sampler):
+        self.batch_sampler = batch_sampler
+
+    def set_epoch(self, epoch: int) -> None:
+        self.batch_sampler.set_epoch(epoch)
+
+
 class LengthBuckets:
     """Batch sampler over training windows that puts windows of similar length together.
 
@@ -159,7 +180,7 @@ class LengthBuckets:
     from (`seed`, epoch) and takes every `world_size`-th batch from position `rank`, the same number of
     batches each (a remainder of fewer than `world_size` batches is left out of that epoch), so the
     processes step together and together see each window at most once per epoch. Lightning calls
-    `set_epoch` at the start of every epoch.
+    `set_epoch` at the start of every epoch, through `sampler` (see `EpochSetter`).
     """
 
     def __init__(self, lengths: np.ndarray, batch_size: int, rank: int = 0, world_size: int = 1, seed: int = 0):
@@ -173,6 +194,7 @@ class LengthBuckets:
         total = int(cum[-1]) if n else 0
         cuts = np.searchsorted(cum, total * np.arange(1, n_batches) / n_batches, side="right")
         self.bounds = np.unique(np.concatenate([[0], cuts, [n]])) if n else np.array([0])
+        self.sampler = EpochSetter(self)
 
     @property
     def n_batches(self) -> int:

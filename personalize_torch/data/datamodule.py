@@ -23,7 +23,14 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, RandomSampler
 
-from personalize_torch.data.batching import EvalCollate, LengthBuckets, WindowCollate, training_windows, window_lengths
+from personalize_torch.data.batching import (
+    EpochSetter,
+    EvalCollate,
+    LengthBuckets,
+    WindowCollate,
+    training_windows,
+    window_lengths,
+)
 from personalize_torch.data.prepared import PreparedData
 from personalize_torch.errors import InputError
 
@@ -62,6 +69,7 @@ class FirstBatches:
 
     def __init__(self, batches, n: int):
         self.batches, self.n = batches, n
+        self.sampler = EpochSetter(self)   # Lightning's set_epoch reaches `set_epoch` below through it
 
     def set_epoch(self, epoch: int) -> None:
         if isinstance(self.batches, LengthBuckets):

@@ -9,7 +9,12 @@
 Items the Items dataset lacks get all zeros. Vectorized with pandas; no loops over items.
 
 `build_user_features` encodes the Users dataset the same way (rows = user indices), for recipes that
-read user metadata (HRNN-Meta).
+read user metadata (HRNN-Meta, User-Personalization).
+
+`encode_metadata_rows` encodes rows the vocabulary does not hold (a user the solution does not know, described
+in the Users dataset or sent with PutUsers) as a trained model expects, from what `MetadataFeatures.describe()`
+kept: known values take their indices, values the model never saw the unknown slot (0), numbers the same
+standardization.
 """
 
 from __future__ import annotations
@@ -88,7 +93,8 @@ def build_item_features(items: pd.DataFrame | None, schema: Schema | None, item_
         values = items[name].astype("string").str.split(C.MULTI_VALUE_SEPARATOR, regex=False).explode()
         values = values[values.notna() & (values.str.len() > 0)]
         pos = items.index.get_indexer(values.index)
-        pairs.append(pd.DataFrame({"row": rows[pos], "token": (name + "=" + values.str.strip()).to_numpy(dtype=object)}))
+        tokens = (name + "=" + values.str.strip()).to_numpy(dtype=object)
+        pairs.append(pd.DataFrame({"row": rows[pos], "token": tokens}))
     pairs = pd.concat(pairs, ignore_index=True).drop_duplicates() if pairs else pd.DataFrame({"row": [], "token": []})
     value_vocab = Vocab.sorted_from(pairs["token"])
     if previous is not None:
@@ -119,3 +125,44 @@ def build_user_features(users: pd.DataFrame | None, schema: Schema | None, user_
     padding / unknown users): categorical values (`|` multi-values) and standardized numbers, as for items.
     Users the Users dataset lacks, and users with no events (not in the vocabulary), are left out."""
     return build_item_features(users, schema, user_vocab, id_column=C.USER_ID)
+
+
+def encode_metadata_rows(rows: pd.DataFrame, described: dict, slots: int, numeric_features: int
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """(categorical (B, slots) int64, numeric (B, numeric_features) float32) of `rows` (one row each, columns
+    named as the dataset's fields; `|` multi-values), encoded with a trained model's value vocabulary and
+    numeric standardization (`described`: `MetadataFeatures.describe()`). Field names match case-insensitively
+    (`segment` reads the SEGMENT field); values the vocabulary lacks, and missing fields, are 0; a row with more
+    values than `slots` keeps its first `slots`."""
+    B = len(rows)
+    categorical = np.zeros((B, slots), dtype=np.int64)
+    numeric = np.zeros((B, numeric_features), dtype=np.float32)
+    if not B:
+        return categorical, numeric
+    rows = rows.reset_index(drop=True)
+    columns = {str(c).upper(): c for c in rows.columns}
+    values = [str(v) for v in described.get("values", [])]
+    vocab = Vocab(values)
+    categorical_fields = list(dict.fromkeys(v.split("=", 1)[0] for v in values))
+    pairs = []
+    for name in categorical_fields:
+        column = columns.get(name.upper())
+        if column is None:
+            continue
+        exploded = rows[column].astype("string").str.split(C.MULTI_VALUE_SEPARATOR, regex=False).explode()
+        exploded = exploded[exploded.notna() & (exploded.str.len() > 0)]
+        tokens = (name + "=" + exploded.str.strip()).to_numpy(dtype=object)
+        pairs.append(pd.DataFrame({"row": rows.index.get_indexer(exploded.index), "idx": vocab.to_idx(tokens)}))
+    if pairs and slots:
+        pairs = pd.concat(pairs, ignore_index=True)
+        pairs = pairs[pairs["idx"] > 0].drop_duplicates()
+        slot = pairs.groupby("row").cumcount().to_numpy()
+        keep = slot < slots
+        categorical[pairs["row"].to_numpy()[keep], slot[keep]] = pairs["idx"].to_numpy()[keep]
+    for k, (name, (mean, std)) in enumerate(list(described.get("numeric_stats", {}).items())[:numeric_features]):
+        column = columns.get(name.upper())
+        if column is None:
+            continue
+        x = pd.to_numeric(rows[column], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        numeric[:, k] = np.nan_to_num((x - mean) / (std if std > 0 else 1.0))
+    return categorical, numeric

@@ -155,6 +155,19 @@ class Recipe(pl.LightningModule):
         Embedding Projector; None: the recipe has none (count-based recipes)."""
         return None
 
+    # --- users the solution does not know, described by their Users metadata ---------------------------
+    @property
+    def user_metadata_shape(self) -> tuple[int, int] | None:
+        """(value slots S, numeric fields K) of the Users metadata the recipe reads for a user it does not know
+        (`SequenceBatch.user_values` (B, S) / `user_numeric` (B, K), data/metadata_features.py
+        encode_metadata_rows); None: it reads none (such a user is scored from their events alone)."""
+        return None
+
+    def scored_rows(self, inputs: SequenceBatch) -> Tensor:
+        """(B,) bool: the rows the model scores: users with events, and for a recipe that reads Users metadata
+        users with metadata; the others get the most popular items (sequence recipes' fallback)."""
+        return (inputs.items > 0).any(1)
+
     # --- a user's state, cached per user by a server (serving/inference/user_states.py) -------------------
     @property
     def user_state_dimension(self) -> int | None:

@@ -64,7 +64,8 @@ def last_events(inputs: SequenceBatch, length: int | None) -> SequenceBatch:
     cut = slice(inputs.items.shape[1] - length, None)
     return SequenceBatch(inputs.user_idx, inputs.items[:, cut], inputs.timestamps[:, cut],
                          inputs.impressions[:, cut] if inputs.impressions is not None else None,
-                         inputs.context[:, cut] if inputs.context is not None else None, inputs.next_context)
+                         inputs.context[:, cut] if inputs.context is not None else None, inputs.next_context,
+                         user_values=inputs.user_values, user_numeric=inputs.user_numeric)
 
 
 @dataclass

@@ -35,7 +35,8 @@ so the user-level GRU learns to predict what a user does when coming back; the p
 is read next to that state (a skip connection, see the model's docstring). At scoring time the next
 event's time is unknown, so the scores mix both: the session continuing, with weight `1 - p`, and a new
 session, with weight `p`, the share of training events that open a session (counted while training).
-Users with no history get the most popular items (counted during the first training epoch).
+Users with no history get the most popular items (counted during the first training epoch); HRNN-Meta
+scores those it has Users metadata for from that metadata.
 """
 
 from __future__ import annotations
@@ -129,6 +130,12 @@ class HRNN(NextItemRecipe):
         None, None: the item embeddings and a zero user state (plain HRNN)."""
         return None, None
 
+    def first_event_rows(self, batch: SequenceBatch) -> Tensor | None:
+        """(B,) bool: training rows whose first event is predicted too, from the state before any event (what
+        a user with no history is scored from); None: a window's first event is never predicted (HRNN, whose
+        state before any event is the same for every user)."""
+        return None
+
     def next_event_term(self, batch: SequenceBatch, predict: Tensor | None) -> Tensor | None:
         """A vector added to the query of each predicted event: (N, C) for the events `predict` (B, T)
         marks in training, (B, C) for the next event when scoring (`predict` None). None: nothing."""
@@ -159,6 +166,11 @@ class HRNN(NextItemRecipe):
         predict[:, 1:] = (items[:, :-1] > 0) & (items[:, 1:] > 0)                # (B, T)
         if self.current_epoch == 0:
             self.session_start_counts += torch.stack([(starts & predict).sum(), predict.sum()]).float()
+        first = self.first_event_rows(batch)
+        if first is not None:   # the first event of these rows, from the state before it (left padding)
+            lengths = (items > 0).sum(1)
+            rows = torch.nonzero(first & (lengths > 0)).view(-1)
+            predict[rows, items.shape[1] - lengths[rows]] = True
         query = self._query(contexts[predict], self.next_event_term(batch, predict))   # (N, C + 1)
         target = target_rows[predict]                                            # (N,)
         weights = self.recency_weights(batch.timestamps[predict])
@@ -180,4 +192,4 @@ class HRNN(NextItemRecipe):
         scores = probs(going_on) if p < 1 else 0.0
         if p > 0:
             scores = (1 - p) * scores + p * probs(restarted)
-        return self.with_popular_fallback(scores, items)
+        return self.with_popular_fallback(scores, inputs)

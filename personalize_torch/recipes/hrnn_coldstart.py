@@ -34,6 +34,7 @@ import time
 import torch
 from torch import Tensor
 
+from personalize_torch.data.batching import SequenceBatch
 from personalize_torch.data.cold_items import RELATIVE_FROM, cold_item_mask, cold_reference_time, known_creation
 from personalize_torch.data.description import DataDescription
 from personalize_torch.errors import InputError
@@ -134,7 +135,7 @@ class HRNNColdstart(HRNNMeta):
     def output_item_vectors(self, vectors: Tensor | None) -> Tensor:
         return self.item_metadata_vectors(numeric=False)
 
-    def with_popular_fallback(self, probs: Tensor, items: Tensor) -> Tensor:
+    def with_popular_fallback(self, probs: Tensor, inputs: SequenceBatch) -> Tensor:
         return probs
 
     def score(self, inputs) -> Tensor:

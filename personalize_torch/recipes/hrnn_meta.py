@@ -9,8 +9,12 @@ and contextual interaction fields. Everything HRNN does (sessions, hyperparamete
 - Users metadata (`use_user_metadata`; sizes from the data): the same kind of encoder turns the user's
   categorical and numeric fields into the user-level GRU's state before the first session
   (`tanh(encoder(user))` instead of zeros), so the first session starts from what the user is and the
-  user-level state carries it forward. Users without metadata, and users unknown to the solution, start
-  from zeros as in HRNN.
+  user-level state carries it forward. A user's first event is predicted too, from that state alone, so
+  the model learns what a user with no history but this description does first. A user the solution does
+  not know (no events at training: described in the Users dataset, or sent with PutUsers to a running
+  server) is scored from their metadata, encoded at request time with the solution's value vocabulary
+  (values it never saw count as unknown); users with neither events nor metadata get the most popular
+  items. Users without metadata start from zeros as in HRNN.
 - Contextual interaction fields (`context_cardinalities`, from the data: DEVICE and other categorical
   Interactions fields): each event's context is embedded and added to its input vector; the context of
   the event being predicted (at request time the request's `context`, else the user's latest) is
@@ -34,6 +38,7 @@ from personalize_torch.models.context_embeddings import ContextEmbeddings
 from personalize_torch.models.item_encoder import ItemMetadataEncoder
 from personalize_torch.recipes.hrnn import HRNN
 from personalize_torch.recipes.next_item import NextItemRecipe
+from personalize_torch.recipes.user_metadata import has_user_metadata, user_metadata_rows
 
 
 class HRNNMeta(HRNN):
@@ -112,12 +117,32 @@ class HRNNMeta(HRNN):
         meta = self.item_metadata_vectors()
         return None if meta is None else self.model.item_embedding.weight + meta
 
-    def initial_user_state(self, user_idx: Tensor) -> Tensor | None:
-        """(B, C) the user-level state before the first session, from the user's metadata; None without."""
+    @property
+    def user_metadata_shape(self) -> tuple[int, int] | None:
         if self.user_metadata is None:
             return None
-        rows = torch.where(user_idx < len(self.user_values), user_idx, torch.zeros_like(user_idx))
-        return torch.tanh(self.user_metadata(self.user_values[rows], self.user_numeric[rows]))
+        return int(self.user_values.shape[1]), int(self.user_numeric.shape[1])
+
+    def scored_rows(self, inputs: SequenceBatch) -> Tensor:
+        rows = super().scored_rows(inputs)
+        if self.user_metadata is None:
+            return rows
+        return rows | has_user_metadata(*user_metadata_rows(inputs, self.user_values, self.user_numeric))
+
+    def initial_user_state(self, batch: SequenceBatch) -> Tensor | None:
+        """(B, C) the user-level state before the first session, from the user's metadata (the recipe's table
+        for known users, the batch's for others, `recipes/user_metadata.py`); None without."""
+        if self.user_metadata is None:
+            return None
+        return torch.tanh(self.user_metadata(*user_metadata_rows(batch, self.user_values, self.user_numeric)))
+
+    def first_event_rows(self, batch: SequenceBatch) -> Tensor | None:
+        """Windows that begin a user's history, of users with metadata: their first event is predicted from
+        the metadata alone (the state a user unknown to the solution is scored from)."""
+        if self.user_metadata is None or batch.starts_history is None:
+            return None
+        described = has_user_metadata(*user_metadata_rows(batch, self.user_values, self.user_numeric))
+        return batch.starts_history.to(described.device) & described
 
     def model_inputs(self, batch: SequenceBatch, items: Tensor | None) -> tuple[Tensor | None, Tensor | None]:
         table = self.model.item_embedding.weight if items is None else items
@@ -125,7 +150,7 @@ class HRNNMeta(HRNN):
         context = self.context_embeddings(batch.context)
         if context is not None:
             x = x + context * (batch.items > 0).unsqueeze(-1)
-        return x, self.initial_user_state(batch.user_idx)
+        return x, self.initial_user_state(batch)
 
     def next_event_term(self, batch: SequenceBatch, predict: Tensor | None) -> Tensor | None:
         if not len(self.next_context_embeddings):

@@ -269,8 +269,8 @@ class NextItemRecipe(Recipe):
         return sampled_softmax_loss(hidden, targets, table, log_q, self.hparams.num_negatives, weights,
                                     item_bias=item_bias, negatives=negatives)
 
-    def with_popular_fallback(self, probs: Tensor, items: Tensor) -> Tensor:
-        """Rows whose history is empty get the popularity distribution instead of `probs`."""
+    def with_popular_fallback(self, probs: Tensor, inputs: SequenceBatch) -> Tensor:
+        """Rows the model does not score (`scored_rows`: no history, and no Users metadata the recipe reads) get
+        the popularity distribution instead of `probs`."""
         popular = (self.item_counts / self.item_counts.sum().clamp(min=1)).expand_as(probs)
-        has_history = (items > 0).any(1, keepdim=True)
-        return torch.where(has_history, probs, popular)
+        return torch.where(self.scored_rows(inputs).to(probs.device).unsqueeze(1), probs, popular)

@@ -32,7 +32,14 @@ in bench/RESULTS.md, "User-Personalization"):
   impressions, so the model learns preference given exposure (the learned bias reads as a click-through
   rate). No impressions: no change. `impression_weight` (default 0) adds a slate-choice term (the chosen item
   against the others shown); `impression_item_gradient` lets that term move item vectors.
-Users with no history get the most popular items.
+- `use_user_metadata` (default true; no effect without a Users dataset): the user's Users metadata
+  (categorical values, numeric fields), encoded like an item's, is added to the user's state, so a list
+  reads what the user is as well as what they did. A user the solution does not know (no events at
+  training: described in the Users dataset, or sent with PutUsers to a running server) is scored from that
+  metadata alone (plus a learned "no history yet" vector), which training learns by also predicting each
+  user's first event from it; their metadata is encoded at request time with the solution's value
+  vocabulary (values it never saw count as unknown).
+Users with neither a history nor Users metadata get the most popular items.
 """
 
 from __future__ import annotations
@@ -52,6 +59,7 @@ from personalize_torch.models.older_checkpoints import fill_missing
 from personalize_torch.models.transformer import SequenceTransformer
 from personalize_torch.recipes.hyperparameters import check_range
 from personalize_torch.recipes.next_item import HIDDEN_DIMENSION_RANGE, NextItemRecipe
+from personalize_torch.recipes.user_metadata import has_user_metadata, user_metadata_rows
 
 
 class UserPersonalization(NextItemRecipe):
@@ -71,7 +79,8 @@ class UserPersonalization(NextItemRecipe):
                  impression_item_gradient: bool = False, lr_schedule: str = "final_decay", warmup_steps: int = 0,
                  event_type_names: list[str] | None = None, event_type_weights: dict | None = None,
                  batch_size: int | None = 64, negative_sampling: str = "popularity", exposure_prior: bool = True,
-                 median_history_length: float | None = None):
+                 median_history_length: float | None = None, use_user_metadata: bool = True, n_users: int = 1,
+                 user_value_vocab_size: int = 0, user_value_slots: int = 0, user_numeric_features: int = 0):
         super().__init__(n_items)
         self._save_hyperparameters(locals())
         hp = self.hparams
@@ -96,6 +105,13 @@ class UserPersonalization(NextItemRecipe):
             self.item_metadata = ItemMetadataEncoder(hp.hidden_dimension, item_value_vocab_size, item_numeric_features)
         self.register_buffer("item_values", torch.zeros(n_items, item_value_slots, dtype=torch.long))
         self.register_buffer("item_numeric", torch.zeros(n_items, item_numeric_features))
+        self.user_metadata = None   # Users metadata: an encoder, its table (rows = user indices), a cold query
+        if use_user_metadata and (user_value_slots or user_numeric_features):
+            self.user_metadata = ItemMetadataEncoder(hp.hidden_dimension, user_value_vocab_size, user_numeric_features)
+            n_rows = max(int(n_users), 1)
+            self.register_buffer("user_values", torch.zeros(n_rows, user_value_slots, dtype=torch.long))
+            self.register_buffer("user_numeric", torch.zeros(n_rows, user_numeric_features))
+            self.no_history_query = torch.nn.Parameter(torch.zeros(hp.hidden_dimension))
         self.item_bias = torch.nn.Parameter(torch.zeros(n_items))  # exposure / popularity, catalogue-wide
         if hp.exposure_prior:   # log share of the impressions that showed each item (0 without impressions)
             self.register_buffer("item_log_exposure", torch.zeros(n_items))
@@ -107,9 +123,37 @@ class UserPersonalization(NextItemRecipe):
     def from_data(cls, data: DataDescription, **hyperparameters) -> UserPersonalization:
         recipe = cls(n_items=data.n_items, context_cardinalities=list(data.context_cardinalities),
                      event_type_names=list(data.event_type_names), median_history_length=data.median_history_length,
-                     **data.item_features.sizes("item"), **hyperparameters)
+                     n_users=data.n_users, **data.item_features.sizes("item"), **data.user_features.sizes("user"),
+                     **hyperparameters)
         recipe.set_item_metadata(data)
+        if recipe.user_metadata is not None:
+            users = data.user_features
+            recipe.set_user_features(torch.from_numpy(users.categorical), torch.from_numpy(users.numeric))
         return recipe
+
+    def set_user_features(self, categorical: Tensor, numeric: Tensor) -> None:
+        """Users metadata (rows = user indices, row 0: padding / unknown users), kept as buffers in the checkpoint."""
+        self.user_values.copy_(categorical)
+        self.user_numeric.copy_(numeric)
+
+    @property
+    def user_metadata_shape(self) -> tuple[int, int] | None:
+        if self.user_metadata is None:
+            return None
+        return int(self.user_values.shape[1]), int(self.user_numeric.shape[1])
+
+    def user_vectors(self, batch: SequenceBatch) -> tuple[Tensor, Tensor] | None:
+        """((B, C) each row's Users metadata vector, (B,) bool whether the row has metadata); None when the
+        recipe reads none."""
+        if self.user_metadata is None:
+            return None
+        values, numeric = user_metadata_rows(batch, self.user_values, self.user_numeric)
+        return self.user_metadata(values, numeric), has_user_metadata(values, numeric)
+
+    def scored_rows(self, inputs: SequenceBatch) -> Tensor:
+        rows = super().scored_rows(inputs)
+        users = self.user_vectors(inputs)
+        return rows if users is None else rows | users[1].to(rows.device)
 
     def count_statistics(self, split: Split) -> None:
         super().count_statistics(split)
@@ -180,11 +224,17 @@ class UserPersonalization(NextItemRecipe):
         hidden = self.model(inputs, self.context_embeddings(context), table)   # (B, T, C)
         if batch.context is not None and len(self.next_context_embeddings):
             hidden = hidden + self.next_context_embeddings(batch.context[:, 1:][:, -bptt:])
+        users = self.user_vectors(batch)
+        if users is not None:
+            hidden = hidden + users[0].unsqueeze(1)
         hidden = hidden[predict]                                                 # (N, C)
         target = targets[predict]                                                # (N,)
         event_types = batch.event_types[:, 1:][:, -bptt:][predict] if batch.event_types is not None else None
         weights = self.target_weights(batch.timestamps[:, 1:][:, -bptt:][predict], event_types)
-        loss = self.catalogue_loss(hidden, target, table, weights, self.score_bias(ids), rows)
+        predicted, targeted, weighted = hidden, target, weights
+        if users is not None and batch.starts_history is not None:   # and each user's first event (not slates)
+            predicted, targeted, weighted = self._with_first_events(batch, items, users, hidden, target, weights)
+        loss = self.catalogue_loss(predicted, targeted, table, weighted, self.score_bias(ids), rows)
         if slates_used:
             impressions = batch.impressions if rows is None else rows.local(batch.impressions)
             slates = impressions[:, 1:][:, -bptt:][predict]                        # slate shown with each target
@@ -196,6 +246,29 @@ class UserPersonalization(NextItemRecipe):
             loss = loss + self.hparams.impression_weight * slate_choice_loss(hidden, target, slates, slate_table,
                                                                              weights, slate_bias)
         return loss
+
+    def _with_first_events(self, batch: SequenceBatch, items: Tensor, users: tuple[Tensor, Tensor], hidden: Tensor,
+                           target: Tensor, weights: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None]:
+        """The predictions of `loss` (hidden (N, C), target (N,), weights (N,)) followed by those of the first
+        event of each window that begins a user's history, for users with metadata, from the state of a user
+        with no history (`no_history_query` + the metadata vector, + the event's context): what a user the
+        solution does not know is scored from. `items`: the batch's items (rows of the tables in use)."""
+        vectors, described = users
+        lengths = (items > 0).sum(1)
+        rows = torch.nonzero(batch.starts_history.to(described.device) & described & (lengths > 0)).view(-1)
+        if not len(rows):
+            return hidden, target, weights
+        first = items.shape[1] - lengths[rows]                                   # left padding
+        cold = self.no_history_query + vectors[rows]                             # (R, C)
+        if batch.context is not None and len(self.next_context_embeddings):
+            cold = cold + self.next_context_embeddings(batch.context[rows, first])
+        event_types = batch.event_types[rows, first] if batch.event_types is not None else None
+        cold_weights = self.target_weights(batch.timestamps[rows, first], event_types)
+        if weights is not None or cold_weights is not None:
+            weights = torch.cat([weights if weights is not None else torch.ones(len(target), device=hidden.device),
+                                 cold_weights if cold_weights is not None else torch.ones(len(rows),
+                                                                                           device=hidden.device)])
+        return torch.cat([hidden, cold]), torch.cat([target, items[rows, first]]), weights
 
     @property
     def user_state_dimension(self) -> int:
@@ -209,7 +282,12 @@ class UserPersonalization(NextItemRecipe):
         if items.shape[1] == 0:
             items, context = torch.zeros(items.shape[0], 1, dtype=torch.long, device=items.device), None
         table = self.item_table() if table is None else table
-        return self.model(items, self.context_embeddings(context), table, last_only=True)[:, -1]
+        state = self.model(items, self.context_embeddings(context), table, last_only=True)[:, -1]
+        users = self.user_vectors(inputs)
+        if users is None:
+            return state
+        no_history = ~(items > 0).any(1, keepdim=True)
+        return torch.where(no_history, self.no_history_query.expand_as(state), state) + users[0].to(state)
 
     def score_state(self, state: Tensor, inputs: SequenceBatch, table: Tensor | None = None) -> Tensor:
         """(B, n_items) softmax scores from `user_state`'s output and the context of the event being predicted
@@ -222,7 +300,7 @@ class UserPersonalization(NextItemRecipe):
         table = self.item_table() if table is None else table
         logits = self.model.item_scores(state, table) + self.score_bias()         # (B, n_items)
         logits[:, 0] = -torch.inf
-        return self.with_popular_fallback(torch.softmax(logits, dim=1), inputs.items)
+        return self.with_popular_fallback(torch.softmax(logits, dim=1), inputs)
 
     def score(self, inputs: SequenceBatch) -> Tensor:
         table = self.item_table()

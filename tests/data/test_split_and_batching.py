@@ -155,3 +155,26 @@ def test_length_buckets_cover_every_window_once_with_similar_lengths_per_batch()
         padded = sum(len(b) * lengths[b].max() for b in batches)
         assert padded < 1.25 * lengths.sum()                     # ... and little padding (random: ~4x)
     assert epochs[0] != epochs[1]                                # a new order each epoch
+
+
+def test_lightning_gives_distributed_length_buckets_a_new_order_every_epoch():
+    """With several processes the order comes from (seed, epoch): Lightning's own set_epoch call at each
+    epoch's start (on a DataLoader's sampler and batch_sampler.sampler) must reach the batch sampler, or
+    every epoch repeats the first one's batches."""
+    from lightning_fabric.utilities.data import _set_sampler_epoch
+    from torch.utils.data import DataLoader
+
+    from personalize_torch.data.batching import LengthBuckets
+    from personalize_torch.data.datamodule import FirstBatches
+
+    lengths = np.minimum(np.random.default_rng(0).geometric(0.2, 400) + 1, 51)
+    for make in (lambda: LengthBuckets(lengths, 32, rank=1, world_size=2, seed=3),
+                 lambda: FirstBatches(LengthBuckets(lengths, 32, rank=1, world_size=2, seed=3), 5)):
+        loader = DataLoader(range(len(lengths)), batch_sampler=make(), collate_fn=lambda b: b)
+        orders = []
+        for epoch in range(3):
+            _set_sampler_epoch(loader, epoch)
+            orders.append(list(loader.batch_sampler))
+        assert orders[0] != orders[1] and orders[1] != orders[2]
+        _set_sampler_epoch(loader, 1)
+        assert list(loader.batch_sampler) == orders[1]          # the same epoch, the same order (resume)

@@ -78,9 +78,9 @@ def planted_user_metadata_data(out, n_users=800, n_segments=8, items_per_segment
 
     Each user belongs to one of `n_segments` segments, written as the Users column SEGMENT; each of their
     `events` events (minutes apart) is an item of their segment's `items_per_segment` with probability
-    `p_in_segment`, else any item, uniformly. Items have no metadata, so User-Personalization (which reads
-    Items metadata) has nothing more than HRNN: 5 events per user over 200 items (~20 per item) are too few to
-    learn which items go together, while HRNN-Meta starts each user's state from SEGMENT. (The demo data is
+    `p_in_segment`, else any item, uniformly. Items have no metadata, so HRNN has only the events: 5 per user
+    over 200 items (~20 per item) are too few to learn which items go together, while HRNN-Meta starts each
+    user's state from SEGMENT and User-Personalization adds SEGMENT to the user's state. (The demo data is
     not this: its items carry GENRES that predict the next item as well as the users' metadata does.)"""
     rng = np.random.default_rng(seed)
     n_items = n_segments * items_per_segment
@@ -101,9 +101,9 @@ def planted_user_metadata_data(out, n_users=800, n_segments=8, items_per_segment
 
 
 def test_automl_picks_hrnn_meta_when_only_users_metadata_knows(tmp_path):
-    """The planted answer: HRNN-Meta, the one candidate that reads Users metadata, is at least 1.5x the others
-    on validation NDCG@10, with AutoML's default training for every candidate (measured on data seeds 0-4:
-    HRNN-Meta 0.111 / 0.102 / 0.083 / 0.094 / 0.085, User-Personalization 0.046-0.049, HRNN 0.021-0.031).
+    """The planted answer: HRNN-Meta wins, and the candidates that read Users metadata (HRNN-Meta,
+    User-Personalization) are at least 1.5x HRNN on validation NDCG@10, with AutoML's default training for
+    every candidate (data seed 0: HRNN-Meta 0.113, User-Personalization 0.093, HRNN 0.023).
     Each candidate is also a row of TensorBoard's HParams tab with its score."""
     from tests.training.test_tensorboard import hparams_tab
 
@@ -118,7 +118,8 @@ def test_automl_picks_hrnn_meta_when_only_users_metadata_knows(tmp_path):
     result = json.loads((sweep / "best" / "solution" / "solution.json").read_text())["autoMLResult"]
     scores = {c["recipe"]: c["score"] for c in result["candidates"]}
     assert result["bestRecipeArn"] == "arn:aws:personalize:::recipe/aws-hrnn-metadata", scores
-    assert scores["hrnn_meta"] > 1.5 * max(scores["hrnn"], scores["user_personalization"]), scores
+    # HRNN reads no Users metadata: both candidates that do (HRNN-Meta, User-Personalization) are far above it
+    assert min(scores["hrnn_meta"], scores["user_personalization"]) > 1.5 * scores["hrnn"], scores
 
     rows = {s["hparams"]["recipe"]: s["metrics"] for s in hparams_tab(sweep)}
     assert set(rows) == set(scores)

@@ -14,6 +14,8 @@ import torch
 
 from personalize_torch.data import constants as C
 from personalize_torch.data.batching import SequenceBatch, history_items, sequence_batch
+from personalize_torch.data.metadata_features import build_user_features, encode_metadata_rows
+from personalize_torch.data.schema import parse_schema
 from personalize_torch.errors import InputError
 from personalize_torch.filters import Catalogue, Filter
 from personalize_torch.metrics.functional import mask_scores
@@ -66,6 +68,10 @@ class RequestOptions:
     # Promotion (inference/promotions.py) and the campaign's popular back-fill of short lists (inference/backfill.py)
     promotion: Promotion | None = None
     backfill_popular: bool = False
+    # Users metadata of users the solution does not know ({FIELD: value}, e.g. PutUsers' properties through
+    # `event_properties.property_fields`; one for all rows or one per row, None = none): replaces the Users
+    # dataset's row of that user, for recipes that read Users metadata (`Predictor.user_metadata_inputs`)
+    user_metadata: Mapping[str, object] | Sequence[Mapping[str, object] | None] | None = None
 
     def __post_init__(self) -> None:
         check_exploration_settings(self.exploration_weight, self.exploration_item_age_cut_off)
@@ -312,10 +318,86 @@ class Predictor:
         rows = self._history_rows(user_ids)
         inputs = sequence_batch(self.solution.histories, rows, self.recipe.input_length)
         streamed = self._streamed(options, len(rows))
-        if streamed is None:
-            return inputs, rows, None
-        items, times, context = streamed
-        return append_events(inputs, items, times, context, self.recipe.input_length), rows, items
+        if streamed is not None:
+            items, times, context = streamed
+            inputs = append_events(inputs, items, times, context, self.recipe.input_length)
+        inputs = self.user_metadata_inputs(inputs, user_ids, options)
+        return inputs, rows, streamed[0] if streamed is not None else None
+
+    def reads_user_metadata_of(self, user_id: str | None) -> bool:
+        """Whether a request for `user_id` would read their Users metadata (`RequestOptions.user_metadata`): the
+        recipe reads Users metadata and the solution does not know the user. A server looks up PutUsers'
+        properties only then."""
+        return (user_id is not None and self.recipe.user_metadata_shape is not None
+                and bool(self._history_rows([user_id])[0] < 0))
+
+    def user_metadata_inputs(self, inputs: SequenceBatch, user_ids: Sequence[str | None],
+                             options: RequestOptions | None = None) -> SequenceBatch:
+        """`inputs` with the Users metadata of the rows whose user the solution does not know (user index 0),
+        for a recipe that reads Users metadata (`recipe.user_metadata_shape`): the request's
+        `options.user_metadata` for the row when given (PutUsers' properties), else the user's row of the
+        Users dataset the solution was trained with; encoded with the solution's value vocabulary (values it
+        never saw are unknown). Unchanged for other recipes and when every user is known."""
+        shape = self.recipe.user_metadata_shape
+        unknown = inputs.user_idx.cpu().numpy() == 0
+        if shape is None or not unknown.any():
+            return inputs
+        frame = self._unknown_users_metadata(list(user_ids), unknown, options)
+        if frame is None:
+            return inputs
+        values, numbers = encode_metadata_rows(frame, self._user_metadata_description, *shape)
+        inputs.user_values, inputs.user_numeric = torch.from_numpy(values), torch.from_numpy(numbers)
+        return inputs
+
+    def _unknown_users_metadata(self, user_ids: list[str | None], unknown: np.ndarray,
+                                options: RequestOptions | None) -> pd.DataFrame | None:
+        """One row per request row (index 0..B-1) of metadata fields: the `unknown` rows' metadata, the other
+        rows empty; None when no unknown row has any."""
+        B = len(user_ids)
+        frame, found = pd.DataFrame(index=pd.RangeIndex(B)), np.zeros(B, dtype=bool)
+        users = self._users_by_id
+        if users is not None:
+            table, index = users
+            positions = np.full(B, -1, dtype=np.int64)
+            asked = np.nonzero(unknown & np.array([u is not None for u in user_ids], dtype=bool))[0]
+            positions[asked] = index.get_indexer([str(user_ids[b]) for b in asked])
+            found = positions >= 0
+            if found.any():
+                frame = table.iloc[positions[found]].set_axis(np.nonzero(found)[0]).reindex(pd.RangeIndex(B))
+        given = options.user_metadata if options is not None else None
+        if given is not None:
+            per_row = [given] * B if isinstance(given, Mapping) else list(given)
+            if len(per_row) != B:
+                raise ValueError(f"{len(per_row)} user metadata rows for {B} rows")
+            sent = [b for b in range(B) if unknown[b] and per_row[b]]
+            if sent:   # PutUsers replaces a user's properties: the sent row replaces the dataset's
+                rows = pd.DataFrame([{str(k): v for k, v in per_row[b].items()} for b in sent], index=sent)
+                frame = frame.drop(index=sent).astype(object)
+                frame = pd.concat([frame, rows.astype(object)]).sort_index()
+                found[sent] = True
+        return frame if found.any() else None
+
+    @cached_property
+    def _users_by_id(self) -> tuple[pd.DataFrame, pd.Index] | None:
+        """The Users dataset the solution was trained with (metadata columns only) and its USER_ID index;
+        None without one."""
+        users = self.solution.users
+        if users is None or not len(users) or C.USER_ID not in users.columns:
+            return None
+        users = users.drop_duplicates(C.USER_ID, keep="last").reset_index(drop=True)
+        return users.drop(columns=[C.USER_ID]), pd.Index(users[C.USER_ID].astype(str))
+
+    @cached_property
+    def _user_metadata_description(self) -> dict:
+        """The solution's Users metadata encoding (`MetadataFeatures.describe()`, kept in solution.json); for a
+        solution version saved without it, rebuilt from its Users dataset the way training built it."""
+        described = self.solution.info.get("user_features")
+        if described is not None:
+            return described
+        schema = (self.solution.info.get("schemas") or {}).get(C.USERS)
+        if schema is not None:
+            schema = parse_schema(schema, C.USERS, str(self.solution.path / "solution.json"))
+        return build_user_features(self.solution.users, schema, self.solution.user_vocab).describe()
 
     def recommend_related(self, item_ids: Sequence[str], num_results: int = 25,
                           user_ids: Sequence[str | None] | None = None, exclude_seen: bool = True,

@@ -86,14 +86,15 @@ class CatalogueScorer:
 
     def top_k(self, state: Tensor, inputs: SequenceBatch, k: int, exclude: Tensor | None,
               allowed: Tensor | None) -> tuple[Tensor, Tensor]:
-        """(B, k) item indices, best first, and their scores (softmax probabilities; for rows without a
-        history the popularity fallback's, as `score_state`); -inf scores where a row has fewer than k items
-        left. `exclude` (B, E) item indices to leave out (0 = none), `allowed` (B, N) bool or None."""
+        """(B, k) item indices, best first, and their scores (softmax probabilities; for rows the model does not
+        score, `recipe.scored_rows`, the popularity fallback's, as `score_state`); -inf scores where a row has
+        fewer than k items left. `exclude` (B, E) item indices to leave out (0 = none), `allowed` (B, N) bool or
+        None."""
         B = state.shape[0]
         top = torch.zeros(B, k, dtype=torch.long, device=state.device)
         values = torch.full((B, k), -math.inf, device=state.device)
         with torch.no_grad():
-            has_history = (inputs.items > 0).any(1).to(state.device)
+            has_history = self.recipe.scored_rows(inputs).to(state.device)   # events, or Users metadata read
             rows = torch.nonzero(has_history).view(-1)
             if len(rows) >= ROUNDED_MIN_ROWS and self.rounded is not None:
                 query = self.query(state, inputs)[rows].float()
