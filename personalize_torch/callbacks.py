@@ -18,7 +18,8 @@ class RestoreBestWeights(pl.Callback):
 
     Weights trained after the last validation (a `max_time` cut in the middle of an epoch, or
     `check_val_every_n_epoch` > 1) have not been compared with the best: they are kept in
-    `unvalidated_state` for `training.train` to validate and keep if they are better.
+    `unvalidated_state` for `training.train` to validate and keep if they are better. The best so far is part
+    of a training checkpoint (`state_dict`), so a resumed run compares with the epochs before the restart.
     """
 
     def __init__(self, monitor: str = "val/ndcg_at_10", mode: str = "max"):
@@ -28,6 +29,15 @@ class RestoreBestWeights(pl.Callback):
         self.best_state: dict | None = None
         self.unvalidated_state: dict | None = None
         self._validated_step = -1
+
+    def state_dict(self) -> dict:
+        """Saved in a training checkpoint (resume.py): a resumed run still knows the best weights before it."""
+        return {"best": self.best, "best_epoch": self.best_epoch, "best_state": self.best_state,
+                "validated_step": self._validated_step}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best, self.best_epoch, self.best_state = state["best"], state["best_epoch"], state["best_state"]
+        self._validated_step = state["validated_step"]
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking or self.monitor not in trainer.callback_metrics:

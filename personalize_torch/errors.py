@@ -54,8 +54,14 @@ def read_json_file(path: str | Path, what: str):
     """The JSON value in a user's file; a missing file or bad JSON is an InputError naming file and line."""
     path = Path(path)
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_bytes())    # bytes: UTF-8 (with or without a BOM), UTF-16 or UTF-32
     except FileNotFoundError:
         raise InputError(f"{what} not found", file=str(path)) from None
+    except IsADirectoryError:
+        raise InputError(f"{what} is a directory, not a file", file=str(path)) from None
     except json.JSONDecodeError as err:
         raise InputError(f"not valid JSON ({err.msg})", file=str(path), line=err.lineno) from None
+    except UnicodeDecodeError as err:
+        raise InputError(f"not UTF-8 text ({err.reason} at byte {err.start})", file=str(path)) from None
+    except RecursionError:
+        raise InputError("not valid JSON (nested too deeply)", file=str(path)) from None

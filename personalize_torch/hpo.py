@@ -21,6 +21,7 @@ from pathlib import Path
 
 from personalize_torch.errors import InputError
 from personalize_torch.metrics.ranking_metrics import PERSONALIZE_NAMES
+from personalize_torch.solution_manifest import write_manifest
 
 DEFAULT_OBJECTIVE = "val/ndcg_at_10"
 DIRECTIONS = ("maximize", "minimize")
@@ -109,6 +110,7 @@ def copy_solution(src: str | Path, dst: str | Path, extra: dict) -> Path:
     info = json.loads(info_path.read_text())
     info.update(extra)
     info_path.write_text(json.dumps(info, indent=2, default=str))
+    write_manifest(tmp)     # solution.json changed: its checksum with it
     if dst.exists():
         shutil.rmtree(dst)
     tmp.rename(dst)

@@ -17,9 +17,11 @@
                            scoring (User-Personalization). Computed once here, at the end of training and by
                            UPDATE; a server memory-maps it instead of running the sequence model over every
                            user at start. Solution versions written before it existed load without it.
+    manifest.json          the size and SHA-256 of every other file (`solution_manifest`), written last;
+                           loading checks them and refuses a missing, truncated or altered file, naming it
 
-The directory is written under a temporary name and renamed into place, so a crash never leaves
-half a model where a model is expected.
+The directory is written under a temporary name, its files flushed to disk, and renamed into place, so a
+crash never leaves half a model where a model is expected.
 
 Loading is sized for tens of millions of users: user and item ids stay Arrow string arrays looked up through
 hashes (`StoredIds`), histories are read as numpy arrays without Python objects per event or per user, the
@@ -45,6 +47,7 @@ import torch
 
 from personalize_torch.data import constants as C
 from personalize_torch.data.batching import sequence_batch
+from personalize_torch.data.durable_files import sync_directory
 from personalize_torch.data.prepared import PreparedData
 from personalize_torch.data.ragged import Ragged
 from personalize_torch.data.sequences import UserSequences
@@ -53,6 +56,7 @@ from personalize_torch.data.vocab import Vocab
 from personalize_torch.errors import InputError
 from personalize_torch.filters.catalogue import MAX_INTERACTIONS_PER_EVENT_TYPE
 from personalize_torch.recipes import RECIPES, Recipe
+from personalize_torch.solution_manifest import MANIFEST, start_verify, write_manifest
 
 FORMAT_VERSION = 1
 SOLUTION_JSON = "solution.json"
@@ -240,7 +244,8 @@ def save_solution_version(out_dir: str | Path, trainer, recipe: Recipe, data: Pr
         out_dir, functools.partial(trainer.save_checkpoint, weights_only=True), recipe, _item_table(data),
         data.group.users, data.user_vocab, data.sequences, data.context_vocabs, data.event_type_vocab,
         {"schemas": {name: schema.to_avro() for name, schema in data.group.schemas.items()},
-         "item_features": data.item_features.describe(), "data_description": data.describe().sizes(), **info},
+         "item_features": data.item_features.describe(), "user_features": data.user_features.describe(),
+         "data_description": data.describe().sizes(), **info},
         filter_interactions=_filter_interactions(data))
 
 
@@ -279,8 +284,10 @@ def write_solution_version(out_dir: str | Path, write_checkpoint, recipe: Recipe
                 "event_type": [str(v) for v in event_type_vocab.ids] if event_type_vocab is not None else None,
             },
             **info,
+            "manifest": MANIFEST,
         }
         (tmp / SOLUTION_JSON).write_text(json.dumps(full_info, indent=2, default=float))
+        write_manifest(tmp)     # last: every file's size and SHA-256, each flushed to disk
         if out_dir.exists():
             old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
             os.replace(out_dir, old)
@@ -288,6 +295,7 @@ def write_solution_version(out_dir: str | Path, write_checkpoint, recipe: Recipe
             shutil.rmtree(old)
         else:
             os.replace(tmp, out_dir)
+        sync_directory(out_dir.parent)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -299,12 +307,36 @@ def build_saved_recipe(name: str, hyperparameters: dict) -> Recipe:
     return RECIPES[name].from_saved(hyperparameters, build_saved_recipe)
 
 
-def load_solution_version(path: str | Path, map_location: str = "cpu") -> SolutionVersion:
+def load_solution_version(path: str | Path, map_location: str = "cpu", verify: str = "sha256") -> SolutionVersion:
+    """The solution version in directory `path`, its files checked against its manifest (`verify`: "sha256"
+    every byte, "size" only that each file is there whole, "off"; see `solution_manifest`): a missing,
+    truncated or (sha256) altered file is an InputError naming it. The checksums are computed while the files
+    are loaded; the solution version is returned only once they match."""
     path = Path(path)
-    info_path = path / SOLUTION_JSON
-    if not info_path.exists():
+    if not (path / SOLUTION_JSON).exists() and not (path / MANIFEST).exists():
         raise InputError(f"not a solution version (no {SOLUTION_JSON})", file=str(path))
-    info = json.loads(info_path.read_text())
+    check = start_verify(path, verify)      # sizes now (names a missing or cut file); checksums in threads
+    try:
+        solution = _load_checked_files(path, map_location, verify, check.checked)
+    except Exception:
+        check.result()      # a damaged file explains the failure: name it
+        raise
+    check.result()
+    return solution
+
+
+def _load_checked_files(path: Path, map_location: str, verify: str, checked: bool) -> SolutionVersion:
+    info_path = path / SOLUTION_JSON
+    try:
+        info = json.loads(info_path.read_bytes())
+    except FileNotFoundError:
+        raise InputError(f"not a solution version (no {SOLUTION_JSON})", file=str(path)) from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise InputError("not valid JSON: the solution version is damaged", file=str(info_path)) from None
+    if not isinstance(info, dict) or "recipe" not in info:
+        raise InputError("not a solution version's description (no recipe)", file=str(info_path))
+    if not checked and verify != "off" and info.get("manifest"):
+        start_verify(path, verify, required=True)     # written with a manifest that is gone: refused
     recipe_cls = RECIPES.get(info["recipe"])
     if recipe_cls is None:
         raise InputError(f"unknown recipe {info['recipe']!r}; known: {', '.join(RECIPES)}", file=str(info_path))

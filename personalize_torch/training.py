@@ -2,11 +2,13 @@
 the loaders by what the recipe needs, fit with a Lightning Trainer; saves a solution version and returns its
 metrics. Hydra configs come in; nothing else here knows about Hydra. The helpers (`compose_config`,
 `prepare_data`, `build_recipe`, `data_module`) are public so that benchmarks and tests build exactly what
-`train` builds."""
+`train` builds. A gradient-trained recipe writes training checkpoints while it fits (`checkpoints`), and
+`resume=true` continues a killed run from the last one (resume.py)."""
 
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from pathlib import Path
 
@@ -29,6 +31,12 @@ from personalize_torch.metrics.ranking_metrics import personalize_report
 from personalize_torch.process_share import add_up, join_processes, launched_share, set_trainer_for_processes
 from personalize_torch.recipes import RECIPES, Recipe
 from personalize_torch.recipes.blend import BlendMember
+from personalize_torch.resume import (
+    ReplayableDataModule,
+    TrainingCheckpoints,
+    checkpoint_directory,
+    checkpoint_to_resume,
+)
 from personalize_torch.solution_config import read_solution_config
 from personalize_torch.solution_version import load_solution_version, save_solution_version
 
@@ -111,13 +119,37 @@ def check_hyperparameter_names(recipe_cls: type[Recipe], params: dict, where: st
                              f"{', '.join(names)}", column=f"{where}{name}", file=file)
 
 
-def data_module(data_cfg: DictConfig, data: PreparedData, recipe: Recipe, seed: int = 0) -> InteractionsDataModule:
-    """The loaders of `data` shaped by what `recipe` declares it needs (`Recipe.loader_needs`)."""
-    return InteractionsDataModule(data, recipe.loader_needs(), batch_size=data_cfg.batch_size,
-                                  eval_batch_size=data_cfg.eval_batch_size, seed=seed,
-                                  length_buckets=data_cfg.get("length_buckets", True),
-                                  validation_users=data_cfg.get("validation_users", "auto"),
-                                  test_users=data_cfg.get("test_users"))
+def data_module(data_cfg: DictConfig, data: PreparedData, recipe: Recipe, seed: int = 0,
+                replayable: bool = False) -> InteractionsDataModule:
+    """The loaders of `data` shaped by what `recipe` declares it needs (`Recipe.loader_needs`); `replayable`:
+    a training loader that a resumed run picks up in the middle of an epoch (resume.ReplayableLoader), as
+    `train` fits gradient-trained recipes with."""
+    module = ReplayableDataModule if replayable else InteractionsDataModule
+    return module(data, recipe.loader_needs(), batch_size=data_cfg.batch_size,
+                  eval_batch_size=data_cfg.eval_batch_size, seed=seed,
+                  length_buckets=data_cfg.get("length_buckets", True),
+                  validation_users=data_cfg.get("validation_users", "auto"),
+                  test_users=data_cfg.get("test_users"))
+
+
+def training_checkpoints(cfg: DictConfig, recipe: Recipe, data: PreparedData,
+                         share: tuple[int, int] | None) -> TrainingCheckpoints | None:
+    """The callback writing this run's training checkpoints (`cfg.checkpoints`), None when `checkpoints` is null
+    or every trigger is off. Its `run` is what a resumed run must share with the one that wrote the checkpoint:
+    the recipe and its hyperparameters, the data (its fingerprint; with each process reading its own share of a
+    dataset group, the data settings) and the seed."""
+    settings = cfg.get("checkpoints")
+    if settings is None:
+        return None
+    every_epoch, steps, minutes = (settings.get("every_epoch", True), settings.get("every_n_steps"),
+                                   settings.get("every_n_minutes"))
+    if not every_epoch and steps is None and minutes is None:
+        return None
+    data_identity = data.fingerprint if share is None else OmegaConf.to_container(cfg.data, resolve=True)
+    run = {"recipe": recipe.recipe_name, "hyperparameters": dict(recipe.hparams), "data": data_identity,
+           "seed": cfg.seed}
+    return TrainingCheckpoints(checkpoint_directory(cfg.output_dir, settings.get("dir")), every_epoch=every_epoch,
+                               every_n_steps=steps, every_n_minutes=minutes, run=run)
 
 
 def apply_solution_config(cfg: DictConfig) -> None:
@@ -191,6 +223,16 @@ def load_data(data: DictConfig, share: tuple[int, int] | None = None):
 def train(cfg: DictConfig) -> dict:
     """Train `cfg.recipe` on `cfg.data`; returns {"solution": path, "metrics": {...}, ...}."""
     apply_solution_config(cfg)
+    # Before reading the data: a resume that finds nothing to resume says so at once.
+    checkpoint_dir = checkpoint_directory(cfg.output_dir, (cfg.get("checkpoints") or {}).get("dir"))
+    resume = cfg.get("resume", False)
+    if recipe_class(cfg.recipe).count_based:
+        if str(resume).lower() != "false":
+            log.info("%s is counted in one pass: nothing to resume, training from the start",
+                     recipe_class(cfg.recipe).recipe_name)
+        resume_from = None
+    else:
+        resume_from = checkpoint_to_resume(resume, checkpoint_dir)
     pl.seed_everything(cfg.seed, workers=True)
     share = launched_share() if cfg.data.get("group") else None   # torchrun: each process reads its share
     data = prepare_data(cfg, share)
@@ -206,7 +248,7 @@ def train(cfg: DictConfig) -> dict:
     if share is not None:
         recipe.combine_statistics(add_up)
     counting = time.perf_counter() - start   # part of fitting: for Popularity-Count it is all of it
-    dm = data_module(cfg.data, data, recipe, seed=cfg.seed)
+    dm = data_module(cfg.data, data, recipe, seed=cfg.seed, replayable=not recipe.count_based)
 
     logger = hydra.utils.instantiate(cfg.logger) if cfg.get("logger") else False
     # Count-based recipes fit in one pass; their validation runs once, after fitting.
@@ -217,13 +259,19 @@ def train(cfg: DictConfig) -> dict:
     for callback in callbacks:
         if isinstance(callback, EmbeddingProjector):   # labels the item vectors with the Items metadata
             callback.label_items(data)
+    checkpoints = None if recipe.count_based else training_checkpoints(cfg, recipe, data, share)
+    if checkpoints is not None:   # Lightning places a checkpoint callback after the others
+        callbacks.append(checkpoints)
+        trainer_overrides["enable_checkpointing"] = True
     resolve_precision(cfg.trainer)
     trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, logger=logger, callbacks=callbacks,
                                                   **trainer_overrides)
     if trainer.is_global_zero:
         log.info("training %s on %s", recipe.recipe_name, describe_devices(trainer))
+    if resume_from is not None and trainer.is_global_zero:
+        log.info("resuming from %s", resume_from)
     fit_start = time.perf_counter()
-    trainer.fit(recipe, datamodule=dm)
+    trainer.fit(recipe, datamodule=dm, ckpt_path=resume_from)
     for callback in trainer.callbacks:   # weights trained after the last validation: kept if better
         if isinstance(callback, RestoreBestWeights):
             callback.consider_final_weights(recipe, lambda: trainer.validate(recipe, datamodule=dm, verbose=False))
@@ -252,6 +300,11 @@ def train(cfg: DictConfig) -> dict:
         "seconds": seconds,        # training (fit, with its validations) and one final val / test pass
         "personalize_metrics": personalize_report(final),
     }
+    if checkpoints is not None:   # training time across restarts, checkpoints written by this process
+        info["training"] = {"seconds": round(checkpoints.training_seconds(), 1),
+                            "checkpoints_written": checkpoints.written,
+                            "checkpoint_seconds": round(checkpoints.write_seconds, 2),
+                            "resumed_from": checkpoints.resumed_from}
     use_case = cfg.get("use_case")
     if use_case:
         info["use_case"] = {k: use_case.get(k) for k in ("domain", "name", "filter")}
@@ -261,4 +314,6 @@ def train(cfg: DictConfig) -> dict:
         trainer.save_checkpoint(Path(cfg.output_dir) / "model.ckpt", weights_only=True)
         return {"solution": None, **info}
     out = save_solution_version(Path(cfg.output_dir), trainer, recipe, data, info)
+    if checkpoints is not None and not (cfg.get("checkpoints") or {}).get("keep", False):
+        shutil.rmtree(checkpoints.directory, ignore_errors=True)   # the solution version is saved: done with them
     return {"solution": str(out), **info}

@@ -47,23 +47,23 @@ def main(cfg: DictConfig) -> None:
 def serve(cfg: DictConfig, workers: int, metrics_path: str | None) -> int:
     """Load the campaigns and serve them until stopped; the exit code. `metrics_path`: the workers' shared
     metrics directory (workers > 1)."""
+    import torch
     import uvicorn
-    from uvicorn.config import LOGGING_CONFIG
-
     from omegaconf import OmegaConf
+    from uvicorn.config import LOGGING_CONFIG
 
     from personalize_torch.filters import Filter
     from personalize_torch.serving.campaigns import CampaignSettings
     from personalize_torch.serving.events.deployment_log import DeploymentLog
     from personalize_torch.serving.events.event_store import SYNCHRONOUS_MODES, EventStore
     from personalize_torch.serving.events.store_url import in_memory, redacted
+    from personalize_torch.serving.http.api_keys import ApiKeys
     from personalize_torch.serving.http.app import create_app
     from personalize_torch.serving.http.metrics_directory import worker_exited
-    from personalize_torch.serving.http.worker_processes import serve_in_processes
+    from personalize_torch.serving.http.throttling import ThrottleSettings
+    from personalize_torch.serving.http.worker_processes import exit_on_stop_signals, serve_in_processes
     from personalize_torch.serving.inference.predictor import Predictor
     from personalize_torch.serving.inference.state_scoring import FIRST_PASSES
-
-    import torch
 
     # One intra-op thread per request: requests are small, and on a busy machine several threads per tiny
     # matmul spend their time waiting on each other (measured: 325 ms -> 17 ms per request at load 4.5).
@@ -96,6 +96,9 @@ def serve(cfg: DictConfig, workers: int, metrics_path: str | None) -> int:
                 filters[name] = Filter.parse(expression)
             except InputError as err:
                 raise InputError(f"filter {name!r}: {err.describe()}", column="filters") from None
+        ApiKeys(keys_file=cfg.api_keys_file)   # read now: a missing or empty keys file is an error at start
+        throttling = ThrottleSettings(cfg.campaign_requests_per_second, cfg.put_events_per_second,
+                                      float(cfg.throttle_burst_seconds)).share(workers)
         if str(cfg.events_synchronous).upper() not in SYNCHRONOUS_MODES:
             raise InputError(f"must be one of {', '.join(SYNCHRONOUS_MODES)}", column="events_synchronous")
         try:
@@ -127,12 +130,16 @@ def serve(cfg: DictConfig, workers: int, metrics_path: str | None) -> int:
                           max_request_bytes=cfg.max_request_bytes, deploy_root=cfg.deploy_root,
                           update_root=cfg.update_root, max_batch=int(cfg.max_batch), deployments=log,
                           deployed_version=deployed_version, worker=worker,
-                          cache_user_states=bool(cfg.user_state_cache))
+                          cache_user_states=bool(cfg.user_state_cache), api_keys_file=cfg.api_keys_file,
+                          throttling=throttling)
 
+    # SIGTERM / SIGINT: stop accepting, finish the requests in flight (for at most this long), exit 0
+    shutdown = {"timeout_graceful_shutdown": float(cfg.graceful_shutdown_seconds)}
     if workers == 1:
         try:
-            uvicorn.run(make_app(0, events, deployments), host=cfg.host, port=cfg.port, log_level=cfg.log_level,
-                        access_log=False, log_config=uvicorn_logging)
+            with exit_on_stop_signals():
+                uvicorn.run(make_app(0, events, deployments), host=cfg.host, port=cfg.port, log_level=cfg.log_level,
+                            access_log=False, log_config=uvicorn_logging, **shutdown)
         finally:
             events.close()
             if deployments is not None:
@@ -148,8 +155,11 @@ def serve(cfg: DictConfig, workers: int, metrics_path: str | None) -> int:
         log = DeploymentLog(cfg.events_db)
         try:
             server = uvicorn.Server(uvicorn.Config(make_app(index, store, log), log_level=cfg.log_level,
-                                                   access_log=False, log_config=uvicorn_logging))
-            server.run(sockets=[sock])
+                                                   access_log=False, log_config=uvicorn_logging, **shutdown))
+            with exit_on_stop_signals():
+                server.run(sockets=[sock])
+            if not server.started:
+                sys.exit(3)   # uvicorn's code for a server that could not start (the parent stops then)
         finally:
             store.close()
             log.close()

@@ -32,6 +32,8 @@ from personalize_torch.errors import InputError
 MAX_ID_LENGTH = 256
 # Epoch seconds beyond this (year 5138) are surely milliseconds or microseconds.
 MAX_EPOCH_SECONDS = 10**11
+# The largest magnitude of each Avro integer type (int: 32 bits, long: 64 bits).
+INTEGER_LIMITS = {"int": 2**31 - 1, "long": 2**63 - 1}
 ID_FIELDS = (C.USER_ID, C.ITEM_ID)
 
 # (data row within the block, message, column) -> the InputError to raise, with the row made a file location
@@ -98,6 +100,12 @@ def _convert(raw: pa.Array, f: Field, row_error: RowError) -> pa.Array:
     numbers = _numbers_fast(raw, f)
     if numbers is None:
         numbers = _numbers_by_pandas(raw, f, row_error)
+    if f.type == "int":
+        too_big = pc.greater(pc.abs(numbers), INTEGER_LIMITS["int"])
+        if _any(too_big):
+            row = _first(too_big)
+            raise row_error(row, f"{raw[row].as_py()} is out of range for an int (32 bits; declare the field a long)",
+                            f.name)
     if f.name in (C.TIMESTAMP, C.CREATION_TIMESTAMP):
         too_big = pc.greater_equal(pc.abs(numbers), MAX_EPOCH_SECONDS)
         if _any(too_big):
@@ -113,9 +121,11 @@ def _numbers_fast(raw: pa.Array, f: Field) -> pa.Array | None:
     target = pa.int64() if f.type in ("int", "long") else pa.float64()
     try:
         if pa.types.is_string(raw.type) or pa.types.is_large_string(raw.type):
+            if pa.types.is_integer(target) and _any(pc.match_substring(raw, "x", ignore_case=True)):
+                return None     # Arrow reads "0x1F" as hexadecimal; Personalize takes decimal numbers only
             numbers = pc.cast(pc.utf8_trim_whitespace(raw), target)
-        elif pa.types.is_integer(raw.type) or pa.types.is_floating(raw.type):
-            numbers = pc.cast(raw, target)      # safe: a float with a fraction into int64 raises
+        elif pa.types.is_integer(raw.type) or pa.types.is_floating(raw.type) or pa.types.is_decimal(raw.type):
+            numbers = pc.cast(raw, target)      # safe: a fraction or a uint64 beyond int64 raises
         else:
             return None
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
@@ -140,6 +150,11 @@ def _numbers_by_pandas(raw: pa.Array, f: Field, row_error: RowError) -> pa.Array
         if not_integer.any():
             row = int(np.flatnonzero(not_integer.to_numpy())[0])
             raise row_error(row, f"expected an integer ({f.type}), got {column.iloc[row]!r}", f.name)
+        # float64 holds 2**63 exactly: anything at or beyond it does not fit a long
+        out_of_range = ~missing & (numbers.abs() >= 2.0**63)
+        if out_of_range.any():
+            row = int(np.flatnonzero(out_of_range.to_numpy())[0])
+            raise row_error(row, f"{column.iloc[row]} is out of range for a {f.type}", f.name)
         return pa.array(numbers.astype("Int64"), type=pa.int64())
     return pa.array(numbers.astype("float64"), type=pa.float64(), from_pandas=True)
 

@@ -39,8 +39,8 @@ def read_header(path: Path) -> list[str]:
     with open(path, newline="", encoding="utf-8-sig") as fh:
         try:
             header = next(csv.reader(fh), [])
-        except UnicodeDecodeError as err:
-            raise InputError(f"not UTF-8 text ({err.reason} at byte {err.start})", file=str(path), line=1) from None
+        except UnicodeDecodeError:      # text is decoded a chunk at a time: the bad byte may be on a later line
+            raise _utf8_error(path) from None
     header = [h.strip() for h in header]
     if not any(header):
         raise InputError("no header row", file=str(path), line=1)
@@ -140,15 +140,20 @@ def _read_error(path: Path, header: list[str], err: pa.ArrowInvalid) -> InputErr
     text = str(err)
     if "UTF8" in text or "UTF-8" in text:
         return _utf8_error(path)
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        reader = csv.reader(fh)
-        next(reader, None)
-        start = reader.line_num + 1
-        for record in reader:
-            if record and len(record) != len(header):
-                return InputError(f"malformed CSV: expected {len(header)} fields, saw {len(record)}",
-                                  file=str(path), line=start)
+    if "Could not skip initial" in text:     # the header is the whole file
+        return InputError("no data rows after the header", file=str(path), line=2)
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.reader(fh)
+            next(reader, None)
             start = reader.line_num + 1
+            for record in reader:
+                if record and len(record) != len(header):
+                    return InputError(f"malformed CSV: expected {len(header)} fields, saw {len(record)}",
+                                      file=str(path), line=start)
+                start = reader.line_num + 1
+    except UnicodeDecodeError:      # not UTF-8 further on, which Arrow had not come to yet
+        return _utf8_error(path)
     return InputError(f"malformed CSV: {text.strip()}", file=str(path))
 
 
@@ -169,9 +174,10 @@ def _utf8_error(path: Path) -> InputError:
 def line_of_row(path: Path, row: int) -> int:
     """The line in the file where data row `row` (0-based, blank lines skipped) starts.
 
-    Only called to report an error, so the success path never pays for this scan.
+    Only called to report an error, so the success path never pays for this scan. (Text that is not UTF-8
+    after the row is read as replacement characters: it does not move lines.)
     """
-    with open(path, newline="", encoding="utf-8-sig") as fh:
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as fh:
         reader = csv.reader(fh)
         next(reader, None)
         start = reader.line_num + 1

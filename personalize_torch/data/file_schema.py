@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from personalize_torch.data.schema import Schema, _check_reserved, infer_schema, load_schema
+from personalize_torch.data.schema import FIELD_NAME, Schema, _check_reserved, infer_schema, load_schema
 from personalize_torch.errors import InputError
 
 
@@ -23,6 +23,11 @@ def file_schema(path: Path, dataset_type: str, schema: Schema | str | Path | Non
     columns checked."""
     line = 1 if where == "header" else None
     if schema is None:
+        for name in columns:    # a schema's field names; a given schema's are checked when it is read
+            if not FIELD_NAME.match(name):
+                raise InputError(f"invalid column name {name!r} (no schema given, so it would be a field's): use "
+                                 "letters, digits and underscores, starting with a letter or underscore",
+                                 file=str(path), line=line, column=name)
         schema = infer_schema(dataset_type, columns, sample(), source=str(path))
         try:
             _check_reserved(schema)

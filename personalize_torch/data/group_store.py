@@ -20,7 +20,6 @@ names let Arrow and other tools open the table as a partitioned data set.
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -38,6 +37,7 @@ from personalize_torch.data.block_conversion import (
     shares_one_dictionary,
     typed_frame,
 )
+from personalize_torch.data.durable_files import TMP_PREFIX, write_atomically
 from personalize_torch.data.schema import Schema
 from personalize_torch.data.stored_ids import hash_strings
 
@@ -69,12 +69,7 @@ def user_buckets(user_codes: np.ndarray, user_ids: pd.Index, n_buckets: int) -> 
 
 
 def _write_parquet_atomically(table: pa.Table, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomically(path, lambda tmp: pq.write_table(table, tmp))
 
 
 def coded_columns(schema: Schema) -> list[str]:
@@ -196,9 +191,31 @@ def new_rows_only(stored: pa.Table | None, new: pa.Table) -> pa.Table:
     return new.take(np.flatnonzero(~repeated))
 
 
-def write_table(group_dir: Path, dataset_type: str, frame: pd.DataFrame) -> str:
-    """Items / Users: one Parquet file, replaced atomically; returns its relative path."""
-    relative = f"{dataset_type}.parquet"
+def write_table(group_dir: Path, dataset_type: str, frame: pd.DataFrame, import_number: int) -> str:
+    """Items / Users: one Parquet file per import (`Items-00003.parquet`; the file group.json names stays
+    untouched until group.json names this one); returns its relative path."""
+    relative = f"{dataset_type}-{import_number:05d}.parquet"
     group_dir.mkdir(parents=True, exist_ok=True)
     _write_parquet_atomically(pa.Table.from_pandas(frame, preserve_index=False), group_dir / relative)
     return relative
+
+
+# The files an import writes, by name: what `unnamed_files` may remove. Nothing else in a group directory is
+# ever removed (a user's own files stay).
+_NUMBER = "[0-9]" * 5
+_GROUP_FILE_PATTERNS = (f"Interactions/bucket=[0-9]*/part-{_NUMBER}.parquet", f"Interactions/ids/*-{_NUMBER}.parquet",
+                        f"Items-{_NUMBER}.parquet", f"Users-{_NUMBER}.parquet",
+                        "Interactions.parquet", "Items.parquet", "Users.parquet")
+
+
+def unnamed_files(group_dir: Path, named: set[str]) -> list[Path]:
+    """Files of the group's own kinds that group.json does not name (`named`: relative paths), and
+    temporary files: what an import that was stopped midway left. Never read; safe to remove while no
+    import runs."""
+    leftovers = set()
+    for pattern in _GROUP_FILE_PATTERNS:
+        for path in group_dir.glob(pattern):
+            if path.relative_to(group_dir).as_posix() not in named:
+                leftovers.add(path)
+    leftovers.update(p for p in group_dir.rglob(f"{TMP_PREFIX}*.tmp-*") if p.is_file())
+    return sorted(leftovers)

@@ -7,8 +7,12 @@
 A dataset group directory holds the datasets as Parquet (Interactions partitioned by user, see
 `group_store`) and `group.json` (each dataset's schema, its import history and its files). An import
 reads and validates the whole file first (CSV or Parquet, exactly as `train.py` does), so a bad file is
-refused with the file, line and column and nothing already stored changes; group.json, replaced
-atomically (write, then rename), then names the new files.
+refused with the file, line and column and nothing already stored changes. The new rows go to new files;
+group.json, replaced atomically (written to a temporary file, flushed to disk, renamed), then names them:
+that rename is the import's commit. An import stopped at any point (killed, a crash, a power cut) leaves
+group.json naming the files it named before, so the group loads as it was; the files the stopped import
+wrote are never read, and the next import removes them. One import runs at a time in a group (a lock file,
+`.import.lock`, released by the system when its process ends however it ends).
 
 - FULL replaces the dataset's rows.
 - INCREMENTAL adds rows: Interactions are appended as new files, without rewriting the stored ones (rows
@@ -21,9 +25,11 @@ atomically (write, then rename), then names the new files.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
-import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +41,7 @@ from personalize_torch.data import constants as C
 from personalize_torch.data.block_conversion import concat_typed, typed_frame
 from personalize_torch.data.dataset_files import read_dataset_table
 from personalize_torch.data.dataset_group import DatasetGroup
+from personalize_torch.data.durable_files import write_atomically
 from personalize_torch.data.group_store import (
     INTERACTIONS_BUCKETS,
     decode,
@@ -42,31 +49,57 @@ from personalize_torch.data.group_store import (
     new_rows_only,
     read_encoded_parts,
     read_ids,
+    unnamed_files,
     user_buckets,
     write_ids,
     write_interaction_parts,
     write_table,
 )
 from personalize_torch.data.schema import Schema, load_schema, parse_schema
-from personalize_torch.errors import InputError, exit_on_input_error
+from personalize_torch.errors import InputError, exit_on_input_error, read_json_file
 
 GROUP_FILE = "group.json"
+LOCK_FILE = ".import.lock"
 MODES = ("FULL", "INCREMENTAL")
 ID_COLUMN = {C.ITEMS: C.ITEM_ID, C.USERS: C.USER_ID}
 
 
 def _read_group(group_dir: Path) -> dict:
     path = group_dir / GROUP_FILE
-    return json.loads(path.read_text()) if path.exists() else {"name": group_dir.name, "datasets": {}}
+    if not path.exists():
+        return {"name": group_dir.name, "datasets": {}}
+    group = read_json_file(path, "dataset group file")
+    if not isinstance(group, dict) or not isinstance(group.get("datasets"), dict):
+        raise InputError("not a dataset group file (no \"datasets\")", file=str(path))
+    return group
 
 
-def _write_atomically(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+@contextmanager
+def _import_lock(group_dir: Path) -> Iterator[None]:
+    """Hold the group's import lock (refused, not waited for, while another import holds it)."""
+    group_dir.mkdir(parents=True, exist_ok=True)
+    with open(group_dir / LOCK_FILE, "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InputError("another import into this dataset group is running; try again when it has finished",
+                             file=str(group_dir)) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def leftover_files(group_dir: str | Path) -> list[Path]:
+    """The files in the group that group.json does not name: left by an import that was stopped midway
+    (never read; the next import removes them)."""
+    group_dir = Path(group_dir)
+    return _leftovers(group_dir, _read_group(group_dir))
+
+
+def _leftovers(group_dir: Path, group: dict) -> list[Path]:
+    named = set().union(*[_stored_files(group_dir, name, entry) for name, entry in group["datasets"].items()])
+    return unnamed_files(group_dir, named)
 
 
 def _schema_for(stored: dict | None, given: str | Path | Schema | None, dataset_type: str) -> Schema | None:
@@ -95,11 +128,18 @@ def import_dataset(group_dir: str | Path, dataset_type: str, csv: str | Path,
     if mode not in MODES:
         raise InputError(f"expected FULL or INCREMENTAL, got {mode!r}", column="--mode")
     group_dir = Path(group_dir)
+    with _import_lock(group_dir):
+        return _import_locked(group_dir, dataset_type, csv, schema, mode)
+
+
+def _import_locked(group_dir: Path, dataset_type: str, csv: str | Path, schema: str | Path | Schema | None,
+                   mode: str) -> dict:
     group = _read_group(group_dir)
+    for leftover in _leftovers(group_dir, group):      # from an import that was stopped midway
+        leftover.unlink(missing_ok=True)
     stored = group["datasets"].get(dataset_type)
     schema = _schema_for(stored["schema"] if stored else None, schema, dataset_type)
     new, schema = read_dataset_table(csv, dataset_type, schema)              # validates everything first
-    group_dir.mkdir(parents=True, exist_ok=True)
     import_number = sum(len(e.get("imports", [])) for e in group["datasets"].values()) + 1
     entry = group["datasets"].get(dataset_type) or {"schema": schema.to_avro(), "imports": []}
     old_files = _stored_files(group_dir, dataset_type, entry)
@@ -107,14 +147,15 @@ def import_dataset(group_dir: str | Path, dataset_type: str, csv: str | Path,
         files, ids, rows_stored = _import_interactions(group_dir, entry, new, schema, mode, import_number)
         entry["ids"] = ids
     else:
-        files, rows_stored = _import_table(group_dir, dataset_type, entry, typed_frame(new, schema), schema, mode)
+        files, rows_stored = _import_table(group_dir, dataset_type, entry, typed_frame(new, schema), schema, mode,
+                                           import_number)
     record = {"file": str(csv), "mode": mode, "rows_read": new.num_rows, "rows_stored": rows_stored,
               "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     entry["schema"] = schema.to_avro()
     entry["files"] = files
     entry["imports"].append(record)
     group["datasets"][dataset_type] = entry
-    _write_atomically(group_dir / GROUP_FILE, lambda p: p.write_text(json.dumps(group, indent=2)))
+    write_atomically(group_dir / GROUP_FILE, lambda p: p.write_text(json.dumps(group, indent=2)))   # the commit
     now = {f["path"] for f in files} | set(entry.get("ids", {}).values())
     for path in old_files - now:                            # what the previous state named and this one does not
         (group_dir / path).unlink(missing_ok=True)
@@ -168,16 +209,19 @@ def _stored_interactions(group_dir: Path, entry: dict, schema: Schema, import_nu
     return files, ids
 
 
+def _table_path(group_dir: Path, dataset_type: str, entry: dict) -> Path:
+    """The Items / Users file group.json names (a group written before files were listed: `Items.parquet`)."""
+    files = entry.get("files")
+    return group_dir / (files[0]["path"] if files else f"{dataset_type}.parquet")
+
+
 def _import_table(group_dir: Path, dataset_type: str, entry: dict, new: pd.DataFrame, schema: Schema,
-                  mode: str) -> tuple[list[dict], int]:
-    """Items / Users: INCREMENTAL rows replace the stored row with the same id or are added."""
-    table = group_dir / f"{dataset_type}.parquet"
-    if mode == "INCREMENTAL" and table.exists():
-        old = typed_frame(pq.read_table(table), schema)
-        merged = concat_typed([old, new]).drop_duplicates(ID_COLUMN[dataset_type], keep="last", ignore_index=True)
-    else:
-        merged = new
-    path = write_table(group_dir, dataset_type, merged)
+                  mode: str, import_number: int) -> tuple[list[dict], int]:
+    """Items / Users: an id's last row wins, within the file and, INCREMENTAL, over the stored row."""
+    if mode == "INCREMENTAL" and entry.get("imports"):
+        new = concat_typed([typed_frame(pq.read_table(_table_path(group_dir, dataset_type, entry)), schema), new])
+    merged = new.drop_duplicates(ID_COLUMN[dataset_type], keep="last", ignore_index=True)
+    path = write_table(group_dir, dataset_type, merged, import_number)
     return [{"path": path, "rows": len(merged)}], len(merged)
 
 
@@ -199,7 +243,7 @@ def load_group_directory(group_dir: str | Path, share: tuple[int, int] | None = 
             ids = read_ids(group_dir, entry.get("ids", {}))
             tables[dataset_type] = decode(read_encoded_parts(group_dir, entry["files"], share), schema, ids)
         else:
-            tables[dataset_type] = typed_frame(pq.read_table(group_dir / f"{dataset_type}.parquet"), schema)
+            tables[dataset_type] = typed_frame(pq.read_table(_table_path(group_dir, dataset_type, entry)), schema)
     return DatasetGroup(tables[C.INTERACTIONS], tables.get(C.ITEMS), tables.get(C.USERS), schemas,
                         name=group.get("name", group_dir.name), source=str(group_dir / C.INTERACTIONS),
                         share=share, all_item_ids=ids.get(C.ITEM_ID) if share else None,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import threading
 from collections.abc import Callable, Mapping
@@ -28,7 +29,7 @@ from personalize_torch.serving.inference.predictor import Predictor
 
 log = logging.getLogger(__name__)
 
-CAMPAIGN_NAME = re.compile(r"[A-Za-z0-9_.-]{1,63}")
+CAMPAIGN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")   # never "." or ".."
 
 
 @dataclass
@@ -64,6 +65,33 @@ class CampaignNotFound(LookupError):
 
 class DeployingDisabled(PermissionError):
     """The server was started without a `deploy_root`."""
+
+
+class SolutionNotFound(InputError):
+    """No solution version at that path under the `deploy_root`."""
+
+
+def solution_under_root(root: Path, solution: str) -> Path:
+    """The solution version directory `solution` names (relative to the resolved `root`, or absolute) under
+    `root`; an InputError when the path has a `..` part or a NUL, or resolves (an absolute path, symbolic
+    links followed) outside `root`, or when a file in it does; SolutionNotFound when it is inside and holds no
+    solution version."""
+    if "\0" in solution or ".." in Path(solution).parts:
+        raise InputError("solution: a path under the server's deploy_root, without '..'")
+    try:
+        path = (root / solution).resolve()
+        inside = path.is_relative_to(root) and all(
+            Path(folder, name).resolve().is_relative_to(root)
+            for folder, dirs, files in os.walk(path) for name in dirs + files)
+        found = inside and (path / "solution.json").is_file()
+    except (OSError, RuntimeError) as err:   # a name too long, a symbolic link loop, ...
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else "a symbolic link loop"
+        raise InputError(f"solution: not a readable path under the server's deploy_root: {reason}") from None
+    if not inside:
+        raise InputError("solution: it (or a file in it) resolves outside the server's deploy_root")
+    if not found:
+        raise SolutionNotFound(f"solution: no solution version at {solution!r} under the server's deploy_root")
+    return path
 
 
 class Campaigns:
@@ -118,15 +146,14 @@ class Campaigns:
         """Serve the solution version `solution` (a directory under `deploy_root`) as campaign `name`
         (Personalize's CreateCampaign / UpdateCampaign), with `settings` (CampaignSettings fields) changed
         from the campaign's current ones. Loaded and warmed up while the old one keeps serving. Raises
-        DeployingDisabled, or InputError for a path outside the root, a bad name or a solution that does
-        not load."""
+        DeployingDisabled, SolutionNotFound, or InputError for a bad name, a path outside the root (see
+        `solution_under_root`) or a solution that does not load."""
         if self._deploy_root is None:
             raise DeployingDisabled("deploying is disabled; start the server with deploy_root=<dir>")
-        path = (self._deploy_root / solution).resolve()
-        if not path.is_relative_to(self._deploy_root) or not (path / "solution.json").is_file():
-            raise InputError("solution: not a solution version directory under the server's deploy_root")
         if not CAMPAIGN_NAME.fullmatch(name):
-            raise InputError("campaign names are 1-63 letters, digits, '.', '_' or '-'")
+            raise InputError("campaign names are 1-63 letters, digits, '.', '_' or '-', starting with a letter or "
+                             "digit")
+        path = solution_under_root(self._deploy_root, solution)
         try:
             predictor = self._load(path)               # catalogue built now, not by the first request
         except (InputError, OSError, ValueError, KeyError) as err:

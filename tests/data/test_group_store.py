@@ -146,21 +146,21 @@ def test_an_import_that_stops_before_group_json_leaves_the_stored_group_as_it_wa
     group = tmp_path / "group"
     first = _events(n_users=20)
     import_dataset(group, C.INTERACTIONS, _write(tmp_path, "a.csv", first))
-    real = import_jobs._write_atomically
+    real = import_jobs.write_atomically
 
     def crash_on_group_json(path, write):
         if path.name == "group.json":
             raise KeyboardInterrupt("killed")
         return real(path, write)
 
-    monkeypatch.setattr(import_jobs, "_write_atomically", crash_on_group_json)
+    monkeypatch.setattr(import_jobs, "write_atomically", crash_on_group_json)
     for mode in ("INCREMENTAL", "FULL"):
         with pytest.raises(KeyboardInterrupt):
             import_dataset(group, C.INTERACTIONS, _write(tmp_path, "b.csv", _events(n_users=5, start=70)), mode=mode)
         loaded = load_group_directory(group).interactions
         assert sorted(zip(loaded[C.USER_ID].astype(str), loaded[C.TIMESTAMP])) == \
             sorted(zip(first[C.USER_ID], first[C.TIMESTAMP]))
-    monkeypatch.setattr(import_jobs, "_write_atomically", real)
+    monkeypatch.setattr(import_jobs, "write_atomically", real)
     import_dataset(group, C.INTERACTIONS, _write(tmp_path, "b.csv", _events(n_users=5, start=70)), mode="INCREMENTAL")
     assert len(load_group_directory(group).interactions) == len(first) + 25
 

@@ -31,14 +31,16 @@ def error_schema(document: dict, path: str, method: str, status: str) -> dict:
 def test_errors_are_listed_with_the_shape_the_server_writes(client, document):
     for path in ("/recommendations", "/personalize-ranking"):
         responses = document["paths"][path]["post"]["responses"]
-        assert set(responses) == {"200", "400", "403", "404", "413"}
+        assert set(responses) == {"200", "400", "403", "404", "413", "500"}
         assert "InvalidInputException" in responses["400"]["description"]
+        assert "ThrottlingException" in responses["400"]["description"]
+        assert "InternalFailure" in responses["500"]["description"]
         assert "ResourceNotFoundException" in responses["404"]["description"]
         for status in ("400", "404"):
             schema = error_schema(document, path, "post", status)
             assert set(schema["properties"]) == set(schema["required"]) == {"__type", "message"}
     for path in ("/events", "/items", "/users"):
-        assert set(document["paths"][path]["post"]["responses"]) == {"200", "400", "403", "413"}
+        assert set(document["paths"][path]["post"]["responses"]) == {"200", "400", "403", "413", "500"}
     assert "AccessDeniedException" in document["paths"]["/campaigns/{name}"]["put"]["responses"]["403"]["description"]
     assert not [p for p, ops in document["paths"].items() for op in ops.values() if "422" in op["responses"]]
     assert "HTTPValidationError" not in document["components"]["schemas"]

@@ -14,6 +14,7 @@ import torch
 from personalize_torch.data.description import DataDescription
 from personalize_torch.data.metadata_features import MetadataFeatures
 from personalize_torch.data.sequences import UserSequences
+from personalize_torch.data.stored_ids import StoredIds
 from personalize_torch.data.vocab import Vocab
 from personalize_torch.filters import Catalogue, Filter
 from personalize_torch.metrics.functional import ranked_items
@@ -23,7 +24,6 @@ from personalize_torch.serving.inference.filter_catalogue import build_catalogue
 from personalize_torch.serving.inference.predictor import Predictor, RecentEvents, RequestOptions
 from personalize_torch.serving.inference.rounded_table import RoundedItemTable, packed_bfloat16_available
 from personalize_torch.serving.inference.top_k import items_near_top, top_items
-from personalize_torch.data.stored_ids import StoredIds
 from personalize_torch.solution_version import USER_STATES_FILE, load_solution_version, write_solution_version
 
 GENRES = ["Action", "Comedy", "Horror", "Kids"]
@@ -95,6 +95,10 @@ def without_states(path, tmp_path):
     old = tmp_path / "old"
     shutil.copytree(path, old)
     (old / USER_STATES_FILE).unlink()
+    (old / "manifest.json").unlink()    # nor had a checksum manifest
+    info = json.loads((old / "solution.json").read_text())
+    del info["manifest"]
+    (old / "solution.json").write_text(json.dumps(info))
     return old
 
 

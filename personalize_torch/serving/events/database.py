@@ -10,6 +10,11 @@ contract, so the stores above them hold one copy of their queries:
   `campaign_deployments.version`) are committed in increasing order: a reader that has seen number N will
   never see a smaller one appear later.
 - `query()`: a read outside any write; readers never wait for the writer.
+- A write or read that the database cannot do now (its disk or its own size limit full, its write lock held
+  past the timeout, the connection to it lost, the database closed) raises `DatabaseUnavailable`, after
+  rolling back what the transaction wrote: nothing of that call is stored, and the same call may succeed
+  later (the HTTP handlers answer 503 ServiceUnavailable). Other errors (a bug in a statement) stay as the
+  backend raised them.
 - Statements use qmark parameters (`?`), always bound, never formatted into the SQL text. `dialect` names
   the backend, for the few statements that differ (the tables' DDL).
 """
@@ -20,6 +25,16 @@ from contextlib import AbstractContextManager
 from typing import Literal, Protocol
 
 Dialect = Literal["sqlite", "postgresql"]
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The database could not do a write or read now; nothing of the write was stored. `reason` says why in
+    words safe to show a client (no file path, host or credentials); `detail` (in the message, for the
+    server's log and the operator) and the chained error say more."""
+
+    def __init__(self, reason: str, detail: str | None = None):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
 
 
 class Transaction(Protocol):
@@ -45,4 +60,4 @@ class Database(Protocol):
         """The rows of one read."""
 
     def close(self) -> None:
-        """Close every connection; later calls raise RuntimeError."""
+        """Close every connection; later calls raise DatabaseUnavailable (a RuntimeError)."""

@@ -279,6 +279,12 @@ class EventStore:
         """PutItems rows (latest properties of each item), of one Items dataset or all."""
         return self._metadata("items", "item_id", dataset_arn)
 
+    def user_properties(self, user_id: str) -> str | None:
+        """The latest PutUsers properties (JSON object text) of `user_id`, of any Users dataset; None when none."""
+        rows = self._db.query("SELECT properties FROM users WHERE user_id = ? ORDER BY updated_at DESC LIMIT 1",
+                              (user_id,))
+        return rows[0][0] if rows else None
+
     def users(self, dataset_arn: str | None = None) -> list[MetadataRow]:
         """PutUsers rows (latest properties of each user), of one Users dataset or all."""
         return self._metadata("users", "user_id", dataset_arn)

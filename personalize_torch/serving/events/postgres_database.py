@@ -16,6 +16,10 @@ away is ended by the server after a minute (`idle_in_transaction_session_timeout
 small pool of autocommit connections (`max_readers` per process; readers never wait for the writer).
 A connection that breaks (PostgreSQL restarted) is replaced: a read is tried again once on a new one;
 a write fails (the caller answers with an error and the client may retry it) and the next one reconnects.
+
+Faults. What PostgreSQL refuses for want of a resource (its disk full, the write lock not had within
+`timeout`, the connection lost or refused) is rolled back and raised as `DatabaseUnavailable`, with the
+SQLSTATE as the reason a client sees (the full error, host included, stays in the chained exception).
 """
 
 from __future__ import annotations
@@ -28,12 +32,19 @@ from functools import lru_cache
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from personalize_torch.serving.events.database import Dialect
+from personalize_torch.serving.events.database import DatabaseUnavailable, Dialect
 from personalize_torch.serving.events.sqlite_database import SYNCHRONOUS_MODES
 
 # pg_advisory_xact_lock's key for every write of the event store and the deployment log ("pt-write").
 WRITE_LOCK = 0x70742D7772697465
 SYNCHRONOUS_COMMIT = {"NORMAL": "off", "FULL": "on", "EXTRA": "on"}
+
+
+def unavailable(err: psycopg.OperationalError) -> DatabaseUnavailable:
+    """`err` as a DatabaseUnavailable whose reason names its class of error, not the server's address."""
+    if err.sqlstate is None:
+        return DatabaseUnavailable("the connection to PostgreSQL failed")
+    return DatabaseUnavailable(f"PostgreSQL error {err.sqlstate} ({type(err).__name__})")
 
 
 @lru_cache(maxsize=256)
@@ -81,7 +92,7 @@ class PostgresDatabase:
         try:
             return psycopg.connect(**self._params, autocommit=True)
         except psycopg.OperationalError as err:
-            raise RuntimeError(f"cannot connect to PostgreSQL: {err}") from None
+            raise DatabaseUnavailable("cannot connect to PostgreSQL", str(err)) from None
 
     def _connect_writer(self) -> psycopg.Connection:
         conn = self._connect()
@@ -92,22 +103,25 @@ class PostgresDatabase:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise RuntimeError("the events database is closed")
+            raise DatabaseUnavailable("the events database is closed")
 
     @contextmanager
     def write(self) -> Iterator[PostgresTransaction]:
         """One write transaction, committed when the block ends, after every other host's writes before it."""
         with self._write_lock:
             self._check_open()
-            conn = self._begin()
             try:
-                with conn.cursor() as cur:
-                    yield PostgresTransaction(cur)
-            except BaseException:
-                if not conn.broken:
-                    conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+                conn = self._begin()
+                try:
+                    with conn.cursor() as cur:
+                        yield PostgresTransaction(cur)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if not conn.broken and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                        conn.execute("ROLLBACK")
+                    raise
+            except psycopg.OperationalError as err:
+                raise unavailable(err) from err
 
     def _begin(self) -> psycopg.Connection:
         """The writer connection in a new transaction that holds the write lock. A connection found broken
@@ -163,9 +177,9 @@ class PostgresDatabase:
             with self._reader() as conn:
                 try:
                     return conn.execute(pyformat(sql), params).fetchall()
-                except psycopg.OperationalError:
+                except psycopg.OperationalError as err:
                     if attempt or not conn.broken:
-                        raise
+                        raise unavailable(err) from err
         raise AssertionError("unreachable")
 
     def close(self) -> None:

@@ -1,6 +1,12 @@
 """Request and response bodies of Personalize Runtime and Personalize Events, with botocore's field names, and of
 the server's own routes (`GET /ping`, `PUT /campaigns/{name}`). Each field's description is the OpenAPI
-document's (`GET /docs`)."""
+document's (`GET /docs`).
+
+Every field a client controls is bounded as botocore's service models bound it (lengths of ids, ARNs, context
+and filter values, number of filterValues, context entries, metadata columns, events, items, users,
+impressions, sizes of properties), plus Personalize's documented limits that botocore does not check
+(numResults at most 500, inputList at most 500 items): a request outside them is answered 400
+InvalidInputException naming the field, and the OpenAPI document states each bound."""
 
 from __future__ import annotations
 
@@ -14,6 +20,30 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from personalize_torch.serving.inference.personalized_ranking import MAX_INPUT_ITEMS
 from personalize_torch.serving.inference.predictor import MAX_RESULTS
 
+# Bounds of botocore's personalize-runtime model (shapes Arn, AttributeName / AttributeValue, FilterAttributeName /
+# FilterAttributeValue, FilterValues, Context, MetadataColumns, ColumnNamesList, ColumnName).
+MAX_ARN = 256
+MAX_FILTER_VALUES = 25
+MAX_CONTEXT_ENTRIES = 150
+Arn = Annotated[str, Field(max_length=MAX_ARN)]
+RuntimeId = Annotated[str, Field(max_length=256)]
+
+
+def _pattern_names_only(schema: dict) -> None:
+    """State a map's key pattern as its only allowed property names (pydantic writes `patternProperties`, which
+    leaves other names allowed in the JSON schema; the server refuses them)."""
+    ((pattern, values),) = schema.pop("patternProperties").items()
+    schema["propertyNames"] = {**schema.get("propertyNames", {}), "pattern": pattern}
+    schema["additionalProperties"] = values
+
+
+FilterValues = Annotated[dict[Annotated[str, Field(min_length=1, max_length=50, pattern=r"^[A-Za-z0-9_]+$")],
+                              Annotated[str, Field(max_length=1000)]], Field(json_schema_extra=_pattern_names_only)]
+Context = Annotated[dict[Annotated[str, Field(min_length=1, max_length=150, pattern=r"^[A-Za-z0-9_]+$")],
+                         Annotated[str, Field(max_length=1000)]], Field(json_schema_extra=_pattern_names_only)]
+MetadataColumns = dict[Annotated[str, Field(min_length=1, max_length=256)],
+                       Annotated[list[Annotated[str, Field(min_length=1, max_length=150)]], Field(max_length=99)]]
+
 
 class Promotion(BaseModel):
     """botocore's Promotion; a name and a percentage are required here (they tag and size the promoted part)."""
@@ -25,7 +55,7 @@ class Promotion(BaseModel):
     percentPromotedItems: int = Field(ge=1, le=100, description="The share of numResults given to promoted items.")
     filterArn: str | None = Field(None, max_length=256, description=(
         "The filter that selects the promoted items: its last segment names one of the server's filters."))
-    filterValues: dict[str, str] | None = Field(None, max_length=25, description=(
+    filterValues: FilterValues | None = Field(None, max_length=MAX_FILTER_VALUES, description=(
         "Values of the filter's placeholders ($NAME): a quoted value, or several separated by commas."))
 
 
@@ -41,20 +71,20 @@ class GetRecommendationsRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    campaignArn: str | None = Field(None, description=(
+    campaignArn: Arn | None = Field(None, description=(
         "The campaign: the last segment of the ARN names it (with one campaign, any name reaches it)."))
-    recommenderArn: str | None = Field(None, description="Taken as campaignArn when that is not given.")
-    itemId: str | None = Field(None, max_length=256, description=(
+    recommenderArn: Arn | None = Field(None, description="Taken as campaignArn when that is not given.")
+    itemId: RuntimeId | None = Field(None, description=(
         "Items related to this item; with userId too, leaving out that user's items."))
-    userId: str | None = Field(None, max_length=256, description=(
+    userId: RuntimeId | None = Field(None, description=(
         "The user (or a session id) whose recommendations are asked for."))
     numResults: int = Field(25, ge=0, le=MAX_RESULTS, description="How many items to return.")
-    context: dict[str, str] | None = Field(None, description=CONTEXT)
-    filterArn: str | None = Field(None, description=FILTER_ARN)
-    filterValues: dict[str, str] | None = Field(None, description=FILTER_VALUES)
+    context: Context | None = Field(None, max_length=MAX_CONTEXT_ENTRIES, description=CONTEXT)
+    filterArn: Arn | None = Field(None, description=FILTER_ARN)
+    filterValues: FilterValues | None = Field(None, max_length=MAX_FILTER_VALUES, description=FILTER_VALUES)
     promotions: list[Promotion] | None = Field(None, max_length=1, description=(   # one per request, as Personalize
         "At most one promotion: a share of the list given to items a filter selects."))
-    metadataColumns: dict[str, list[str]] | None = Field(None, description=METADATA_COLUMNS)
+    metadataColumns: MetadataColumns | None = Field(None, max_length=1, description=METADATA_COLUMNS)
 
 
 class PredictedItem(BaseModel):
@@ -83,15 +113,14 @@ class GetPersonalizedRankingRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    campaignArn: str = Field(max_length=256, description=(
+    campaignArn: Arn = Field(description=(
         "The campaign: the last segment of the ARN names it (with one campaign, any name reaches it)."))
-    inputList: list[Annotated[str, Field(max_length=256)]] = Field(max_length=MAX_INPUT_ITEMS, description=(
-        "The item ids to rank."))
-    userId: str = Field(max_length=256, description="The user (or a session id) to rank them for.")
-    context: dict[str, str] | None = Field(None, max_length=150, description=CONTEXT)
-    filterArn: str | None = Field(None, max_length=256, description=FILTER_ARN)
-    filterValues: dict[str, str] | None = Field(None, max_length=25, description=FILTER_VALUES)
-    metadataColumns: dict[str, list[str]] | None = Field(None, description=METADATA_COLUMNS)
+    inputList: list[RuntimeId] = Field(max_length=MAX_INPUT_ITEMS, description="The item ids to rank.")
+    userId: RuntimeId = Field(description="The user (or a session id) to rank them for.")
+    context: Context | None = Field(None, max_length=MAX_CONTEXT_ENTRIES, description=CONTEXT)
+    filterArn: Arn | None = Field(None, description=FILTER_ARN)
+    filterValues: FilterValues | None = Field(None, max_length=MAX_FILTER_VALUES, description=FILTER_VALUES)
+    metadataColumns: MetadataColumns | None = Field(None, max_length=1, description=METADATA_COLUMNS)
 
 
 class GetPersonalizedRankingResponse(BaseModel):
@@ -115,7 +144,7 @@ def _json_object(value: str | None, field: str) -> str | None:
         return None
     try:
         parsed = json.loads(value)
-    except ValueError:
+    except (ValueError, RecursionError):   # RecursionError: nested deeper than the JSON reader follows
         raise ValueError(f"{field} must be a JSON object in a string, such as '{{\"numberOfRatings\": \"12\"}}'")
     if not isinstance(parsed, dict):
         raise ValueError(f"{field} must be a JSON object, not {type(parsed).__name__}")
@@ -159,7 +188,8 @@ class EventInput(BaseModel):
     itemId: Id256 | None = Field(None, description="The item the event is about.")
     properties: str | None = Field(None, min_length=1, max_length=1024, description=(
         "A JSON object in a string: the event's other fields (e.g. '{\"DEVICE\": \"mobile\"}')."))
-    sentAt: float = Field(description="When it happened: epoch seconds (or an ISO 8601 timestamp).")
+    sentAt: float = Field(description="When it happened: epoch seconds (or an ISO 8601 timestamp).",
+                          json_schema_extra={"minimum": 0, "exclusiveMaximum": MAX_SENT_AT})
     recommendationId: str | None = Field(None, min_length=1, max_length=40, description=(
         "The recommendationId of the answer the item was shown in."))
     impression: list[Id256] | None = Field(None, min_length=1, max_length=25, description=(
@@ -247,6 +277,9 @@ class PutUsersRequest(BaseModel):
     users: list[UserInput] = Field(min_length=1, max_length=10, description="1 to 10 users.")
 
 
+MAX_AUTO_UPDATE_MINUTES = 525_600   # a year
+
+
 class DeployRequest(BaseModel):
     """PUT /campaigns/{name}: a solution version directory (relative to the server's deploy_root) and,
     optionally, the campaign's settings (campaignConfig)."""
@@ -255,14 +288,14 @@ class DeployRequest(BaseModel):
 
     solution: str = Field(min_length=1, max_length=1024, description=(
         "The solution version's directory, relative to the server's deploy_root."))
-    explorationWeight: float | None = Field(None, ge=0.0, le=1.0, description=(
+    explorationWeight: float | None = Field(None, ge=0.0, le=1.0, allow_inf_nan=False, description=(
         "How much to explore items with little data (itemExplorationConfig); unchanged when left out."))
-    explorationItemAgeCutOff: float | None = Field(None, gt=0.0, description=(
+    explorationItemAgeCutOff: float | None = Field(None, gt=0.0, allow_inf_nan=False, description=(
         "Items newer than this many days are explored (itemExplorationConfig); unchanged when left out."))
     backfillPopular: bool | None = Field(None, description=(
         "Fill lists a filter leaves short with popular items; unchanged when left out."))
-    autoUpdateMinutes: float | None = Field(None, gt=0.0, description=(
-        "UPDATE the campaign with new PutItems items this often; unchanged when left out."))
+    autoUpdateMinutes: float | None = Field(None, ge=1.0, le=MAX_AUTO_UPDATE_MINUTES, description=(
+        "UPDATE the campaign with new PutItems items this often (1 minute to a year); unchanged when left out."))
 
     def settings(self) -> dict:
         given = {"exploration_weight": self.explorationWeight,

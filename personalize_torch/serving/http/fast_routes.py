@@ -2,11 +2,11 @@
 
 GetRecommendations is most of a server's traffic, and FastAPI's own work per call (route matching,
 dependency solving, the Request object, exception middleware) was a large share of the call's CPU
-(bench/RESULTS.md, "GetRecommendations without FastAPI's router"). `add_fast_route` registers such a route once: `FastRoutes` answers
-`POST <path>` itself (the body, already read and size-checked by the access controls outside it, is parsed
-with the route's pydantic model in one `model_validate_json`; the handler returns the response's JSON
-bytes; errors keep the AWS shape), and the same registration lists the route in FastAPI's router, so the
-OpenAPI document (/docs) describes it.
+(bench/RESULTS.md, "GetRecommendations without FastAPI's router"). `add_fast_route` registers such a route
+once: `FastRoutes` answers `POST <path>` itself (the body, already read and size-checked by the access
+controls outside it, is parsed with the route's pydantic model in one `model_validate_json`; the handler
+returns the response's JSON bytes; errors keep the AWS shape), and the same registration lists the route in
+FastAPI's router, so the OpenAPI document (/docs) describes it.
 """
 
 from __future__ import annotations

@@ -40,7 +40,13 @@ UNRECOGNIZED_CLIENT = ErrorAnswer(403, "UnrecognizedClientException", "the serve
 ACCESS_DENIED = ErrorAnswer(403, "AccessDeniedException", "deploying is disabled (the server has no deploy_root)")
 NOT_FOUND = ErrorAnswer(404, "ResourceNotFoundException", "the campaign (campaignArn) or filter (filterArn) "
                                                           "does not exist")
+SOLUTION_NOT_FOUND = ErrorAnswer(404, "ResourceNotFoundException", "no solution version at that path under the "
+                                                                   "server's deploy_root")
 TOO_LARGE = ErrorAnswer(413, "InvalidInputException", "the body is larger than the server's max_request_bytes")
+THROTTLED = ErrorAnswer(400, "ThrottlingException", "over the campaign's or the server's configured request rate "
+                                                    "(boto3 retries it with backoff)")
+INTERNAL_FAILURE = ErrorAnswer(500, "InternalFailure", "the server failed unexpectedly; the message names the "
+                                                       "request id it logged the failure under")
 
 ERROR_TYPE_HEADER = {"x-amzn-ErrorType": {"description": "The AWS error code, as in the body's __type.",
                                           "schema": {"type": "string"}}}

@@ -24,8 +24,11 @@ from personalize_torch.serving.http.events_handlers import EventsHandlers
 from personalize_torch.serving.http.fast_routes import FastRoute, add_fast_route
 from personalize_torch.serving.http.openapi_errors import (
     ACCESS_DENIED,
+    INTERNAL_FAILURE,
     INVALID_INPUT,
     NOT_FOUND,
+    SOLUTION_NOT_FOUND,
+    THROTTLED,
     TOO_LARGE,
     UNRECOGNIZED_CLIENT,
     error_responses,
@@ -34,8 +37,9 @@ from personalize_torch.serving.http.request_record import operation_name
 from personalize_torch.serving.http.runtime_handlers import RuntimeHandlers
 from personalize_torch.serving.http.server_metrics import ServerMetrics
 
-RUNTIME_ERRORS = error_responses(INVALID_INPUT, UNRECOGNIZED_CLIENT, NOT_FOUND, TOO_LARGE)
-EVENTS_ERRORS = error_responses(INVALID_INPUT, UNRECOGNIZED_CLIENT, TOO_LARGE)
+RUNTIME_ERRORS = error_responses(INVALID_INPUT, THROTTLED, UNRECOGNIZED_CLIENT, NOT_FOUND, TOO_LARGE, INTERNAL_FAILURE)
+PUT_EVENTS_ERRORS = error_responses(INVALID_INPUT, THROTTLED, UNRECOGNIZED_CLIENT, TOO_LARGE, INTERNAL_FAILURE)
+EVENTS_ERRORS = error_responses(INVALID_INPUT, UNRECOGNIZED_CLIENT, TOO_LARGE, INTERNAL_FAILURE)
 STORED = {200: {"description": "Stored: an empty body."}}
 
 
@@ -47,9 +51,10 @@ def register_routes(app: FastAPI, fast_routes: dict[str, FastRoute], campaigns: 
         campaigns.ping)
     app.get("/metrics", operation_id=operation_name("GET", "/metrics"), response_class=Response,
             responses={200: {"description": "Prometheus' text format.", "content": {"text/plain": {}}},
-                       **error_responses(UNRECOGNIZED_CLIENT)})(metrics.scrape)
+                       **error_responses(UNRECOGNIZED_CLIENT, INTERNAL_FAILURE)})(metrics.scrape)
     app.put("/campaigns/{name}", operation_id=operation_name("PUT", "/campaigns/name"), response_model=DeployResponse,
-            responses=error_responses(INVALID_INPUT, UNRECOGNIZED_CLIENT, ACCESS_DENIED, TOO_LARGE))(campaigns.deploy)
+            responses=error_responses(INVALID_INPUT, UNRECOGNIZED_CLIENT, ACCESS_DENIED, SOLUTION_NOT_FOUND, TOO_LARGE,
+                                      INTERNAL_FAILURE))(campaigns.deploy)
     # Personalize Runtime
     add_fast_route(app, fast_routes, "/recommendations", runtime.get_recommendations, GetRecommendationsRequest,
                    GetRecommendationsResponse, operation_id=operation_name("POST", "/recommendations"),
@@ -70,5 +75,6 @@ def register_routes(app: FastAPI, fast_routes: dict[str, FastRoute], campaigns: 
         ("/users", events.put_users, "Personalize Events' PutUsers: add users, or replace their properties."),
     ]
     for path, handler, description in events_routes:
+        errors = PUT_EVENTS_ERRORS if path == "/events" else EVENTS_ERRORS
         app.post(path, operation_id=operation_name("POST", path), response_class=Response,
-                 responses={**STORED, **EVENTS_ERRORS}, description=description)(handler)
+                 responses={**STORED, **errors}, description=description)(handler)

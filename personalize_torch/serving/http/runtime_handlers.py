@@ -18,15 +18,16 @@ from collections.abc import Mapping
 from personalize_torch.errors import InputError
 from personalize_torch.filters import Filter
 from personalize_torch.serving.campaigns import Campaign, CampaignNotFound, Campaigns
-from personalize_torch.serving.events.event_store import EventStore
+from personalize_torch.serving.events.event_store import EventStore, property_fields
 from personalize_torch.serving.events.recent_events import recent_events
 from personalize_torch.serving.http.api_models import (
     GetPersonalizedRankingRequest,
     GetPersonalizedRankingResponse,
     GetRecommendationsRequest,
 )
-from personalize_torch.serving.http.errors import invalid_input, not_found
+from personalize_torch.serving.http.errors import invalid_input, not_found, throttled
 from personalize_torch.serving.http.request_record import note_campaign, note_recommendation_id
+from personalize_torch.serving.http.throttling import Throttles
 from personalize_torch.serving.inference.batched_recommendations import submit_recommendations
 from personalize_torch.serving.inference.micro_batching import MicroBatcher
 from personalize_torch.serving.inference.predictor import Predictor, RecommendedItem, RequestOptions
@@ -69,11 +70,12 @@ def new_recommendation_id() -> str:
 
 class RuntimeHandlers:
     """The two operations over `campaigns`, with the server's named `filters` (the last segment of a
-    filterArn), its event store and its micro-batcher."""
+    filterArn), its event store, its micro-batcher and the request rates each campaign admits (`throttles`)."""
 
     def __init__(self, campaigns: Campaigns, filters: Mapping[str, Filter], events: EventStore,
-                 batcher: MicroBatcher):
+                 batcher: MicroBatcher, throttles: Throttles | None = None):
         self.campaigns, self.filters, self.events, self.batcher = campaigns, dict(filters), events, batcher
+        self.throttles = throttles or Throttles()
 
     async def get_recommendations(self, req: GetRecommendationsRequest) -> bytes:
         """GetRecommendations' response body. `async`: no thread-pool hop per request; the model call runs
@@ -104,7 +106,8 @@ class RuntimeHandlers:
             raise invalid_input("filterValues were given without a filterArn")
         options = RequestOptions(filter=self._filter(req.filterArn) if req.filterArn is not None else None,
                                  filter_values=req.filterValues, context=req.context,
-                                 events=recent_events(self.events.user_event_columns(req.userId), predictor))
+                                 events=recent_events(self.events.user_event_columns(req.userId), predictor),
+                                 user_metadata=self._user_metadata(req.userId, predictor))
         try:
             columns = predictor.item_metadata.check(req.metadataColumns)
             (items,) = predictor.rank([req.userId], [req.inputList], options)
@@ -125,6 +128,10 @@ class RuntimeHandlers:
         except CampaignNotFound as err:
             raise not_found(str(err)) from None
         note_campaign(campaign.name)   # the request's metrics count for the campaign that answers
+        if not self.throttles.admit_campaign(campaign.name):
+            raise throttled(f"campaign {campaign.name!r}: over its limit of "
+                            f"{self.throttles.settings.campaign_requests_per_second:g} requests per second; "
+                            "retry with backoff")
         return campaign
 
     def _filter(self, arn: str, field: str = "filterArn") -> Filter:
@@ -157,4 +164,12 @@ class RuntimeHandlers:
         return RequestOptions(filter=chosen, filter_values=req.filterValues, context=req.context,
                               exploration_weight=settings.exploration_weight,
                               exploration_item_age_cut_off=settings.exploration_item_age_cut_off, events=streamed,
-                              promotion=self._promotion(req), backfill_popular=settings.backfill_popular)
+                              promotion=self._promotion(req), backfill_popular=settings.backfill_popular,
+                              user_metadata=self._user_metadata(req.userId, campaign.predictor))
+
+    def _user_metadata(self, user_id: str | None, predictor: Predictor) -> dict[str, str] | None:
+        """PutUsers' properties of a user the solution does not know, as fields, for a recipe that reads Users
+        metadata (HRNN-Meta, User-Personalization); None otherwise (no store read)."""
+        if not predictor.reads_user_metadata_of(user_id):
+            return None
+        return property_fields(self.events.user_properties(user_id)) or None

@@ -7,8 +7,15 @@ from any of them are in the shared events database before the call returns, so e
 at the next request (see `events/deployment_log.py` for deploys and auto-updates).
 
 The parent checks that the port is free, forks the workers (each inherits the campaigns the parent
-loaded, and binds its own socket on the port, see `bind_socket`) and watches them: a worker that dies is started again (with the startup campaigns; it catches up on later
-deploys from the deployment log); SIGTERM or SIGINT stops them all gracefully. POSIX only (fork).
+loaded, and binds its own socket on the port, see `bind_socket`) and watches them: a worker that dies is
+started again (with the startup campaigns; it catches up on later deploys from the deployment log);
+SIGTERM or SIGINT stops them all gracefully. POSIX only (fork).
+
+Stopping (`exit_on_stop_signals`, in each worker and in a single-process server): on SIGTERM or SIGINT a
+server stops accepting connections (its listening socket is closed, so the port is free again once every
+process has ended), lets the requests in flight finish and answers them (a PutEvents is committed before it
+is answered, so every acknowledged event is stored), runs the app's shutdown and returns; the process exits
+with 0. The parent of several workers passes the signal on to each and returns once all have exited.
 """
 
 from __future__ import annotations
@@ -19,11 +26,33 @@ import signal
 import socket
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 log = logging.getLogger(__name__)
 
 QUICK_EXIT_SECONDS = 10.0   # a worker exiting with an error this soon after starting: a setup error, stop
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+@contextmanager
+def exit_on_stop_signals() -> Iterator[None]:
+    """Around a uvicorn server's run (`uvicorn.run`, `Server.run`): while it serves, uvicorn handles SIGTERM
+    and SIGINT itself (the graceful stop; in-flight requests get its config's `timeout_graceful_shutdown`
+    seconds); once stopped, it raises the signal again with the handlers it found, meaning the process to die
+    of it. The handlers installed here turn that signal into SystemExit(0): the process ends as a program that
+    has finished, `finally` blocks run (the event store is closed) and the exit code is 0. A signal that comes
+    before uvicorn handles them (while the app starts) ends the process the same way."""
+
+    def stop(_signum, _frame) -> None:
+        raise SystemExit(0)
+
+    previous = {s: signal.signal(s, stop) for s in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def bind_socket(host: str, port: int, backlog: int = 2048) -> socket.socket:
@@ -57,23 +86,30 @@ def serve_in_processes(run_worker: Callable[[int, socket.socket], None], workers
     exit_code = 0
 
     def start(index: int) -> None:
-        pid = os.fork()
-        if pid == 0:  # the worker
-            code = 1
-            try:
-                signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                signal.signal(signal.SIGINT, signal.SIG_DFL)
-                if len(cpus) > 1:
-                    os.sched_setaffinity(0, {cpus[index % len(cpus)]})
-                run_worker(index, bind_socket(host, port))
-                code = 0
-            except SystemExit as err:
-                code = err.code if isinstance(err.code, int) else 1
-            except BaseException:  # noqa: BLE001 - report, then leave without running the parent's cleanup
-                traceback.print_exc()
-            finally:
-                os._exit(code)
-        children[pid] = (index, time.monotonic())
+        # SIGTERM / SIGINT wait while a worker is forked: one handled between fork() and `children[pid] = ...`
+        # would not reach the new worker (left serving), and the worker must not run the parent's handler.
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            pid = os.fork()
+            if pid == 0:  # the worker
+                code = 1
+                try:
+                    for s in STOP_SIGNALS:
+                        signal.signal(s, signal.SIG_DFL)
+                    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+                    if len(cpus) > 1:
+                        os.sched_setaffinity(0, {cpus[index % len(cpus)]})
+                    run_worker(index, bind_socket(host, port))
+                    code = 0
+                except SystemExit as err:
+                    code = err.code if isinstance(err.code, int) else 1
+                except BaseException:  # noqa: BLE001 - report, then leave without running the parent's cleanup
+                    traceback.print_exc()
+                finally:
+                    os._exit(code)
+            children[pid] = (index, time.monotonic())
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
     def stop(signum, _frame) -> None:
         nonlocal stopping
@@ -84,10 +120,11 @@ def serve_in_processes(run_worker: Callable[[int, socket.socket], None], workers
             except ProcessLookupError:
                 pass
 
-    previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    previous = {s: signal.signal(s, stop) for s in STOP_SIGNALS}
     try:
         for i in range(workers):
-            start(i)
+            if not stopping:   # stopped while starting: no more workers
+                start(i)
         while children:
             try:
                 pid, status = os.wait()
