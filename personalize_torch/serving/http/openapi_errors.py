@@ -47,6 +47,9 @@ THROTTLED = ErrorAnswer(400, "ThrottlingException", "over the campaign's or the 
                                                     "(boto3 retries it with backoff)")
 INTERNAL_FAILURE = ErrorAnswer(500, "InternalFailure", "the server failed unexpectedly; the message names the "
                                                        "request id it logged the failure under")
+STORE_UNAVAILABLE = ErrorAnswer(503, "ServiceUnavailable", "the events database cannot take the write now (full, "
+                                                           "locked or unreachable); nothing of the call was stored, "
+                                                           "send it again (boto3 retries it with backoff)")
 
 ERROR_TYPE_HEADER = {"x-amzn-ErrorType": {"description": "The AWS error code, as in the body's __type.",
                                           "schema": {"type": "string"}}}

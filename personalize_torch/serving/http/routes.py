@@ -28,6 +28,7 @@ from personalize_torch.serving.http.openapi_errors import (
     INVALID_INPUT,
     NOT_FOUND,
     SOLUTION_NOT_FOUND,
+    STORE_UNAVAILABLE,
     THROTTLED,
     TOO_LARGE,
     UNRECOGNIZED_CLIENT,
@@ -38,8 +39,9 @@ from personalize_torch.serving.http.runtime_handlers import RuntimeHandlers
 from personalize_torch.serving.http.server_metrics import ServerMetrics
 
 RUNTIME_ERRORS = error_responses(INVALID_INPUT, THROTTLED, UNRECOGNIZED_CLIENT, NOT_FOUND, TOO_LARGE, INTERNAL_FAILURE)
-PUT_EVENTS_ERRORS = error_responses(INVALID_INPUT, THROTTLED, UNRECOGNIZED_CLIENT, TOO_LARGE, INTERNAL_FAILURE)
-EVENTS_ERRORS = error_responses(INVALID_INPUT, UNRECOGNIZED_CLIENT, TOO_LARGE, INTERNAL_FAILURE)
+PUT_EVENTS_ERRORS = error_responses(INVALID_INPUT, THROTTLED, UNRECOGNIZED_CLIENT, TOO_LARGE, INTERNAL_FAILURE,
+                                    STORE_UNAVAILABLE)
+EVENTS_ERRORS = error_responses(INVALID_INPUT, UNRECOGNIZED_CLIENT, TOO_LARGE, INTERNAL_FAILURE, STORE_UNAVAILABLE)
 STORED = {200: {"description": "Stored: an empty body."}}
 
 
