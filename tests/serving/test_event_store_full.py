@@ -234,3 +234,36 @@ def test_a_full_disk_refuses_writes_keeps_serving_and_recovers(predictor, small_
         small_disk.resize("4m")
         assert calls.put_events().status_code == 200
         calls.check_stored(store)
+
+
+def test_an_unreadable_events_database_still_answers_recommendations_without_the_streamed_events(
+        predictor, tmp_path, monkeypatch, caplog):
+    """Reads failing (the database's disk or server gone): GetRecommendations and GetPersonalizedRanking answer
+    from the trained history (a streamed item is no longer left out), with a warning; once reads work again the
+    streamed events count again, with no restart."""
+    with EventStore(tmp_path / "events.sqlite") as store, \
+            TestClient(create_app({"shop": predictor}, events=store)) as client:
+        def top(n=5):
+            response = client.post("/recommendations", json={"campaignArn": ARN, "userId": "streamed-user",
+                                                             "numResults": n})
+            assert response.status_code == 200, response.text
+            return [i["itemId"] for i in response.json()["itemList"]]
+
+        first = top()[0]
+        assert client.post("/events", json={"trackingId": "t", "userId": "streamed-user", "sessionId": "s",
+                                             "eventList": [{"eventType": "click", "itemId": first,
+                                                            "sentAt": 1.7e9}]}).status_code == 200
+        assert first not in top()   # a streamed item is left out of the user's list
+
+        def unreadable(*args, **kwargs):
+            raise DatabaseUnavailable("the events database cannot be read", "disk I/O error")
+
+        monkeypatch.setattr(store._db, "query", unreadable)
+        with caplog.at_level("WARNING"):
+            assert top()[0] == first
+            ranking = client.post("/personalize-ranking", json={"campaignArn": ARN, "userId": "streamed-user",
+                                                                 "inputList": [first, top()[1]]})
+        assert ranking.status_code == 200, ranking.text
+        assert "cannot be read" in caplog.text
+        monkeypatch.undo()
+        assert first not in top()

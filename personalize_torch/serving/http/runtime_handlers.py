@@ -6,18 +6,25 @@ recipe answers it, see `Predictor.recommend_related`); the response has the same
 user's streamed events (PutEvents, or a sessionId asked for as a userId) follow their stored history as
 model input and are left out of the recommendations, without retraining. Each handler turns the request
 into the campaign's predictor and `RequestOptions`, calls the predictor and writes botocore's fields.
+
+When the events database cannot be read (its disk gone, its server down), recommendations and rankings are still
+answered, from what the solution version holds (the trained history, its Users metadata): the streamed events
+are missing from those answers until the database is back, and the server logs a warning (at most one a minute).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import time
 import uuid
 from collections.abc import Mapping
 
 from personalize_torch.errors import InputError
 from personalize_torch.filters import Filter
 from personalize_torch.serving.campaigns import Campaign, CampaignNotFound, Campaigns
+from personalize_torch.serving.events.database import DatabaseUnavailable
 from personalize_torch.serving.events.event_store import EventStore, property_fields
 from personalize_torch.serving.events.recent_events import recent_events
 from personalize_torch.serving.http.api_models import (
@@ -30,8 +37,12 @@ from personalize_torch.serving.http.request_record import note_campaign, note_re
 from personalize_torch.serving.http.throttling import Throttles
 from personalize_torch.serving.inference.batched_recommendations import submit_recommendations
 from personalize_torch.serving.inference.micro_batching import MicroBatcher
-from personalize_torch.serving.inference.predictor import Predictor, RecommendedItem, RequestOptions
+from personalize_torch.serving.inference.predictor import Predictor, RecentEvents, RecommendedItem, RequestOptions
 from personalize_torch.serving.inference.promotions import Promotion
+
+
+log = logging.getLogger(__name__)
+UNREADABLE_STORE_WARNING_SECONDS = 60.0
 
 
 def arn_name(arn: str) -> str:
@@ -76,6 +87,7 @@ class RuntimeHandlers:
                  batcher: MicroBatcher, throttles: Throttles | None = None):
         self.campaigns, self.filters, self.events, self.batcher = campaigns, dict(filters), events, batcher
         self.throttles = throttles or Throttles()
+        self._store_warned_at = -UNREADABLE_STORE_WARNING_SECONDS   # see _note_unreadable_store
 
     async def get_recommendations(self, req: GetRecommendationsRequest) -> bytes:
         """GetRecommendations' response body. `async`: no thread-pool hop per request; the model call runs
@@ -106,7 +118,7 @@ class RuntimeHandlers:
             raise invalid_input("filterValues were given without a filterArn")
         options = RequestOptions(filter=self._filter(req.filterArn) if req.filterArn is not None else None,
                                  filter_values=req.filterValues, context=req.context,
-                                 events=recent_events(self.events.user_event_columns(req.userId), predictor),
+                                 events=self._streamed_events(req.userId, predictor),
                                  user_metadata=self._user_metadata(req.userId, predictor))
         try:
             columns = predictor.item_metadata.check(req.metadataColumns)
@@ -158,9 +170,7 @@ class RuntimeHandlers:
         elif req.filterValues:
             raise invalid_input("filterValues were given without a filterArn")
         settings = campaign.settings
-        streamed = None
-        if req.userId is not None:
-            streamed = recent_events(self.events.user_event_columns(req.userId), campaign.predictor)
+        streamed = self._streamed_events(req.userId, campaign.predictor)
         return RequestOptions(filter=chosen, filter_values=req.filterValues, context=req.context,
                               exploration_weight=settings.exploration_weight,
                               exploration_item_age_cut_off=settings.exploration_item_age_cut_off, events=streamed,
@@ -172,4 +182,26 @@ class RuntimeHandlers:
         metadata (HRNN-Meta, User-Personalization); None otherwise (no store read)."""
         if not predictor.reads_user_metadata_of(user_id):
             return None
-        return property_fields(self.events.user_properties(user_id)) or None
+        try:
+            return property_fields(self.events.user_properties(user_id)) or None
+        except DatabaseUnavailable as err:
+            self._note_unreadable_store(err)
+            return None
+
+    def _streamed_events(self, user_id: str | None, predictor: Predictor) -> RecentEvents | None:
+        """The user's PutEvents events as the model's input; None when there are none, or when the events
+        database cannot be read now (the answer then comes from the trained history alone)."""
+        if user_id is None:
+            return None
+        try:
+            return recent_events(self.events.user_event_columns(user_id), predictor)
+        except DatabaseUnavailable as err:
+            self._note_unreadable_store(err)
+            return None
+
+    def _note_unreadable_store(self, err: DatabaseUnavailable) -> None:
+        now = time.monotonic()
+        if now - self._store_warned_at >= UNREADABLE_STORE_WARNING_SECONDS:
+            self._store_warned_at = now
+            log.warning("the events database cannot be read (%s): recommendations are answered without the "
+                        "users' streamed events until it can", err)
